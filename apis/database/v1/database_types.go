@@ -1,0 +1,288 @@
+package v1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DatabaseType names a database engine.
+type DatabaseType string
+
+const (
+	// MySQL runs the official mysql image.
+	MySQL DatabaseType = "mysql"
+	// PostgreSQL runs the official postgres image.
+	PostgreSQL DatabaseType = "postgresql"
+)
+
+// Environment names the stage a Database serves; it selects the resource
+// profile and engine tuning applied at render time.
+type Environment string
+
+const (
+	// Development is the default: small resources, verbose logging allowed.
+	Development Environment = "development"
+	// Staging sits between development and production.
+	Staging Environment = "staging"
+	// Production requires at least two replicas and gets the largest profile.
+	Production Environment = "production"
+)
+
+// DatabaseSpec is the desired state of a Database.
+//
+// The transition rules compare the version's leading numbers: for PostgreSQL
+// the major version (the first number) is fixed, because a new major version
+// needs pg_upgrade or a dump and restore; for MySQL the version may only move
+// forward, because MySQL cannot downgrade a data directory.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || (has(self.replicas) && self.replicas >= 2)",message="spec.replicas must be at least 2 when spec.environment is production"
+// +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || !has(self.resources) || has(self.resources.limits)",message="spec.resources.limits must be set when spec.environment is production and spec.resources is given (omit spec.resources to get the production profile)"
+// +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || oldSelf.type != 'postgresql' || self.version.find('^[0-9]+') == oldSelf.version.find('^[0-9]+')",message="spec.version: the PostgreSQL major version cannot change in place; restore a backup into a new Database with the new version"
+// +kubebuilder:validation:XValidation:rule="self.type != 'mysql' || oldSelf.type != 'mysql' || !self.version.matches('^[0-9]{1,4}([.][0-9]{1,4})?([.-]|$)') || !oldSelf.version.matches('^[0-9]{1,4}([.][0-9]{1,4})?([.-]|$)') || int(self.version.find('^[0-9]+')) > int(oldSelf.version.find('^[0-9]+')) || (int(self.version.find('^[0-9]+')) == int(oldSelf.version.find('^[0-9]+')) && (self.version.matches('^[0-9]+[.][0-9]') ? int(self.version.find('^[0-9]+[.][0-9]+').find('[0-9]+$')) : 0) >= (oldSelf.version.matches('^[0-9]+[.][0-9]') ? int(oldSelf.version.find('^[0-9]+[.][0-9]+').find('[0-9]+$')) : 0))",message="spec.version: MySQL cannot be downgraded; the version may only stay or move forward"
+type DatabaseSpec struct {
+	// Type is the database engine: mysql or postgresql. It cannot be changed
+	// after creation.
+	// +required
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self in ['mysql', 'postgresql']",message="spec.type must be one of: mysql, postgresql"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.type is immutable; create a new Database to change the engine"
+	Type DatabaseType `json:"type"`
+
+	// Version is the engine version and the tag of the official image, for
+	// example "8.0" or "8.4" for MySQL and "14" or "16" for PostgreSQL. It must
+	// start with the numeric version; a suffix such as "-alpine" is allowed.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.size() > 0",message="spec.version must not be empty"
+	// +kubebuilder:validation:XValidation:rule="self.size() == 0 || self.matches('^[0-9]{1,4}([.][0-9]{1,4}){0,2}(-[A-Za-z0-9._-]{1,40})?$')",message="spec.version must be a numeric version such as 8.0, 8.4, 14 or 16, optionally with an image tag suffix such as 16.4-alpine"
+	Version string `json:"version"`
+
+	// Image overrides the container image, for example to pull the engine from
+	// a private registry. When empty the official image mysql:<version> or
+	// postgres:<version> is used. The image must be compatible with the
+	// official one (same entrypoint, paths and tools).
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// Replicas is the number of database pods, 1 to 10. Pod 0 is the primary;
+	// the others are read replicas that stream from it. Defaults to 1; the
+	// scale subresource sets it (kubectl scale, HorizontalPodAutoscaler).
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 10",message="spec.replicas must be between 1 and 10"
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Storage describes the data volume of each pod.
+	// +required
+	Storage StorageSpec `json:"storage"`
+
+	// Backup configures scheduled logical backups to a dedicated volume.
+	// +optional
+	// +kubebuilder:default={}
+	Backup *BackupSpec `json:"backup,omitempty"`
+
+	// Monitoring turns on the metrics exporter and query logging.
+	// +optional
+	// +kubebuilder:default={}
+	Monitoring *MonitoringSpec `json:"monitoring,omitempty"`
+
+	// Environment is development, staging or production. It selects the
+	// resource profile used when resources is unset and the engine tuning.
+	// Production requires at least 2 replicas. Defaults to development.
+	// +optional
+	// +kubebuilder:default=development
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self in ['development', 'staging', 'production']",message="spec.environment must be one of: development, staging, production"
+	Environment Environment `json:"environment,omitempty"`
+
+	// Resources are the compute resources of the database container. When
+	// unset, the environment's profile applies: development requests 100m CPU
+	// and 256Mi memory with limits 500m and 512Mi; staging 200m/512Mi with
+	// limits 1000m/1Gi; production 500m/1Gi with limits 2000m/4Gi. In
+	// production, resources given here must include limits.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// StorageSpec describes the persistent volume of each database pod.
+type StorageSpec struct {
+	// Size is the capacity of each data volume, for example 10Gi. It may grow
+	// (the volumes are expanded, which the storage class must allow) but never
+	// shrink.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="isQuantity(string(self)) && quantity(string(self)).isGreaterThan(quantity('0'))",message="spec.storage.size must be a positive quantity such as 10Gi"
+	// +kubebuilder:validation:XValidation:rule="!isQuantity(string(self)) || !isQuantity(string(oldSelf)) || quantity(string(self)).compareTo(quantity(string(oldSelf))) >= 0",message="spec.storage.size may not shrink; volumes can only grow"
+	Size resource.Quantity `json:"size"`
+
+	// Class is the StorageClass of the data volumes. When unset the cluster's
+	// default StorageClass is used.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Class string `json:"class,omitempty"`
+}
+
+// BackupSpec configures scheduled logical backups (mysqldump or pg_dump) to a
+// volume named <database>-backup. The backup volume and its dumps are kept
+// when backups are disabled or the Database is deleted.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.enabled) || !self.enabled || (has(self.schedule) && self.schedule.matches('^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(([*]|([0-5]?[0-9])(-([0-5]?[0-9]))?)(/[0-9]{1,2})?(,([*]|([0-5]?[0-9])(-([0-5]?[0-9]))?)(/[0-9]{1,2})?)*)[ ]+(([*]|([01]?[0-9]|2[0-3])(-([01]?[0-9]|2[0-3]))?)(/[0-9]{1,2})?(,([*]|([01]?[0-9]|2[0-3])(-([01]?[0-9]|2[0-3]))?)(/[0-9]{1,2})?)*)[ ]+([?]|([*]|(0?[1-9]|[12][0-9]|3[01])(-(0?[1-9]|[12][0-9]|3[01]))?)(/[0-9]{1,2})?(,([*]|(0?[1-9]|[12][0-9]|3[01])(-(0?[1-9]|[12][0-9]|3[01]))?)(/[0-9]{1,2})?)*)[ ]+(([*]|(0?[1-9]|1[0-2]|[A-Za-z]{3})(-(0?[1-9]|1[0-2]|[A-Za-z]{3}))?)(/[0-9]{1,2})?(,([*]|(0?[1-9]|1[0-2]|[A-Za-z]{3})(-(0?[1-9]|1[0-2]|[A-Za-z]{3}))?)(/[0-9]{1,2})?)*)[ ]+([?]|([*]|([0-7]|[A-Za-z]{3})(-([0-7]|[A-Za-z]{3}))?)(/[0-9]{1,2})?(,([*]|([0-7]|[A-Za-z]{3})(-([0-7]|[A-Za-z]{3}))?)(/[0-9]{1,2})?)*))$'))",message="spec.backup.schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week) or one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly"
+// +kubebuilder:validation:XValidation:rule="!has(self.enabled) || !self.enabled || (has(self.retention) && self.retention.matches('^[1-9][0-9]{0,3}d$'))",message="spec.backup.retention must be a number of days such as 7d"
+type BackupSpec struct {
+	// Enabled turns scheduled backups on. Defaults to false.
+	// +optional
+	// +kubebuilder:default=false
+	Enabled bool `json:"enabled,omitempty"`
+
+	// Schedule is when backups run, in cron format (UTC unless the cluster's
+	// CronJob controller says otherwise). Defaults to "0 2 * * *".
+	// +optional
+	// +kubebuilder:default="0 2 * * *"
+	// +kubebuilder:validation:MaxLength=128
+	Schedule string `json:"schedule,omitempty"`
+
+	// Retention is how long dumps are kept, as a number of days such as "7d".
+	// Older dumps are deleted after each successful backup; the newest dump is
+	// never deleted. Defaults to "7d".
+	// +optional
+	// +kubebuilder:default="7d"
+	// +kubebuilder:validation:MaxLength=8
+	Retention string `json:"retention,omitempty"`
+
+	// Size is the capacity of the backup volume. Defaults to storage.size.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="isQuantity(string(self)) && quantity(string(self)).isGreaterThan(quantity('0'))",message="spec.backup.size must be a positive quantity such as 20Gi"
+	Size *resource.Quantity `json:"size,omitempty"`
+}
+
+// MonitoringSpec turns on observability features.
+type MonitoringSpec struct {
+	// Enabled is the master switch for monitoring. Defaults to false.
+	// +optional
+	// +kubebuilder:default=false
+	Enabled bool `json:"enabled,omitempty"`
+
+	// Metrics adds a Prometheus exporter sidecar (postgres_exporter or
+	// mysqld_exporter) with a port named "metrics", and a ServiceMonitor when
+	// the Prometheus Operator is installed. Defaults to false.
+	// +optional
+	// +kubebuilder:default=false
+	Metrics bool `json:"metrics,omitempty"`
+
+	// Logging turns on slow-query (MySQL) or statement-duration (PostgreSQL)
+	// logging to the container's stderr. Defaults to false.
+	// +optional
+	// +kubebuilder:default=false
+	Logging bool `json:"logging,omitempty"`
+}
+
+// Phase summarises a Database's state in one word.
+type Phase string
+
+const (
+	// PhasePending means the StatefulSet does not exist yet.
+	PhasePending Phase = "Pending"
+	// PhaseCreating means the StatefulSet exists but no pod is ready.
+	PhaseCreating Phase = "Creating"
+	// PhasePartiallyReady means some but not all pods are ready.
+	PhasePartiallyReady Phase = "PartiallyReady"
+	// PhaseReady means every pod is ready and the spec is observed.
+	PhaseReady Phase = "Ready"
+	// PhaseFailed means a problem needs a human; the Degraded condition says which.
+	PhaseFailed Phase = "Failed"
+)
+
+// Condition types set on a Database.
+const (
+	// ConditionReady is True when all replicas are ready and the spec is observed.
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while rolling out, scaling or resizing.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True when a problem needs a human; the reason names it.
+	ConditionDegraded = "Degraded"
+	// ConditionBackupReady reports the latest backup's outcome when backup is enabled.
+	ConditionBackupReady = "BackupReady"
+)
+
+// DatabaseStatus is the observed state of a Database, written by the operator.
+type DatabaseStatus struct {
+	// Phase is Pending (no StatefulSet yet), Creating (no pod ready),
+	// PartiallyReady, Ready or Failed.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// Ready is true when every replica is ready and the current spec is observed.
+	// +optional
+	Ready bool `json:"ready,omitempty"`
+
+	// Replicas is the number of ready database pods.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// Selector is the label selector of the database pods, in string form, for
+	// the scale subresource (HorizontalPodAutoscaler).
+	// +optional
+	Selector string `json:"selector,omitempty"`
+
+	// LastBackup is when the latest successful backup finished, taken from the
+	// backup CronJob. Empty until a backup has succeeded.
+	// +optional
+	LastBackup *metav1.Time `json:"lastBackup,omitempty"`
+
+	// ObservedGeneration is the metadata.generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions are Ready, Progressing, Degraded and, with backup enabled,
+	// BackupReady.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+}
+
+// Database is a MySQL or PostgreSQL instance: a StatefulSet with its
+// Services, configuration, credentials and, optionally, scheduled backups and
+// metrics.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:shortName=db,categories=all
+// +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
+// +kubebuilder:printcolumn:name="Environment",type=string,JSONPath=`.spec.environment`
+// +kubebuilder:printcolumn:name="Ready",type=boolean,JSONPath=`.status.ready`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Database struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the desired state of the Database.
+	// +required
+	Spec DatabaseSpec `json:"spec"`
+
+	// Status is the observed state of the Database, written by the operator.
+	// +optional
+	Status DatabaseStatus `json:"status,omitempty"`
+}
+
+// DatabaseList is a list of Databases.
+//
+// +kubebuilder:object:root=true
+type DatabaseList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+
+	// Items are the Databases.
+	Items []Database `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Database{}, &DatabaseList{})
+}
