@@ -156,9 +156,11 @@ type BackupSpec struct {
 	Size *resource.Quantity `json:"size,omitempty"`
 }
 
-// MonitoringSpec turns on observability features.
+// MonitoringSpec turns on observability features. Metrics and logging take
+// effect only while enabled is true.
 type MonitoringSpec struct {
-	// Enabled is the master switch for monitoring. Defaults to false.
+	// Enabled is the master switch: metrics and logging apply only when it is
+	// true. Defaults to false.
 	// +optional
 	// +kubebuilder:default=false
 	Enabled bool `json:"enabled,omitempty"`

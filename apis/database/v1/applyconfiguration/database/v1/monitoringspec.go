@@ -21,9 +21,11 @@ package v1
 // MonitoringSpecApplyConfiguration represents a declarative configuration of the MonitoringSpec type for use
 // with apply.
 //
-// MonitoringSpec turns on observability features.
+// MonitoringSpec turns on observability features. Metrics and logging take
+// effect only while enabled is true.
 type MonitoringSpecApplyConfiguration struct {
-	// Enabled is the master switch for monitoring. Defaults to false.
+	// Enabled is the master switch: metrics and logging apply only when it is
+	// true. Defaults to false.
 	Enabled *bool `json:"enabled,omitempty"`
 	// Metrics adds a Prometheus exporter sidecar (postgres_exporter or
 	// mysqld_exporter) with a port named "metrics", and a ServiceMonitor when

@@ -1,0 +1,112 @@
+package render
+
+import (
+	"fmt"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+)
+
+// backupPodName is the app.kubernetes.io/name of backup pods. It differs from
+// the database pods' on purpose: with the same selector labels, the Services
+// would send database traffic to a running backup pod and the
+// PodDisruptionBudget would count it.
+const backupPodName = "database-backup"
+
+// buildBackupCronJob renders <db>-backup: a logical dump of the application
+// database to the backup volume on the spec's schedule. Runs never overlap.
+func buildBackupCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
+	podLabels := map[string]string{
+		LabelName:      backupPodName,
+		LabelInstance:  s.name,
+		LabelManagedBy: managedBy,
+		LabelComponent: "backup",
+	}
+	env := append(s.eng.backupEnv(s),
+		valueEnv("BACKUP_PREFIX", s.name),
+		valueEnv("RETENTION_DAYS", fmt.Sprint(s.retentionDays)))
+	container := corev1ac.Container().
+		WithName("backup").
+		WithImage(s.image).
+		WithImagePullPolicy(corev1.PullIfNotPresent).
+		WithCommand("bash", "-c", s.eng.backupScript(s)).
+		WithEnv(env...).
+		WithResources(corev1ac.ResourceRequirements().
+			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")}).
+			WithLimits(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("512Mi")})).
+		WithSecurityContext(containerSecurityContext()).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName("backup").WithMountPath(backupMountPath))
+
+	return batchv1ac.CronJob(BackupName(s.name), s.namespace).
+		WithLabels(labels(s.db, "backup")).
+		WithOwnerReferences(ownerReference(s.db)).
+		WithSpec(batchv1ac.CronJobSpec().
+			WithSchedule(s.backup.Schedule).
+			WithConcurrencyPolicy(batchv1.ForbidConcurrent).
+			// A run missed by up to an hour (operator or controller down)
+			// still happens.
+			WithStartingDeadlineSeconds(3600).
+			WithSuccessfulJobsHistoryLimit(3).
+			WithFailedJobsHistoryLimit(3).
+			WithJobTemplate(batchv1ac.JobTemplateSpec().
+				WithLabels(podLabels).
+				WithSpec(batchv1ac.JobSpec().
+					WithBackoffLimit(2).
+					WithTemplate(corev1ac.PodTemplateSpec().
+						WithLabels(podLabels).
+						WithSpec(corev1ac.PodSpec().
+							WithRestartPolicy(corev1.RestartPolicyNever).
+							WithAutomountServiceAccountToken(false).
+							WithEnableServiceLinks(false).
+							WithSecurityContext(podSecurityContext()).
+							WithContainers(container).
+							WithVolumes(corev1ac.Volume().WithName("backup").
+								WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().
+									WithClaimName(BackupName(s.name)))))))))
+}
+
+// buildBackupPVC renders the backup volume claim <db>-backup. It has no owner
+// reference: dumps must survive disabling backups and deleting the Database.
+func buildBackupPVC(s *spec) *corev1ac.PersistentVolumeClaimApplyConfiguration {
+	return corev1ac.PersistentVolumeClaim(BackupName(s.name), s.namespace).
+		WithLabels(labels(s.db, "backup")).
+		WithSpec(volumeClaimSpec(s, s.backupSize))
+}
+
+// backupScript wraps an engine's dump command: the dump is compressed into a
+// hidden partial file and renamed only when complete, so a failed run never
+// leaves a truncated dump that looks good. Retention then deletes dumps older
+// than RETENTION_DAYS days, but never the newest one, so a long outage of the
+// schedule never leaves zero backups. It needs only bash, coreutils and gzip.
+func backupScript(dump string) string {
+	return strings.ReplaceAll(`set -euo pipefail
+dir=`+backupMountPath+`
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+file="${dir}/${BACKUP_PREFIX}-${stamp}.sql.gz"
+partial="${dir}/.${BACKUP_PREFIX}-${stamp}.sql.gz.partial"
+trap 'rm -f -- "$partial"' EXIT
+DUMP | gzip -c >"$partial"
+mv -- "$partial" "$file"
+echo "backup written: $file ($(wc -c <"$file") bytes)"
+newest=""
+for f in "${dir}/${BACKUP_PREFIX}"-*.sql.gz; do
+  [ -e "$f" ] || continue
+  if [ -z "$newest" ] || [ "$f" -nt "$newest" ]; then
+    newest="$f"
+  fi
+done
+cutoff=$(($(date +%s) - RETENTION_DAYS * 86400))
+for f in "${dir}/${BACKUP_PREFIX}"-*.sql.gz; do
+  [ -e "$f" ] || continue
+  [ "$f" = "$newest" ] && continue
+  if [ "$(stat -c %Y -- "$f")" -lt "$cutoff" ]; then
+    rm -f -- "$f"
+    echo "retention: deleted $f (older than ${RETENTION_DAYS} days)"
+  fi
+done
+`, "DUMP", dump)
+}

@@ -1,0 +1,190 @@
+package render
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+)
+
+// mysql runs the official mysql image: data in /var/lib/mysql, extra
+// configuration in /etc/mysql/conf.d, and scripts in
+// /docker-entrypoint-initdb.d that the entrypoint sources once, while it
+// initialises an empty data directory.
+type mysql struct{}
+
+const (
+	mysqlPort         = 3306
+	mysqlDataPath     = "/var/lib/mysql"
+	mysqlExporterPort = 9104
+)
+
+func (mysql) defaultImage(version string) string { return "mysql:" + version }
+func (mysql) port() int32                        { return mysqlPort }
+func (mysql) portName() string                   { return "mysql" }
+func (mysql) dataPath() string                   { return mysqlDataPath }
+func (mysql) metricsPort() int32                 { return mysqlExporterPort }
+
+// mysqlStart gives each pod a distinct server id from its ordinal (0 is not
+// allowed for replication) before handing over to the image's entrypoint.
+const mysqlStart = `set -euo pipefail
+ordinal="${POD_NAME##*-}"
+exec docker-entrypoint.sh mysqld --server-id="$((ordinal + 1))" --report-host="${POD_NAME}.${HEADLESS_SERVICE}"
+`
+
+func (mysql) command(*spec) ([]string, []string) {
+	return []string{"bash", "-c", mysqlStart}, nil
+}
+
+func (mysql) env(s *spec) []*corev1ac.EnvVarApplyConfiguration {
+	return []*corev1ac.EnvVarApplyConfiguration{
+		secretEnv(s, "MYSQL_ROOT_PASSWORD", SecretKeyRootPassword),
+		secretEnv(s, "MYSQL_DATABASE", SecretKeyDatabase),
+		secretEnv(s, "MYSQL_USER", SecretKeyUsername),
+		secretEnv(s, "MYSQL_PASSWORD", SecretKeyPassword),
+		secretEnv(s, "REPLICATION_PASSWORD", SecretKeyReplicationPassword),
+		valueEnv("REPLICATION_USER", ReplicationUser),
+		valueEnv("PRIMARY_HOST", PrimaryHost(s.name)),
+		valueEnv("PRIMARY_PORT", fmt.Sprint(mysqlPort)),
+		valueEnv("HEADLESS_SERVICE", HeadlessServiceName(s.name)),
+		valueEnv("RESET_BINARY_LOGS", mysqlResetBinaryLogs(s.db.Spec.Version)),
+		podNameEnv(),
+	}
+}
+
+// mysqlResetBinaryLogs is the statement that clears a server's binary logs
+// and GTID history: MySQL 8.2 renamed RESET MASTER and 8.4 removed the old name.
+func mysqlResetBinaryLogs(version string) string {
+	major, minor := leadingVersion(version)
+	if major > 8 || (major == 8 && minor >= 2) {
+		return "RESET BINARY LOGS AND GTIDS"
+	}
+	return "RESET MASTER"
+}
+
+// leadingVersion parses the "<major>.<minor>" a version tag starts with.
+func leadingVersion(version string) (major, minor int) {
+	parts := strings.SplitN(version, ".", 3)
+	major, _ = strconv.Atoi(strings.TrimRightFunc(parts[0], notDigit))
+	if len(parts) > 1 {
+		minor, _ = strconv.Atoi(strings.Split(parts[1], "-")[0])
+	}
+	return major, minor
+}
+
+func notDigit(r rune) bool { return r < '0' || r > '9' }
+
+func (mysql) configMounts() []configMount {
+	return []configMount{
+		{volume: "config", mountPath: "/etc/mysql/conf.d", items: map[string]string{
+			"my.cnf": "database-operator.cnf",
+		}},
+		{volume: "initdb", mountPath: "/docker-entrypoint-initdb.d", items: map[string]string{
+			"initdb-replication.sh": "50-replication.sh",
+		}},
+	}
+}
+
+func (mysql) configFiles(s *spec) map[string]string {
+	return map[string]string{
+		"my.cnf":                mysqlConf(s),
+		"initdb-replication.sh": mysqlInitReplication,
+	}
+}
+
+// mysqlConf holds only options that MySQL 8.0 and 8.4 still have (no
+// query_cache_*, no default_authentication_plugin, no expire_logs_days).
+func mysqlConf(s *spec) string {
+	var b strings.Builder
+	line := func(k, v string) { fmt.Fprintf(&b, "%s = %s\n", k, v) }
+	fmt.Fprintf(&b, "# Rendered by database-operator for %s/%s (%s). Changes roll the pods.\n", s.namespace, s.name, s.environment)
+	b.WriteString("[mysqld]\n")
+	line("port", fmt.Sprint(mysqlPort))
+	line("skip_name_resolve", "ON")
+	line("character_set_server", "utf8mb4")
+	line("max_connections", fmt.Sprint(s.profile.maxConnections))
+	line("innodb_buffer_pool_size", fmt.Sprintf("%dM", s.megabytes(1, 2, 128)))
+	b.WriteString("# Replication: GTIDs on; pod 0 is the source, the others replicate from it.\n")
+	line("gtid_mode", "ON")
+	line("enforce_gtid_consistency", "ON")
+	line("log_bin", "binlog")
+	line("binlog_expire_logs_seconds", "604800")
+	b.WriteString("# Logs go to stderr, where the container runtime collects them.\n")
+	line("log_error_verbosity", "2")
+	if s.logging {
+		line("slow_query_log", "ON")
+		line("slow_query_log_file", "/dev/stderr")
+		line("long_query_time", "0.25")
+	} else {
+		line("slow_query_log", "OFF")
+	}
+	return b.String()
+}
+
+// mysqlInitReplication is sourced by the image's entrypoint once, while it
+// initialises an empty data directory, with the temporary server running.
+// On pod 0 it creates the replication user. On a replica it loads a
+// consistent copy of pod 0 (mysqldump with the source's GTID set, so nothing
+// is applied twice), points replication at pod 0 with GTID auto-positioning,
+// and makes the replica read-only.
+const mysqlInitReplication = `# shellcheck shell=bash
+# Rendered by database-operator: replication, set up once per data directory.
+sql_string() {
+  local s="${1//\\/\\\\}"
+  printf "'%s'" "${s//\'/\'\'}"
+}
+replication_password_sql="$(sql_string "$REPLICATION_PASSWORD")"
+if [ "${POD_NAME##*-}" = "0" ]; then
+  mysql_note "database-operator: creating replication user ${REPLICATION_USER}"
+  docker_process_sql --database=mysql <<EOSQL
+    CREATE USER '${REPLICATION_USER}'@'%' IDENTIFIED BY ${replication_password_sql};
+    GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '${REPLICATION_USER}'@'%';
+EOSQL
+else
+  mysql_note "database-operator: copying ${PRIMARY_HOST} and replicating from it"
+  until mysqladmin ping --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --silent; do
+    mysql_note "waiting for ${PRIMARY_HOST}"
+    sleep 2
+  done
+  docker_process_sql --database=mysql <<<"${RESET_BINARY_LOGS};"
+  MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysqldump --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --user=root \
+    --all-databases --single-transaction --triggers --routines --events --set-gtid-purged=ON |
+    docker_process_sql --database=mysql
+  docker_process_sql --database=mysql <<EOSQL
+    CHANGE REPLICATION SOURCE TO SOURCE_HOST='${PRIMARY_HOST}', SOURCE_PORT=${PRIMARY_PORT},
+      SOURCE_USER='${REPLICATION_USER}', SOURCE_PASSWORD=${replication_password_sql},
+      SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1;
+    SET PERSIST read_only = ON;
+    SET PERSIST super_read_only = ON;
+EOSQL
+fi
+`
+
+func (mysql) probe() []string {
+	// mysqladmin ping succeeds whenever the server answers, even with
+	// "access denied", so the probe needs no password.
+	return []string{"mysqladmin", "ping", "--host=127.0.0.1", fmt.Sprintf("--port=%d", mysqlPort), "--silent"}
+}
+
+func (mysql) initContainers(*spec) []*corev1ac.ContainerApplyConfiguration { return nil }
+
+func (mysql) backupScript(*spec) string {
+	return backupScript(`mysqldump --host="$DB_HOST" --port="$DB_PORT" --user="$DB_USER" --single-transaction --routines --triggers --events --set-gtid-purged=OFF --databases "$DB_NAME"`)
+}
+
+func (mysql) backupEnv(s *spec) []*corev1ac.EnvVarApplyConfiguration {
+	return []*corev1ac.EnvVarApplyConfiguration{
+		valueEnv("DB_HOST", ServiceName(s.name)),
+		valueEnv("DB_PORT", fmt.Sprint(mysqlPort)),
+		valueEnv("DB_USER", "root"),
+		secretEnv(s, "MYSQL_PWD", SecretKeyRootPassword),
+		secretEnv(s, "DB_NAME", SecretKeyDatabase),
+	}
+}
+
+func (mysql) exporter(s *spec) *corev1ac.ContainerApplyConfiguration {
+	return exporterContainer(s, s.opts.MySQLExporterImage, mysqlExporterPort).
+		WithArgs(fmt.Sprintf("--mysqld.address=127.0.0.1:%d", mysqlPort), "--mysqld.username=root").
+		WithEnv(secretEnv(s, "MYSQLD_EXPORTER_PASSWORD", SecretKeyRootPassword))
+}

@@ -1,0 +1,70 @@
+package render
+
+import "strconv"
+
+// Child object names, derived from the Database's name. They are part of the
+// operator's contract (GUIDE.md §1): scripts and runbooks depend on them.
+
+// StatefulSetName is the name of the Database's StatefulSet.
+func StatefulSetName(db string) string { return db }
+
+// HeadlessServiceName is the name of the headless Service that gives each pod
+// a DNS name.
+func HeadlessServiceName(db string) string { return db + "-headless" }
+
+// ServiceName is the name of the read-write Service (the primary).
+func ServiceName(db string) string { return db }
+
+// ReadServiceName is the name of the read Service (every pod).
+func ReadServiceName(db string) string { return db + "-ro" }
+
+// ConfigMapName is the name of the engine configuration ConfigMap.
+func ConfigMapName(db string) string { return db + "-config" }
+
+// CredentialsSecretName is the name of the Secret holding the passwords. The
+// reconciler creates it once; render only refers to it.
+func CredentialsSecretName(db string) string { return db + "-credentials" }
+
+// BackupName is the name of the backup CronJob and of the backup volume claim.
+func BackupName(db string) string { return db + "-backup" }
+
+// PodDisruptionBudgetName is the name of the PodDisruptionBudget.
+func PodDisruptionBudgetName(db string) string { return db }
+
+// ServiceMonitorName is the name of the ServiceMonitor.
+func ServiceMonitorName(db string) string { return db }
+
+// PodName is the name of the pod with the given StatefulSet ordinal.
+func PodName(db string, ordinal int) string { return db + "-" + strconv.Itoa(ordinal) }
+
+// PrimaryHost is the DNS name of pod 0, the primary, inside the namespace.
+func PrimaryHost(db string) string { return PodName(db, 0) + "." + HeadlessServiceName(db) }
+
+// dataVolumeName is the StatefulSet's volume claim template; the PVCs are
+// named data-<db>-<ordinal>.
+const dataVolumeName = "data"
+
+// Keys of the credentials Secret. A user may create the Secret beforehand
+// with their own values; render only refers to these keys.
+const (
+	// SecretKeyRootPassword is the password of the engine's superuser
+	// (MySQL root, PostgreSQL postgres).
+	SecretKeyRootPassword = "root-password"
+	// SecretKeyUsername is the application user's name.
+	SecretKeyUsername = "username"
+	// SecretKeyPassword is the application user's password.
+	SecretKeyPassword = "password"
+	// SecretKeyDatabase is the name of the application database.
+	SecretKeyDatabase = "database"
+	// SecretKeyReplicationPassword is the password of the replication user.
+	SecretKeyReplicationPassword = "replication-password"
+	// SecretKeyHost is the read-write Service's DNS name, for applications.
+	SecretKeyHost = "host"
+	// SecretKeyPort is the engine's port, for applications.
+	SecretKeyPort = "port"
+	// SecretKeyURI is a ready-to-use connection URI for the application user.
+	SecretKeyURI = "uri"
+)
+
+// ReplicationUser is the engine user replicas connect as.
+const ReplicationUser = "replicator"

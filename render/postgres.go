@@ -1,0 +1,204 @@
+package render
+
+import (
+	"fmt"
+	"strings"
+
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+)
+
+// postgres runs the official postgres image. The image's conventions decide
+// the layout: the data directory is a subdirectory of the volume (the volume
+// root may hold lost+found, which initdb refuses), the configuration file is
+// passed with -c config_file, and scripts in /docker-entrypoint-initdb.d run
+// once, when the data directory is initialised.
+type postgres struct{}
+
+const (
+	postgresPort         = 5432
+	postgresDataPath     = "/var/lib/postgresql/data"
+	postgresPGDATA       = postgresDataPath + "/pgdata"
+	postgresConfigDir    = "/etc/postgresql"
+	postgresSuperuser    = "postgres"
+	postgresExporterPort = 9187
+)
+
+func (postgres) defaultImage(version string) string { return "postgres:" + version }
+func (postgres) port() int32                        { return postgresPort }
+func (postgres) portName() string                   { return "postgresql" }
+func (postgres) dataPath() string                   { return postgresDataPath }
+func (postgres) metricsPort() int32                 { return postgresExporterPort }
+
+func (postgres) command(*spec) ([]string, []string) {
+	return nil, []string{"postgres", "-c", "config_file=" + postgresConfigDir + "/postgresql.conf"}
+}
+
+func (postgres) env(s *spec) []*corev1ac.EnvVarApplyConfiguration {
+	return []*corev1ac.EnvVarApplyConfiguration{
+		valueEnv("PGDATA", postgresPGDATA),
+		secretEnv(s, "POSTGRES_PASSWORD", SecretKeyRootPassword),
+		secretEnv(s, "POSTGRES_DB", SecretKeyDatabase),
+		secretEnv(s, "APP_USER", SecretKeyUsername),
+		secretEnv(s, "APP_PASSWORD", SecretKeyPassword),
+		secretEnv(s, "REPLICATION_PASSWORD", SecretKeyReplicationPassword),
+		podNameEnv(),
+	}
+}
+
+func (postgres) configMounts() []configMount {
+	return []configMount{
+		{volume: "config", mountPath: postgresConfigDir, items: map[string]string{
+			"postgresql.conf": "postgresql.conf",
+			"pg_hba.conf":     "pg_hba.conf",
+		}},
+		{volume: "initdb", mountPath: "/docker-entrypoint-initdb.d", items: map[string]string{
+			"initdb-users.sh": "10-users.sh",
+		}},
+	}
+}
+
+func (postgres) configFiles(s *spec) map[string]string {
+	return map[string]string{
+		"postgresql.conf": postgresConf(s),
+		"pg_hba.conf":     postgresHBA,
+		"initdb-users.sh": postgresInitUsers,
+	}
+}
+
+func postgresConf(s *spec) string {
+	var b strings.Builder
+	line := func(k, v string) { fmt.Fprintf(&b, "%s = %s\n", k, v) }
+	fmt.Fprintf(&b, "# Rendered by database-operator for %s/%s (%s). Changes roll the pods.\n", s.namespace, s.name, s.environment)
+	line("listen_addresses", "'*'")
+	line("port", fmt.Sprint(postgresPort))
+	line("hba_file", "'"+postgresConfigDir+"/pg_hba.conf'")
+	line("password_encryption", "'scram-sha-256'")
+	line("max_connections", fmt.Sprint(s.profile.maxConnections))
+	line("shared_buffers", fmt.Sprintf("%dMB", s.megabytes(1, 4, 32)))
+	line("effective_cache_size", fmt.Sprintf("%dMB", s.megabytes(3, 4, 64)))
+	line("maintenance_work_mem", fmt.Sprintf("%dMB", s.megabytes(1, 16, 16)))
+	b.WriteString("# Streaming replication: pod 0 is the primary, the others hot standbys.\n")
+	line("wal_level", "replica")
+	line("max_wal_senders", "10")
+	line("max_replication_slots", "10")
+	line("wal_keep_size", "'1GB'")
+	line("hot_standby", "on")
+	b.WriteString("# Logs go to stderr, where the container runtime collects them.\n")
+	line("logging_collector", "off")
+	line("log_destination", "'stderr'")
+	line("log_line_prefix", "'%m [%p] %q%u@%d '")
+	if s.logging {
+		line("log_min_duration_statement", "'250ms'")
+		line("log_statement", "'ddl'")
+		line("log_connections", "on")
+		line("log_disconnections", "on")
+		line("log_lock_waits", "on")
+	} else {
+		line("log_min_duration_statement", "-1")
+		line("log_statement", "'none'")
+	}
+	return b.String()
+}
+
+// postgresHBA requires a password (SCRAM) for every connection, local ones
+// included; replication connections only for the replication user.
+const postgresHBA = `# Rendered by database-operator.
+# TYPE  DATABASE     USER        ADDRESS  METHOD
+local   all          all                  scram-sha-256
+host    all          all         all      scram-sha-256
+host    replication  ` + ReplicationUser + `  all      scram-sha-256
+`
+
+// postgresInitUsers is sourced by the image's entrypoint once, while it
+// initialises an empty data directory (on pod 0; replicas are copied from
+// it). It creates the application user as owner of the application database
+// and the replication user. Values go through psql variables, so no password
+// is ever interpolated into SQL text.
+const postgresInitUsers = `# Rendered by database-operator: application and replication users.
+docker_process_sql \
+  -v app_user="$APP_USER" \
+  -v app_password="$APP_PASSWORD" \
+  -v app_db="$POSTGRES_DB" \
+  -v replication_password="$REPLICATION_PASSWORD" <<'EOSQL'
+CREATE ROLE :"app_user" LOGIN PASSWORD :'app_password';
+ALTER DATABASE :"app_db" OWNER TO :"app_user";
+CREATE ROLE ` + ReplicationUser + ` WITH REPLICATION LOGIN PASSWORD :'replication_password';
+EOSQL
+`
+
+func (postgres) probe() []string {
+	return []string{"pg_isready", "--quiet", "--host=127.0.0.1", fmt.Sprintf("--port=%d", postgresPort), "--username=" + postgresSuperuser}
+}
+
+// postgresBootstrapReplica makes a replica's data directory a copy of the
+// primary's, once: pg_basebackup -R copies it and writes standby.signal and
+// primary_conninfo, so the server starts as a hot standby. The copy goes to a
+// side directory first, so an interrupted copy never looks like a data
+// directory. Pod 0 and already initialised pods skip it.
+const postgresBootstrapReplica = `set -euo pipefail
+ordinal="${POD_NAME##*-}"
+if [ "$ordinal" = "0" ]; then
+  echo "pod 0 is the primary: nothing to bootstrap"
+  exit 0
+fi
+if [ -s "$PGDATA/PG_VERSION" ]; then
+  echo "data directory already initialised: nothing to bootstrap"
+  exit 0
+fi
+until pg_isready --quiet --host="$PRIMARY_HOST" --port="$PRIMARY_PORT"; do
+  echo "waiting for the primary at $PRIMARY_HOST:$PRIMARY_PORT"
+  sleep 2
+done
+partial="$PGDATA.partial"
+rm -rf "$partial"
+PGPASSWORD="$REPLICATION_PASSWORD" pg_basebackup \
+  --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --username="$REPLICATION_USER" --no-password \
+  --pgdata="$partial" --write-recovery-conf --wal-method=stream --checkpoint=fast
+chmod 0700 "$partial"
+rm -rf "$PGDATA"
+mv "$partial" "$PGDATA"
+echo "replica bootstrapped from $PRIMARY_HOST"
+`
+
+func (e postgres) initContainers(s *spec) []*corev1ac.ContainerApplyConfiguration {
+	return []*corev1ac.ContainerApplyConfiguration{
+		corev1ac.Container().
+			WithName("bootstrap-replica").
+			WithImage(s.image).
+			WithCommand("bash", "-c", postgresBootstrapReplica).
+			WithEnv(
+				valueEnv("PGDATA", postgresPGDATA),
+				valueEnv("PRIMARY_HOST", PrimaryHost(s.name)),
+				valueEnv("PRIMARY_PORT", fmt.Sprint(postgresPort)),
+				valueEnv("REPLICATION_USER", ReplicationUser),
+				secretEnv(s, "REPLICATION_PASSWORD", SecretKeyReplicationPassword),
+				podNameEnv(),
+			).
+			WithVolumeMounts(corev1ac.VolumeMount().WithName(dataVolumeName).WithMountPath(postgresDataPath)).
+			WithResources(s.resourceRequirements()).
+			WithSecurityContext(containerSecurityContext()),
+	}
+}
+
+func (postgres) backupScript(*spec) string {
+	return backupScript(`pg_dump --host="$DB_HOST" --port="$DB_PORT" --username="$DB_USER" --no-password --dbname="$DB_NAME" --clean --if-exists`)
+}
+
+func (postgres) backupEnv(s *spec) []*corev1ac.EnvVarApplyConfiguration {
+	return []*corev1ac.EnvVarApplyConfiguration{
+		valueEnv("DB_HOST", ServiceName(s.name)),
+		valueEnv("DB_PORT", fmt.Sprint(postgresPort)),
+		valueEnv("DB_USER", postgresSuperuser),
+		secretEnv(s, "PGPASSWORD", SecretKeyRootPassword),
+		secretEnv(s, "DB_NAME", SecretKeyDatabase),
+	}
+}
+
+func (postgres) exporter(s *spec) *corev1ac.ContainerApplyConfiguration {
+	return exporterContainer(s, s.opts.PostgresExporterImage, postgresExporterPort).
+		WithEnv(
+			valueEnv("DATA_SOURCE_URI", fmt.Sprintf("127.0.0.1:%d/postgres?sslmode=disable", postgresPort)),
+			valueEnv("DATA_SOURCE_USER", postgresSuperuser),
+			secretEnv(s, "DATA_SOURCE_PASS", SecretKeyRootPassword),
+		)
+}

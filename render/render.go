@@ -1,0 +1,122 @@
+// Package render turns one Database into the server-side apply configurations
+// of every child object the operator manages.
+//
+// Render is pure: the same Database and Options always give the same objects,
+// byte for byte. It reads no clock, no randomness, no environment and talks to
+// no API server; the reconciler applies what it returns. Defaults that the CRD
+// schema does not fill in (for example the environment's resource profile) are
+// applied here, so they are never written back into the Database's spec.
+package render
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
+)
+
+// Options are the operator-wide settings render needs besides the Database.
+type Options struct {
+	// PostgresExporterImage is the prometheus-community postgres_exporter image.
+	PostgresExporterImage string
+	// MySQLExporterImage is the prometheus-community mysqld_exporter image.
+	MySQLExporterImage string
+}
+
+// DefaultOptions returns the Options the operator uses unless told otherwise.
+func DefaultOptions() Options {
+	return Options{
+		PostgresExporterImage: "quay.io/prometheuscommunity/postgres-exporter:v0.17.1",
+		MySQLExporterImage:    "quay.io/prometheus/mysqld-exporter:v0.17.2",
+	}
+}
+
+// Children are the apply configurations of every object a Database owns or
+// uses. A nil field means the object is not wanted for this spec and, if it
+// exists and this Database controls it, should be pruned.
+type Children struct {
+	// StatefulSet runs the database pods.
+	StatefulSet *appsv1ac.StatefulSetApplyConfiguration
+	// HeadlessService gives each pod a stable DNS name; it is the
+	// StatefulSet's serviceName.
+	HeadlessService *corev1ac.ServiceApplyConfiguration
+	// Service is the read-write endpoint: it selects the primary, pod 0.
+	Service *corev1ac.ServiceApplyConfiguration
+	// ReadService selects every pod, for read traffic; only with replicas > 1.
+	ReadService *corev1ac.ServiceApplyConfiguration
+	// ConfigMap holds the engine configuration and init scripts.
+	ConfigMap *corev1ac.ConfigMapApplyConfiguration
+	// PodDisruptionBudget keeps all but one pod up during voluntary
+	// disruptions; only with replicas > 1.
+	PodDisruptionBudget *policyv1ac.PodDisruptionBudgetApplyConfiguration
+	// BackupCronJob runs the logical backups; only with backup enabled.
+	BackupCronJob *batchv1ac.CronJobApplyConfiguration
+	// BackupPVC holds the dumps; only with backup enabled. It carries no owner
+	// reference: backups outlive the schedule and the Database.
+	BackupPVC *corev1ac.PersistentVolumeClaimApplyConfiguration
+	// ServiceMonitor asks the Prometheus Operator to scrape the exporter; only
+	// with monitoring.metrics. The monitoring.coreos.com API has no typed apply
+	// configurations, so this is a plain object with exactly the fields the
+	// operator owns.
+	ServiceMonitor *unstructured.Unstructured
+}
+
+// Render returns the children of db. It fails only for a Database the CRD
+// would have refused (for example an unknown type), so a rendering error means
+// the API's validation and render disagree.
+func Render(db *databasev1.Database, opts Options) (*Children, error) {
+	eng, err := engineFor(db)
+	if err != nil {
+		return nil, err
+	}
+	s := newSpec(db, eng, opts)
+
+	configMap := buildConfigMap(s)
+	c := &Children{
+		StatefulSet:     buildStatefulSet(s, configChecksum(configMap.Data)),
+		HeadlessService: buildHeadlessService(s),
+		Service:         buildService(s),
+		ConfigMap:       configMap,
+	}
+	if s.replicas > 1 {
+		c.ReadService = buildReadService(s)
+		c.PodDisruptionBudget = buildPodDisruptionBudget(s)
+	}
+	if s.backup.Enabled {
+		c.BackupCronJob = buildBackupCronJob(s)
+		c.BackupPVC = buildBackupPVC(s)
+	}
+	if s.metrics {
+		c.ServiceMonitor = buildServiceMonitor(s)
+	}
+	return c, nil
+}
+
+func engineFor(db *databasev1.Database) (engine, error) {
+	switch db.Spec.Type {
+	case databasev1.MySQL:
+		return mysql{}, nil
+	case databasev1.PostgreSQL:
+		return postgres{}, nil
+	default:
+		return nil, fmt.Errorf("spec.type: unsupported database type %q (want %q or %q)", db.Spec.Type, databasev1.MySQL, databasev1.PostgreSQL)
+	}
+}
+
+// ownerReference makes the Database the controller of a child, so the garbage
+// collector removes the child with it and the reconciler may prune it.
+func ownerReference(db *databasev1.Database) *metav1ac.OwnerReferenceApplyConfiguration {
+	return metav1ac.OwnerReference().
+		WithAPIVersion(databasev1.GroupVersion.String()).
+		WithKind("Database").
+		WithName(db.Name).
+		WithUID(db.UID).
+		WithController(true).
+		WithBlockOwnerDeletion(true)
+}

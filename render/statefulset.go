@@ -1,0 +1,146 @@
+package render
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+)
+
+// configVolumeMode makes mounted configuration and scripts read-only; the
+// images source init scripts, so they need no execute bit.
+const configVolumeMode int32 = 0o444
+
+// buildStatefulSet renders the StatefulSet <db>. Nothing in the pod template
+// depends on the replica count, so scaling never restarts running pods.
+func buildStatefulSet(s *spec, configChecksum string) *appsv1ac.StatefulSetApplyConfiguration {
+	return appsv1ac.StatefulSet(StatefulSetName(s.name), s.namespace).
+		WithLabels(labels(s.db, "database")).
+		WithOwnerReferences(ownerReference(s.db)).
+		WithSpec(appsv1ac.StatefulSetSpec().
+			WithReplicas(s.replicas).
+			WithServiceName(HeadlessServiceName(s.name)).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(s.name))).
+			// Replicas copy pod 0, so pod 0 must be ready before pod 1 starts.
+			WithPodManagementPolicy(appsv1.OrderedReadyPodManagement).
+			WithUpdateStrategy(appsv1ac.StatefulSetUpdateStrategy().WithType(appsv1.RollingUpdateStatefulSetStrategyType)).
+			// Data outlives the StatefulSet and scale-downs: the operator never
+			// deletes a data volume.
+			WithPersistentVolumeClaimRetentionPolicy(appsv1ac.StatefulSetPersistentVolumeClaimRetentionPolicy().
+				WithWhenDeleted(appsv1.RetainPersistentVolumeClaimRetentionPolicyType).
+				WithWhenScaled(appsv1.RetainPersistentVolumeClaimRetentionPolicyType)).
+			WithTemplate(podTemplate(s, configChecksum)).
+			WithVolumeClaimTemplates(dataClaimTemplate(s)))
+}
+
+func dataClaimTemplate(s *spec) *corev1ac.PersistentVolumeClaimApplyConfiguration {
+	pvc := &corev1ac.PersistentVolumeClaimApplyConfiguration{}
+	pvc.WithAPIVersion("v1").WithKind("PersistentVolumeClaim").
+		WithName(dataVolumeName).
+		WithLabels(SelectorLabels(s.name)).
+		WithSpec(volumeClaimSpec(s, s.db.Spec.Storage.Size))
+	return pvc
+}
+
+// volumeClaimSpec asks for a ReadWriteOnce filesystem volume. An empty class
+// is left unset, so the cluster's default StorageClass applies.
+func volumeClaimSpec(s *spec, size resource.Quantity) *corev1ac.PersistentVolumeClaimSpecApplyConfiguration {
+	spec := corev1ac.PersistentVolumeClaimSpec().
+		WithAccessModes(corev1.ReadWriteOnce).
+		WithVolumeMode(corev1.PersistentVolumeFilesystem).
+		WithResources(corev1ac.VolumeResourceRequirements().
+			WithRequests(corev1.ResourceList{corev1.ResourceStorage: size}))
+	if class := s.db.Spec.Storage.Class; class != "" {
+		spec.WithStorageClassName(class)
+	}
+	return spec
+}
+
+func podTemplate(s *spec, configChecksum string) *corev1ac.PodTemplateSpecApplyConfiguration {
+	pod := corev1ac.PodSpec().
+		WithAutomountServiceAccountToken(false).
+		WithEnableServiceLinks(false).
+		WithTerminationGracePeriodSeconds(s.profile.terminationGracePeriod).
+		WithSecurityContext(podSecurityContext()).
+		WithAffinity(spreadAcrossNodes(s)).
+		WithInitContainers(s.eng.initContainers(s)...).
+		WithContainers(databaseContainer(s)).
+		WithVolumes(configVolumes(s)...)
+	if s.metrics {
+		pod.WithContainers(s.eng.exporter(s))
+	}
+	return corev1ac.PodTemplateSpec().
+		WithLabels(labels(s.db, "database")).
+		WithAnnotations(map[string]string{ConfigChecksumAnnotation: configChecksum}).
+		WithSpec(pod)
+}
+
+// spreadAcrossNodes prefers one pod per node, so a node failure takes at most
+// one replica. It is a preference, not a rule: a one-node cluster still runs.
+func spreadAcrossNodes(s *spec) *corev1ac.AffinityApplyConfiguration {
+	return corev1ac.Affinity().WithPodAntiAffinity(corev1ac.PodAntiAffinity().
+		WithPreferredDuringSchedulingIgnoredDuringExecution(corev1ac.WeightedPodAffinityTerm().
+			WithWeight(100).
+			WithPodAffinityTerm(corev1ac.PodAffinityTerm().
+				WithTopologyKey(corev1.LabelHostname).
+				WithLabelSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(s.name))))))
+}
+
+func databaseContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
+	command, args := s.eng.command(s)
+	probe := s.eng.probe()
+	c := corev1ac.Container().
+		WithName("database").
+		WithImage(s.image).
+		WithImagePullPolicy(corev1.PullIfNotPresent).
+		WithPorts(corev1ac.ContainerPort().WithName(s.eng.portName()).WithContainerPort(s.eng.port()).WithProtocol(corev1.ProtocolTCP)).
+		WithEnv(s.eng.env(s)...).
+		WithResources(s.resourceRequirements()).
+		WithSecurityContext(containerSecurityContext()).
+		// A fresh data directory (initdb, or a copy of the primary) may take
+		// minutes; liveness starts only after the startup probe succeeded.
+		WithStartupProbe(execProbe(probe, 10, 5, 90)).
+		WithReadinessProbe(execProbe(probe, 10, 5, 3)).
+		WithLivenessProbe(execProbe(probe, 10, 5, 6)).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(dataVolumeName).WithMountPath(s.eng.dataPath()))
+	if len(command) > 0 {
+		c.WithCommand(command...)
+	}
+	if len(args) > 0 {
+		c.WithArgs(args...)
+	}
+	for _, m := range s.eng.configMounts() {
+		c.WithVolumeMounts(corev1ac.VolumeMount().WithName(m.volume).WithMountPath(m.mountPath).WithReadOnly(true))
+	}
+	return c
+}
+
+func configVolumes(s *spec) []*corev1ac.VolumeApplyConfiguration {
+	var volumes []*corev1ac.VolumeApplyConfiguration
+	for _, m := range s.eng.configMounts() {
+		cm := corev1ac.ConfigMapVolumeSource().
+			WithName(ConfigMapName(s.name)).
+			WithDefaultMode(configVolumeMode)
+		for _, key := range sortedKeys(m.items) {
+			cm.WithItems(corev1ac.KeyToPath().WithKey(key).WithPath(m.items[key]))
+		}
+		volumes = append(volumes, corev1ac.Volume().WithName(m.volume).WithConfigMap(cm))
+	}
+	return volumes
+}
+
+// exporterContainer is the metrics sidecar common to both engines; the
+// engine adds how it connects.
+func exporterContainer(s *spec, image string, port int32) *corev1ac.ContainerApplyConfiguration {
+	return corev1ac.Container().
+		WithName("exporter").
+		WithImage(image).
+		WithImagePullPolicy(corev1.PullIfNotPresent).
+		WithPorts(corev1ac.ContainerPort().WithName(metricsPortName).WithContainerPort(port).WithProtocol(corev1.ProtocolTCP)).
+		WithResources(corev1ac.ResourceRequirements().
+			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}).
+			WithLimits(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m"), corev1.ResourceMemory: resource.MustParse("128Mi")})).
+		WithSecurityContext(containerSecurityContext().WithReadOnlyRootFilesystem(true))
+}
