@@ -55,7 +55,9 @@ func replicas(n int32) dbOption { return func(db *databasev1.Database) { db.Spec
 func environment(e databasev1.Environment) dbOption {
 	return func(db *databasev1.Database) { db.Spec.Environment = e }
 }
-func storageClass(c string) dbOption { return func(db *databasev1.Database) { db.Spec.Storage.Class = c } }
+func storageClass(c string) dbOption {
+	return func(db *databasev1.Database) { db.Spec.Storage.Class = c }
+}
 func backup(enabled bool) dbOption {
 	return func(db *databasev1.Database) { db.Spec.Backup.Enabled = enabled }
 }
