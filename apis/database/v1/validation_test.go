@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -104,7 +105,7 @@ type refusal struct {
 
 // cause is a status cause the apiserver may add besides the rule's own.
 type cause struct {
-	field string // as in metav1.StatusCause.Field
+	field string // as in metav1.StatusCause.Field ("<nil>" for the object as a whole)
 	msg   string // a substring of its message
 }
 
@@ -116,7 +117,7 @@ func refused(field string, msgs ...string) *refusal {
 // notChecked allows the cause the apiserver adds when a schema error (such as
 // a missing required field) stops it from evaluating the CEL rules.
 func (r *refusal) notChecked() *refusal {
-	r.others = append(r.others, cause{field: "", msg: msgRulesNotChecked})
+	r.others = append(r.others, cause{field: "<nil>", msg: msgRulesNotChecked})
 	return r
 }
 
@@ -184,15 +185,15 @@ func TestCreateValidation(t *testing.T) {
 
 		// production: at least 2 replicas.
 		{name: "production replicas 2", spec: `{type: mysql, version: "8.0", replicas: 2, storage: {size: 1Gi}, environment: production}`},
-		{name: "production replicas 1", spec: `{type: mysql, version: "8.0", replicas: 1, storage: {size: 1Gi}, environment: production}`, want: refused("spec", msgProdReplicas)},
-		{name: "production replicas defaulted to 1", spec: `{type: postgresql, version: "16", storage: {size: 1Gi}, environment: production}`, want: refused("spec", msgProdReplicas)},
+		{name: "production replicas 1", spec: `{type: mysql, version: "8.0", replicas: 1, storage: {size: 1Gi}, environment: production}`, want: refused("spec.replicas", msgProdReplicas)},
+		{name: "production replicas defaulted to 1", spec: `{type: postgresql, version: "16", storage: {size: 1Gi}, environment: production}`, want: refused("spec.replicas", msgProdReplicas)},
 		{name: "staging replicas 1", spec: `{type: mysql, version: "8.0", replicas: 1, storage: {size: 1Gi}, environment: staging}`},
 
 		// production: resources, when given, need limits.
 		{name: "production without resources", spec: `{type: mysql, version: "8.0", replicas: 2, storage: {size: 1Gi}, environment: production}`},
 		{name: "production resources with limits", spec: `{type: mysql, version: "8.0", replicas: 2, storage: {size: 1Gi}, environment: production, resources: {requests: {cpu: 500m, memory: 1Gi}, limits: {cpu: "2", memory: 4Gi}}}`},
-		{name: "production resources without limits", spec: `{type: mysql, version: "8.0", replicas: 2, storage: {size: 1Gi}, environment: production, resources: {requests: {cpu: 500m, memory: 1Gi}}}`, want: refused("spec", msgProdLimits)},
-		{name: "production resources empty", spec: `{type: mysql, version: "8.0", replicas: 2, storage: {size: 1Gi}, environment: production, resources: {}}`, want: refused("spec", msgProdLimits)},
+		{name: "production resources without limits", spec: `{type: mysql, version: "8.0", replicas: 2, storage: {size: 1Gi}, environment: production, resources: {requests: {cpu: 500m, memory: 1Gi}}}`, want: refused("spec.resources", msgProdLimits)},
+		{name: "production resources empty", spec: `{type: mysql, version: "8.0", replicas: 2, storage: {size: 1Gi}, environment: production, resources: {}}`, want: refused("spec.resources", msgProdLimits)},
 		{name: "staging resources without limits", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, environment: staging, resources: {requests: {cpu: 500m}}}`},
 
 		// spec.backup.schedule: cron when enabled.
@@ -201,18 +202,18 @@ func TestCreateValidation(t *testing.T) {
 		{name: "schedule @daily", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, schedule: "@daily"}}`},
 		{name: "schedule 0 3 * * MON-FRI", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, schedule: "0 3 * * MON-FRI"}}`},
 		{name: "schedule defaulted", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true}}`},
-		{name: "schedule 99 * * * *", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, schedule: "99 * * * *"}}`, want: refused("spec.backup", msgSchedule)},
-		{name: "schedule every day", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, schedule: "every day"}}`, want: refused("spec.backup", msgSchedule)},
-		{name: "schedule four fields", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, schedule: "0 2 * *"}}`, want: refused("spec.backup", msgSchedule)},
-		{name: "schedule empty", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, schedule: ""}}`, want: refused("spec.backup", msgSchedule)},
+		{name: "schedule 99 * * * *", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, schedule: "99 * * * *"}}`, want: refused("spec.backup.schedule", msgSchedule)},
+		{name: "schedule every day", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, schedule: "every day"}}`, want: refused("spec.backup.schedule", msgSchedule)},
+		{name: "schedule four fields", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, schedule: "0 2 * *"}}`, want: refused("spec.backup.schedule", msgSchedule)},
+		{name: "schedule empty", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, schedule: ""}}`, want: refused("spec.backup.schedule", msgSchedule)},
 		{name: "schedule bad but backup disabled", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: false, schedule: "every day"}}`},
 
 		// spec.backup.retention: days when enabled.
 		{name: "retention 7d", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, retention: 7d}}`},
 		{name: "retention 30d", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, retention: 30d}}`},
-		{name: "retention 7", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, retention: "7"}}`, want: refused("spec.backup", msgRetention)},
-		{name: "retention 0d", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, retention: 0d}}`, want: refused("spec.backup", msgRetention)},
-		{name: "retention 7days", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, retention: 7days}}`, want: refused("spec.backup", msgRetention)},
+		{name: "retention 7", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, retention: "7"}}`, want: refused("spec.backup.retention", msgRetention)},
+		{name: "retention 0d", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, retention: 0d}}`, want: refused("spec.backup.retention", msgRetention)},
+		{name: "retention 7days", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {enabled: true, retention: 7days}}`, want: refused("spec.backup.retention", msgRetention)},
 		{name: "retention bad but backup disabled", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}, backup: {retention: 7days}}`},
 
 		// spec.backup.size: positive quantity.
@@ -342,15 +343,15 @@ func TestTransitionRules(t *testing.T) {
 		{name: "storage 10Gi to 10G", spec: `{type: mysql, version: "8.0", storage: {size: 10Gi}}`, patch: `{storage: {size: 10G}}`, want: refused("spec.storage.size", msgStorageShrink)},
 
 		// PostgreSQL: the major version is fixed.
-		{name: "postgresql 14 to 16", spec: `{type: postgresql, version: "14", storage: {size: 1Gi}}`, patch: `{version: "16"}`, want: refused("spec", msgPostgresMajor)},
-		{name: "postgresql 16 to 15", spec: `{type: postgresql, version: "16", storage: {size: 1Gi}}`, patch: `{version: "15"}`, want: refused("spec", msgPostgresMajor)},
+		{name: "postgresql 14 to 16", spec: `{type: postgresql, version: "14", storage: {size: 1Gi}}`, patch: `{version: "16"}`, want: refused("spec.version", msgPostgresMajor)},
+		{name: "postgresql 16 to 15", spec: `{type: postgresql, version: "16", storage: {size: 1Gi}}`, patch: `{version: "15"}`, want: refused("spec.version", msgPostgresMajor)},
 		{name: "postgresql 16 to 16.4", spec: `{type: postgresql, version: "16", storage: {size: 1Gi}}`, patch: `{version: "16.4"}`},
 		{name: "postgresql 16.4 to 16.4-alpine", spec: `{type: postgresql, version: "16.4", storage: {size: 1Gi}}`, patch: `{version: "16.4-alpine"}`},
 		{name: "postgresql 16.4 to 16.2", spec: `{type: postgresql, version: "16.4", storage: {size: 1Gi}}`, patch: `{version: "16.2"}`},
 
 		// MySQL: the version only stays or moves forward.
-		{name: "mysql 8.4 to 8.0", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}}`, patch: `{version: "8.0"}`, want: refused("spec", msgMySQLDowngrade)},
-		{name: "mysql 9.1 to 8.4", spec: `{type: mysql, version: "9.1", storage: {size: 1Gi}}`, patch: `{version: "8.4"}`, want: refused("spec", msgMySQLDowngrade)},
+		{name: "mysql 8.4 to 8.0", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}}`, patch: `{version: "8.0"}`, want: refused("spec.version", msgMySQLDowngrade)},
+		{name: "mysql 9.1 to 8.4", spec: `{type: mysql, version: "9.1", storage: {size: 1Gi}}`, patch: `{version: "8.4"}`, want: refused("spec.version", msgMySQLDowngrade)},
 		{name: "mysql 8.0 to 8.4", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}}`, patch: `{version: "8.4"}`},
 		{name: "mysql 8.0 to 8.0.36", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}}`, patch: `{version: "8.0.36"}`},
 		{name: "mysql 8.4 to 9.1", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}}`, patch: `{version: "9.1"}`},
@@ -359,7 +360,7 @@ func TestTransitionRules(t *testing.T) {
 
 		// Validation rules of create also hold on update.
 		{name: "update to replicas 11", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}}`, patch: `{replicas: 11}`, want: refused("spec.replicas", msgReplicasRange)},
-		{name: "update to production with 1 replica", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}}`, patch: `{environment: production}`, want: refused("spec", msgProdReplicas)},
+		{name: "update to production with 1 replica", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}}`, patch: `{environment: production}`, want: refused("spec.replicas", msgProdReplicas)},
 		{name: "update to production with 2 replicas", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}}`, patch: `{environment: production, replicas: 2}`},
 	}
 
@@ -436,7 +437,7 @@ func TestScaleSubresource(t *testing.T) {
 		g.Expect(env.Client.SubResource("scale").Get(ctx(t), db, scale)).To(Succeed())
 		scale.Spec.Replicas = 1
 		err := env.Client.SubResource("scale").Update(ctx(t), db, client.WithSubResourceBody(scale))
-		expectRefused(t, g, err, refused("spec", msgProdReplicas))
+		expectRefused(t, g, err, refused("spec.replicas", msgProdReplicas))
 	})
 }
 
@@ -688,4 +689,28 @@ func subsetDiff(path string, want, got map[string]any) string {
 		}
 	}
 	return ""
+}
+
+// TestSamplesAreAccepted applies every manifest under config/samples as a
+// user would (server-side apply), so the README's samples cannot rot.
+func TestSamplesAreAccepted(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(env.RepoRoot, "config", "samples", "*.yaml"))
+	if err != nil || len(files) < 2 {
+		t.Fatalf("want at least one sample per engine in config/samples, got %v (%v)", files, err)
+	}
+	engines := map[string]bool{}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			g := NewWithT(t)
+			raw, err := os.ReadFile(f)
+			g.Expect(err).NotTo(HaveOccurred())
+			u := &unstructured.Unstructured{Object: fromYAML(g, string(raw))}
+			u.SetNamespace(env.Namespace(t))
+			g.Expect(env.Client.Apply(ctx(t), client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("kubectl"))).To(Succeed())
+			typ, _, _ := unstructured.NestedString(u.Object, "spec", "type")
+			engines[typ] = true
+		})
+	}
+	NewWithT(t).Expect(engines).To(HaveKey("mysql"))
+	NewWithT(t).Expect(engines).To(HaveKey("postgresql"))
 }
