@@ -1,6 +1,10 @@
 package render
 
-import "strconv"
+import (
+	"strconv"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
+)
 
 // Child object names, derived from the Database's name. They are part of the
 // operator's contract (GUIDE.md §1): scripts and runbooks depend on them.
@@ -68,3 +72,20 @@ const (
 
 // ReplicationUser is the engine user replicas connect as.
 const ReplicationUser = "replicator"
+
+// Endpoint is how applications reach a Database's engine.
+type Endpoint struct {
+	// Scheme is the URI scheme: mysql or postgresql.
+	Scheme string
+	// Port is the engine's TCP port.
+	Port int32
+}
+
+// ClientEndpoint returns the URI scheme and port of db's engine.
+func ClientEndpoint(db *databasev1.Database) (Endpoint, error) {
+	eng, err := engineFor(db)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	return Endpoint{Scheme: eng.portName(), Port: eng.port()}, nil
+}

@@ -1,0 +1,101 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/example/database-operator/render"
+)
+
+// FieldManager is the one field manager every write of the operator uses,
+// with forced ownership: the operator owns the fields it applies.
+const FieldManager = "database-operator"
+
+// apply is the operator's single write path for children and status: a
+// server-side apply under FieldManager with forced ownership. The server
+// writes its answer back into obj, so callers can read the applied object's
+// status from it; obj must be a fresh apply configuration each time.
+func apply(ctx context.Context, c client.Client, obj runtime.ApplyConfiguration) error {
+	return c.Apply(ctx, obj, client.FieldOwner(FieldManager), client.ForceOwnership)
+}
+
+// applyStatus applies a Database status through the status subresource.
+func applyStatus(ctx context.Context, c client.Client, obj runtime.ApplyConfiguration) error {
+	return c.Status().Apply(ctx, obj, client.FieldOwner(FieldManager), client.ForceOwnership)
+}
+
+// child is one rendered object, with what prune needs to know about it.
+type child struct {
+	kind string
+	name string
+	// ac is the apply configuration to apply.
+	ac runtime.ApplyConfiguration
+}
+
+// ownedKind is a kind of child the Database controls, and so may prune.
+type ownedKind struct {
+	kind string
+	// list returns an empty list object of the kind, for the cache.
+	list func() client.ObjectList
+}
+
+var (
+	kindStatefulSet         = ownedKind{"StatefulSet", func() client.ObjectList { return &appsv1.StatefulSetList{} }}
+	kindService             = ownedKind{"Service", func() client.ObjectList { return &corev1.ServiceList{} }}
+	kindConfigMap           = ownedKind{"ConfigMap", func() client.ObjectList { return &corev1.ConfigMapList{} }}
+	kindPodDisruptionBudget = ownedKind{"PodDisruptionBudget", func() client.ObjectList { return &policyv1.PodDisruptionBudgetList{} }}
+	kindCronJob             = ownedKind{"CronJob", func() client.ObjectList { return &batchv1.CronJobList{} }}
+	kindServiceMonitor      = ownedKind{"ServiceMonitor", func() client.ObjectList {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(render.ServiceMonitorGVK.GroupVersion().WithKind("ServiceMonitorList"))
+		return l
+	}}
+)
+
+// children lists the rendered objects in apply order: configuration and
+// Services before the pods that use them. The StatefulSet is left out: the
+// reconciler applies it separately because storage growth may hold it back.
+// The backup PVC comes before the CronJob that mounts it. The ServiceMonitor
+// is only listed when its kind is served.
+func children(c *render.Children, serviceMonitors bool) []child {
+	var out []child
+	add := func(kind, name string, ac runtime.ApplyConfiguration) {
+		out = append(out, child{kind: kind, name: name, ac: ac})
+	}
+	add(kindConfigMap.kind, *c.ConfigMap.Name, c.ConfigMap)
+	add(kindService.kind, *c.HeadlessService.Name, c.HeadlessService)
+	add(kindService.kind, *c.Service.Name, c.Service)
+	if c.ReadService != nil {
+		add(kindService.kind, *c.ReadService.Name, c.ReadService)
+	}
+	if c.PodDisruptionBudget != nil {
+		add(kindPodDisruptionBudget.kind, *c.PodDisruptionBudget.Name, c.PodDisruptionBudget)
+	}
+	if c.BackupPVC != nil {
+		add("PersistentVolumeClaim", *c.BackupPVC.Name, c.BackupPVC)
+	}
+	if c.BackupCronJob != nil {
+		add(kindCronJob.kind, *c.BackupCronJob.Name, c.BackupCronJob)
+	}
+	if c.ServiceMonitor != nil && serviceMonitors {
+		add(kindServiceMonitor.kind, c.ServiceMonitor.GetName(), client.ApplyConfigurationFromUnstructured(c.ServiceMonitor))
+	}
+	return out
+}
+
+func applyChildren(ctx context.Context, cl client.Client, list []child) error {
+	for _, ch := range list {
+		if err := apply(ctx, cl, ch.ac); err != nil {
+			return fmt.Errorf("apply %s %s: %w", ch.kind, ch.name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,300 @@
+// Package reconcile is the Database controller: get the Database, make sure
+// its credentials exist, render its children, server-side apply each of them
+// under one field manager, prune what is no longer rendered, and apply the
+// status. Nothing is compared and updated: the API server's apply merges
+// intent, and an apply that changes nothing writes nothing.
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/render"
+)
+
+// +kubebuilder:rbac:groups=database.example.com,resources=databases,verbs=get;list;watch
+// +kubebuilder:rbac:groups=database.example.com,resources=databases/status,verbs=get;patch
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=services;configmaps,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconciler reconciles Databases.
+type Reconciler struct {
+	// Client reads from the manager's cache and writes to the API server.
+	Client client.Client
+	// APIReader reads from the API server directly; used only for what the
+	// label-filtered cache cannot see (a Secret the user created unlabelled).
+	APIReader client.Reader
+	// Recorder records Events on Databases.
+	Recorder events.EventRecorder
+	// Render holds the operator-wide render settings (exporter images).
+	Render render.Options
+	// ServiceMonitors is true when the monitoring.coreos.com ServiceMonitor
+	// kind is served; without it no ServiceMonitor is applied.
+	ServiceMonitors bool
+	// Now is the clock for condition transition times; time.Now when nil.
+	Now func() time.Time
+}
+
+// SetupWithManager registers the controller: it watches Databases (spec,
+// label and annotation changes; not its own status writes) and every kind
+// it creates, and never requeues on a timer.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	toDatabase := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
+		name, ok := o.GetLabels()[render.LabelInstance]
+		if !ok || o.GetLabels()[render.LabelManagedBy] != FieldManager {
+			return nil
+		}
+		return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
+	})
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("database").
+		For(&databasev1.Database{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&batchv1.CronJob{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		// Neither has an owner reference: both outlive the Database.
+		Watches(&corev1.Secret{}, toDatabase).
+		Watches(&corev1.PersistentVolumeClaim{}, toDatabase)
+	if r.ServiceMonitors {
+		sm := &unstructured.Unstructured{}
+		sm.SetGroupVersionKind(render.ServiceMonitorGVK)
+		b = b.Owns(sm)
+	}
+	return b.Complete(r)
+}
+
+// Reconcile brings one Database's children and status in line with its spec.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var db databasev1.Database
+	if err := r.Client.Get(ctx, req.NamespacedName, &db); err != nil {
+		// Gone: owner references let the garbage collector remove children.
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if db.DeletionTimestamp != nil {
+		return ctrl.Result{}, nil
+	}
+	degraded, err := r.reconcile(ctx, &db)
+	switch {
+	case err != nil:
+		reconcileOutcomes.WithLabelValues(outcomeError).Inc()
+	case degraded:
+		reconcileOutcomes.WithLabelValues(outcomeDegraded).Inc()
+	default:
+		reconcileOutcomes.WithLabelValues(outcomeSuccess).Inc()
+	}
+	return ctrl.Result{}, err
+}
+
+// reconcile does the work; it reports whether the Database is degraded.
+// Errors are transient and retried with backoff; problems a human must fix
+// are reported in the status instead, and not retried.
+func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bool, error) {
+	log := ctrl.LoggerFrom(ctx)
+	var o observed
+
+	created, problem, err := r.ensureCredentials(ctx, db)
+	if err != nil {
+		return false, err
+	}
+	if created {
+		r.event(db, corev1.EventTypeNormal, "CredentialsCreated", "Create",
+			fmt.Sprintf("generated credentials in Secret %s", render.CredentialsSecretName(db.Name)))
+	}
+	o.degraded = problem
+
+	rendered, err := render.Render(db, r.Render)
+	if err != nil {
+		o.degraded = &degradation{reason: "InvalidSpec", message: err.Error()}
+		return true, r.applyStatus(ctx, db, o)
+	}
+	o.serviceMonitorSkipped = rendered.ServiceMonitor != nil && !r.ServiceMonitors
+
+	// What existed before this reconcile, for events and storage growth.
+	current, err := r.getOptional(ctx, db, render.StatefulSetName(db.Name), &appsv1.StatefulSet{})
+	if err != nil {
+		return false, err
+	}
+	var sts *appsv1.StatefulSet
+	if current != nil {
+		sts = current.(*appsv1.StatefulSet)
+	}
+	hadCronJob, err := r.getOptional(ctx, db, render.BackupName(db.Name), &batchv1.CronJob{})
+	if err != nil {
+		return false, err
+	}
+
+	resizing, problem, err := r.growStorage(ctx, db, sts)
+	if err != nil {
+		return false, err
+	}
+	if problem != nil {
+		o.degraded = problem
+	}
+	o.resizing = resizing
+
+	list := children(rendered, r.ServiceMonitors)
+	if err := applyChildren(ctx, r.Client, list); err != nil {
+		if !needsHuman(err) {
+			return false, err
+		}
+		o.degraded = &degradation{reason: "ApplyFailed", message: err.Error()}
+	}
+	if o.degraded == nil && !resizing {
+		if err := apply(ctx, r.Client, rendered.StatefulSet); err != nil {
+			if !needsHuman(err) {
+				return false, fmt.Errorf("apply StatefulSet %s: %w", *rendered.StatefulSet.Name, err)
+			}
+			o.degraded = &degradation{reason: "ApplyFailed", message: fmt.Sprintf("apply StatefulSet %s: %v", *rendered.StatefulSet.Name, err)}
+		} else {
+			// Apply wrote the server's answer, status included, into the
+			// apply configuration: read it instead of asking again.
+			o.statefulSet = &appsv1.StatefulSet{}
+			if err := convert(rendered.StatefulSet, o.statefulSet); err != nil {
+				return false, err
+			}
+			if sts != nil && sts.Spec.Replicas != nil && *sts.Spec.Replicas != *o.statefulSet.Spec.Replicas {
+				r.event(db, corev1.EventTypeNormal, "Scaled", "Scale",
+					fmt.Sprintf("scaled from %d to %d replicas", *sts.Spec.Replicas, *o.statefulSet.Spec.Replicas))
+			}
+		}
+	} else {
+		o.statefulSet = sts
+	}
+
+	if rendered.BackupCronJob != nil && o.degraded == nil {
+		o.cronJob = &batchv1.CronJob{}
+		if err := convert(rendered.BackupCronJob, o.cronJob); err != nil {
+			return false, err
+		}
+		if hadCronJob == nil {
+			r.event(db, corev1.EventTypeNormal, "BackupEnabled", "Schedule",
+				fmt.Sprintf("backups scheduled %q to PVC %s", o.cronJob.Spec.Schedule, render.BackupName(db.Name)))
+		}
+	}
+
+	if o.degraded == nil {
+		keep := map[string]bool{kindStatefulSet.kind + "/" + *rendered.StatefulSet.Name: true}
+		for _, ch := range list {
+			keep[ch.kind+"/"+ch.name] = true
+		}
+		kinds := []ownedKind{kindStatefulSet, kindService, kindConfigMap, kindPodDisruptionBudget, kindCronJob}
+		if r.ServiceMonitors {
+			kinds = append(kinds, kindServiceMonitor)
+		}
+		pruned, err := prune(ctx, r.Client, db, kinds, keep)
+		for _, p := range pruned {
+			log.Info("pruned child", "kind", p.kind, "name", p.name)
+			if p.kind == kindCronJob.kind {
+				r.event(db, corev1.EventTypeNormal, "BackupDisabled", "Unschedule",
+					fmt.Sprintf("backup schedule removed; PVC %s and its dumps are kept", render.BackupName(db.Name)))
+			}
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+
+	return o.degraded != nil, r.applyStatus(ctx, db, o)
+}
+
+// applyStatus computes the status and applies it when it differs from the
+// current one, so an unchanged Database causes no write.
+func (r *Reconciler) applyStatus(ctx context.Context, db *databasev1.Database, o observed) error {
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	status := computeStatus(db, o, metav1.NewTime(now().Truncate(time.Second)))
+	if equality.Semantic.DeepEqual(status, db.Status) {
+		return nil
+	}
+	if err := applyStatus(ctx, r.Client, statusApplyConfiguration(db, status)); err != nil {
+		return fmt.Errorf("apply status: %w", err)
+	}
+
+	became := func(typ string, s metav1.ConditionStatus) bool {
+		return meta.IsStatusConditionPresentAndEqual(status.Conditions, typ, s) &&
+			!meta.IsStatusConditionPresentAndEqual(db.Status.Conditions, typ, s)
+	}
+	if became(databasev1.ConditionReady, metav1.ConditionTrue) {
+		r.event(db, corev1.EventTypeNormal, "Ready", "Ready", fmt.Sprintf("all %d replicas are ready", status.Replicas))
+	}
+	if became(databasev1.ConditionDegraded, metav1.ConditionTrue) {
+		c := meta.FindStatusCondition(status.Conditions, databasev1.ConditionDegraded)
+		r.event(db, corev1.EventTypeWarning, c.Reason, "Degrade", c.Message)
+		ctrl.LoggerFrom(ctx).Info("database degraded", "reason", c.Reason, "message", c.Message)
+	}
+	return nil
+}
+
+// getOptional reads a child from the cache; nil when it does not exist.
+func (r *Reconciler) getOptional(ctx context.Context, db *databasev1.Database, name string, obj client.Object) (client.Object, error) {
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: db.Namespace, Name: name}, obj)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %T %s: %w", obj, name, err)
+	}
+	return obj, nil
+}
+
+// event records an Event on the Database. Notes never carry secret values.
+func (r *Reconciler) event(db *databasev1.Database, eventType, reason, action, note string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(db, nil, eventType, reason, action, "%s", note)
+	}
+}
+
+// needsHuman tells problems a retry cannot fix (the API server refused the
+// object, or the operator may not do it) from transient ones.
+func needsHuman(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return false
+	}
+	return apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) ||
+		apierrors.IsRequestEntityTooLargeError(err) || apierrors.IsUnauthorized(err)
+}
+
+// convert copies an applied apply configuration, holding the server's
+// answer, into the typed object.
+func convert(ac any, out any) error {
+	raw, err := json.Marshal(ac)
+	if err != nil {
+		return fmt.Errorf("read applied %T: %w", ac, err)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("read applied %T: %w", ac, err)
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"math/big"
+	"net/url"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/render"
+)
+
+const (
+	// passwordLength and passwordAlphabet give about 190 bits per password,
+	// in characters that need no quoting in a URI, a shell or SQL.
+	passwordLength   = 32
+	passwordAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	// appUser is the application user's name in generated credentials.
+	appUser = "app"
+	// maxDatabaseNameLength fits both PostgreSQL (63) and MySQL (64).
+	maxDatabaseNameLength = 63
+)
+
+// ensureCredentials makes sure the credentials Secret exists. It creates it
+// once and never updates it: a Secret that exists, whoever made it, is used
+// as-is. It reports a degradation instead of creating one when the data
+// volumes already exist, because new passwords would not match the ones the
+// data directory was initialised with.
+func (r *Reconciler) ensureCredentials(ctx context.Context, db *databasev1.Database) (created bool, problem *degradation, err error) {
+	key := client.ObjectKey{Namespace: db.Namespace, Name: render.CredentialsSecretName(db.Name)}
+	var existing corev1.Secret
+	err = r.Client.Get(ctx, key, &existing)
+	if err == nil {
+		return false, nil, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return false, nil, fmt.Errorf("get Secret %s: %w", key.Name, err)
+	}
+	// A Secret the user created beforehand may lack the operator's labels,
+	// and the cache only holds labelled Secrets: ask the API server.
+	err = r.APIReader.Get(ctx, key, &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}})
+	if err == nil {
+		return false, nil, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return false, nil, fmt.Errorf("get Secret %s: %w", key.Name, err)
+	}
+
+	hasData, err := r.hasDataVolumes(ctx, db)
+	if err != nil {
+		return false, nil, err
+	}
+	if hasData {
+		return false, &degradation{
+			reason: "CredentialsMissing",
+			message: fmt.Sprintf("Secret %s is missing but the data volumes exist; new passwords would not match the data. "+
+				"Re-create the Secret with the original passwords (keys %s, %s, %s, %s, %s).",
+				key.Name, render.SecretKeyRootPassword, render.SecretKeyUsername, render.SecretKeyPassword,
+				render.SecretKeyDatabase, render.SecretKeyReplicationPassword),
+		}, nil
+	}
+
+	secret, err := newCredentialsSecret(db)
+	if err != nil {
+		return false, nil, err
+	}
+	if err := r.Client.Create(ctx, secret, client.FieldOwner(FieldManager)); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return false, nil, nil
+		}
+		return false, nil, fmt.Errorf("create Secret %s: %w", key.Name, err)
+	}
+	return true, nil, nil
+}
+
+// hasDataVolumes reports whether any data PVC of db's StatefulSet exists.
+func (r *Reconciler) hasDataVolumes(ctx context.Context, db *databasev1.Database) (bool, error) {
+	pvcs, err := r.dataVolumes(ctx, db)
+	return len(pvcs) > 0, err
+}
+
+// newCredentialsSecret generates passwords from crypto/rand. The Secret has
+// no owner reference: it outlives the Database, like the data it unlocks.
+func newCredentialsSecret(db *databasev1.Database) (*corev1.Secret, error) {
+	endpoint, err := render.ClientEndpoint(db)
+	if err != nil {
+		return nil, err
+	}
+	passwords := make([]string, 3)
+	for i := range passwords {
+		if passwords[i], err = password(); err != nil {
+			return nil, fmt.Errorf("generate password: %w", err)
+		}
+	}
+	root, app, replication := passwords[0], passwords[1], passwords[2]
+	database := databaseName(db.Name)
+	host := fmt.Sprintf("%s.%s.svc", render.ServiceName(db.Name), db.Namespace)
+	uri := url.URL{
+		Scheme: endpoint.Scheme,
+		User:   url.UserPassword(appUser, app),
+		Host:   fmt.Sprintf("%s:%d", host, endpoint.Port),
+		Path:   "/" + database,
+	}
+	labels := render.SelectorLabels(db.Name)
+	labels[render.LabelComponent] = "credentials"
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      render.CredentialsSecretName(db.Name),
+			Namespace: db.Namespace,
+			Labels:    labels,
+		},
+		Type: corev1.SecretTypeOpaque,
+		StringData: map[string]string{
+			render.SecretKeyRootPassword:        root,
+			render.SecretKeyUsername:            appUser,
+			render.SecretKeyPassword:            app,
+			render.SecretKeyDatabase:            database,
+			render.SecretKeyReplicationPassword: replication,
+			render.SecretKeyHost:                host,
+			render.SecretKeyPort:                fmt.Sprint(endpoint.Port),
+			render.SecretKeyURI:                 uri.String(),
+		},
+	}, nil
+}
+
+// password returns passwordLength characters drawn uniformly from
+// passwordAlphabet with crypto/rand.
+func password() (string, error) {
+	max := big.NewInt(int64(len(passwordAlphabet)))
+	var b strings.Builder
+	for range passwordLength {
+		n, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			return "", err
+		}
+		b.WriteByte(passwordAlphabet[n.Int64()])
+	}
+	return b.String(), nil
+}
+
+// databaseName turns a Kubernetes name into an identifier both engines
+// accept without quoting: dashes and dots become underscores.
+func databaseName(name string) string {
+	n := strings.NewReplacer("-", "_", ".", "_").Replace(name)
+	if len(n) > maxDatabaseNameLength {
+		n = n[:maxDatabaseNameLength]
+	}
+	return n
+}

@@ -1,0 +1,152 @@
+package reconcile
+
+import (
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
+	databasev1ac "github.com/example/database-operator/apis/database/v1/applyconfiguration/database/v1"
+	"github.com/example/database-operator/render"
+)
+
+// degradation is a problem only a human can fix: it sets Degraded=True with
+// the reason, and the reconciler does not retry it on its own.
+type degradation struct {
+	reason, message string
+}
+
+// observed is what one reconcile saw of a Database's children.
+type observed struct {
+	// statefulSet is nil until it exists.
+	statefulSet *appsv1.StatefulSet
+	// resizing is true while the StatefulSet is re-created for bigger volumes.
+	resizing bool
+	// cronJob is the backup CronJob; nil with backup disabled.
+	cronJob *batchv1.CronJob
+	// degraded is the problem found, if any.
+	degraded *degradation
+	// serviceMonitorSkipped is true when metrics are on but the
+	// ServiceMonitor kind is not served.
+	serviceMonitorSkipped bool
+}
+
+// computeStatus derives the Database's status from what was observed.
+// Conditions start from the current ones so that LastTransitionTime moves
+// only when a condition's status does; now stamps the ones that move.
+func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databasev1.DatabaseStatus {
+	desired := int32(1)
+	if db.Spec.Replicas != nil {
+		desired = *db.Spec.Replicas
+	}
+	s := databasev1.DatabaseStatus{
+		Selector:           labels.SelectorFromSet(render.SelectorLabels(db.Name)).String(),
+		ObservedGeneration: db.Generation,
+		Conditions:         append([]metav1.Condition(nil), db.Status.Conditions...),
+	}
+
+	var ready, updated, current int32
+	settled := false
+	if sts := o.statefulSet; sts != nil {
+		ready, updated, current = sts.Status.ReadyReplicas, sts.Status.UpdatedReplicas, sts.Status.Replicas
+		settled = sts.Status.ObservedGeneration >= sts.Generation &&
+			sts.Status.CurrentRevision == sts.Status.UpdateRevision
+	}
+	s.Replicas = ready
+	allReady := o.statefulSet != nil && !o.resizing && settled && ready == desired && updated == desired && current == desired
+
+	switch {
+	case o.degraded != nil:
+		s.Phase = databasev1.PhaseFailed
+	case o.statefulSet == nil:
+		s.Phase = databasev1.PhasePending
+	case ready == 0:
+		s.Phase = databasev1.PhaseCreating
+	case allReady:
+		s.Phase = databasev1.PhaseReady
+	default:
+		s.Phase = databasev1.PhasePartiallyReady
+	}
+	s.Ready = s.Phase == databasev1.PhaseReady
+
+	set := func(typ string, status metav1.ConditionStatus, reason, message string) {
+		meta.SetStatusCondition(&s.Conditions, metav1.Condition{
+			Type: typ, Status: status, Reason: reason, Message: message,
+			ObservedGeneration: db.Generation, LastTransitionTime: now,
+		})
+	}
+
+	readyMessage := fmt.Sprintf("%d/%d replicas ready", ready, desired)
+	if o.serviceMonitorSkipped {
+		readyMessage += "; no ServiceMonitor created: the monitoring.coreos.com API is not installed"
+	}
+	if s.Ready {
+		set(databasev1.ConditionReady, metav1.ConditionTrue, "AllReplicasReady", readyMessage)
+	} else {
+		set(databasev1.ConditionReady, metav1.ConditionFalse, string(s.Phase), readyMessage)
+	}
+
+	switch {
+	case o.resizing:
+		set(databasev1.ConditionProgressing, metav1.ConditionTrue, "Resizing", "re-creating the StatefulSet for the new volume size")
+	case o.statefulSet == nil:
+		set(databasev1.ConditionProgressing, metav1.ConditionTrue, "Creating", "creating the StatefulSet")
+	case !settled || updated != current:
+		set(databasev1.ConditionProgressing, metav1.ConditionTrue, "RollingUpdate", fmt.Sprintf("%d/%d replicas updated", updated, desired))
+	case current != desired:
+		set(databasev1.ConditionProgressing, metav1.ConditionTrue, "Scaling", fmt.Sprintf("scaling from %d to %d replicas", current, desired))
+	case ready != desired:
+		set(databasev1.ConditionProgressing, metav1.ConditionTrue, "WaitingForReplicas", readyMessage)
+	default:
+		set(databasev1.ConditionProgressing, metav1.ConditionFalse, "Stable", "all replicas are up to date")
+	}
+
+	if o.degraded != nil {
+		set(databasev1.ConditionDegraded, metav1.ConditionTrue, o.degraded.reason, o.degraded.message)
+	} else {
+		set(databasev1.ConditionDegraded, metav1.ConditionFalse, "AsExpected", "no problem found")
+	}
+
+	if db.Spec.Backup != nil && db.Spec.Backup.Enabled {
+		if cj := o.cronJob; cj != nil && cj.Status.LastSuccessfulTime != nil {
+			s.LastBackup = cj.Status.LastSuccessfulTime.DeepCopy()
+			set(databasev1.ConditionBackupReady, metav1.ConditionTrue, "BackupSucceeded",
+				"last successful backup at "+cj.Status.LastSuccessfulTime.UTC().Format(time.RFC3339))
+		} else {
+			set(databasev1.ConditionBackupReady, metav1.ConditionUnknown, "NoBackupYet", "no backup has completed yet")
+		}
+	} else {
+		meta.RemoveStatusCondition(&s.Conditions, databasev1.ConditionBackupReady)
+	}
+	return s
+}
+
+// statusApplyConfiguration is the apply configuration of a Database status:
+// every field the operator owns, so fields it stops setting are released.
+func statusApplyConfiguration(db *databasev1.Database, s databasev1.DatabaseStatus) *databasev1ac.DatabaseApplyConfiguration {
+	st := databasev1ac.DatabaseStatus().
+		WithPhase(s.Phase).
+		WithReady(s.Ready).
+		WithReplicas(s.Replicas).
+		WithSelector(s.Selector).
+		WithObservedGeneration(s.ObservedGeneration)
+	if s.LastBackup != nil {
+		st.WithLastBackup(*s.LastBackup)
+	}
+	for _, c := range s.Conditions {
+		st.WithConditions(metav1ac.Condition().
+			WithType(c.Type).
+			WithStatus(c.Status).
+			WithReason(c.Reason).
+			WithMessage(c.Message).
+			WithObservedGeneration(c.ObservedGeneration).
+			WithLastTransitionTime(c.LastTransitionTime))
+	}
+	return databasev1ac.Database(db.Name, db.Namespace).WithStatus(st)
+}
