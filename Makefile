@@ -33,25 +33,29 @@ help: ## Show the targets.
 
 ##@ Development
 
-# controller-gen arguments, shared by generate and verify-generate.
-GEN_ARGS := object:headerFile=hack/boilerplate.go.txt \
+# controller-gen arguments, shared by generate and verify-generate. The API
+# runs first: the reconciler imports its apply configurations, and its RBAC
+# markers can only be read once they exist.
+GEN_API_ARGS := object:headerFile=hack/boilerplate.go.txt \
 	applyconfiguration:headerFile=hack/boilerplate.go.txt,externalApplyConfigurations=k8s.io/api/core/v1.ResourceRequirements@k8s.io/client-go/applyconfigurations/core/v1 \
 	crd:generateEmbeddedObjectMeta=false \
 	paths=./apis/... \
 	output:crd:artifacts:config=config/crd
+GEN_RBAC_ARGS := rbac:roleName=database-operator paths=./reconcile/... output:rbac:artifacts:config=config/rbac
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, apply configurations and the CRD.
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, apply configurations, the CRD and the ClusterRole.
 	rm -rf apis/database/v1/applyconfiguration
-	$(CONTROLLER_GEN) $(GEN_ARGS)
+	$(CONTROLLER_GEN) $(GEN_API_ARGS)
+	$(CONTROLLER_GEN) $(GEN_RBAC_ARGS)
 
 .PHONY: verify-generate
 verify-generate: $(CONTROLLER_GEN) ## Fail when checked-in generated files differ from a fresh generation.
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	cp -r go.mod go.sum apis hack config "$$tmp"/; \
-	rm -rf "$$tmp/apis/database/v1/applyconfiguration" "$$tmp/config/crd"; \
-	(cd "$$tmp" && $(CONTROLLER_GEN) $(GEN_ARGS)); \
-	if ! diff -ru apis "$$tmp/apis" || ! diff -ru config/crd "$$tmp/config/crd"; then \
+	cp -r go.mod go.sum apis render reconcile hack config "$$tmp"/; \
+	rm -rf "$$tmp/apis/database/v1/applyconfiguration" "$$tmp/config/crd" "$$tmp/config/rbac"; \
+	(cd "$$tmp" && $(CONTROLLER_GEN) $(GEN_API_ARGS) && $(CONTROLLER_GEN) $(GEN_RBAC_ARGS)); \
+	if ! diff -ru apis "$$tmp/apis" || ! diff -ru config/crd "$$tmp/config/crd" || ! diff -ru config/rbac "$$tmp/config/rbac"; then \
 		echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; \
 	fi
 
