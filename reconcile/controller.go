@@ -183,7 +183,7 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 			}
 			if sts != nil && sts.Spec.Replicas != nil && *sts.Spec.Replicas != *o.statefulSet.Spec.Replicas {
 				r.event(db, corev1.EventTypeNormal, "Scaled", "Scale",
-					fmt.Sprintf("scaled from %d to %d replicas", *sts.Spec.Replicas, *o.statefulSet.Spec.Replicas))
+					fmt.Sprintf("StatefulSet %s scaled from %d to %d replicas", sts.Name, *sts.Spec.Replicas, *o.statefulSet.Spec.Replicas))
 			}
 		}
 	} else {
@@ -245,7 +245,7 @@ func (r *Reconciler) applyStatus(ctx context.Context, db *databasev1.Database, o
 		return meta.IsStatusConditionPresentAndEqual(status.Conditions, typ, s) &&
 			!meta.IsStatusConditionPresentAndEqual(db.Status.Conditions, typ, s)
 	}
-	if became(databasev1.ConditionReady, metav1.ConditionTrue) {
+	if firstReady(db.Status, status) {
 		r.event(db, corev1.EventTypeNormal, "Ready", "Ready", fmt.Sprintf("all %d replicas are ready", status.Replicas))
 	}
 	if became(databasev1.ConditionDegraded, metav1.ConditionTrue) {

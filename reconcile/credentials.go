@@ -61,9 +61,11 @@ func (r *Reconciler) ensureCredentials(ctx context.Context, db *databasev1.Datab
 		return false, &degradation{
 			reason: "CredentialsMissing",
 			message: fmt.Sprintf("Secret %s is missing but the data volumes exist; new passwords would not match the data. "+
-				"Re-create the Secret with the original passwords (keys %s, %s, %s, %s, %s).",
+				"Re-create the Secret with the original values (keys %s, %s, %s, %s, %s) and the labels %s=%s,%s=%s "+
+				"(or annotate the Database afterwards) so the operator notices it.",
 				key.Name, render.SecretKeyRootPassword, render.SecretKeyUsername, render.SecretKeyPassword,
-				render.SecretKeyDatabase, render.SecretKeyReplicationPassword),
+				render.SecretKeyDatabase, render.SecretKeyReplicationPassword,
+				render.LabelManagedBy, FieldManager, render.LabelInstance, db.Name),
 		}, nil
 	}
 

@@ -86,9 +86,12 @@ func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databas
 	if o.serviceMonitorSkipped {
 		readyMessage += "; no ServiceMonitor created: the monitoring.coreos.com API is not installed"
 	}
-	if s.Ready {
-		set(databasev1.ConditionReady, metav1.ConditionTrue, "AllReplicasReady", readyMessage)
-	} else {
+	switch {
+	case s.Ready:
+		set(databasev1.ConditionReady, metav1.ConditionTrue, reasonAllReplicasReady, readyMessage)
+	case wasReady(db.Status):
+		set(databasev1.ConditionReady, metav1.ConditionFalse, reasonUnavailable, readyMessage+", phase "+string(s.Phase))
+	default:
 		set(databasev1.ConditionReady, metav1.ConditionFalse, string(s.Phase), readyMessage)
 	}
 
@@ -125,6 +128,26 @@ func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databas
 		meta.RemoveStatusCondition(&s.Conditions, databasev1.ConditionBackupReady)
 	}
 	return s
+}
+
+// Reasons of the Ready condition. Until a Database is first Ready, a False
+// Ready's reason is its phase; afterwards it is reasonUnavailable, so the
+// condition itself remembers that the Database has been Ready before.
+const (
+	reasonAllReplicasReady = "AllReplicasReady"
+	reasonUnavailable      = "Unavailable"
+)
+
+// wasReady reports whether a status says its Database has been Ready before.
+func wasReady(s databasev1.DatabaseStatus) bool {
+	c := meta.FindStatusCondition(s.Conditions, databasev1.ConditionReady)
+	return c != nil && (c.Status == metav1.ConditionTrue || c.Reason == reasonUnavailable)
+}
+
+// firstReady reports whether a Database becomes Ready for the first time.
+// Coming back after a scale-up, a rollout or an outage is not news.
+func firstReady(before, after databasev1.DatabaseStatus) bool {
+	return meta.IsStatusConditionTrue(after.Conditions, databasev1.ConditionReady) && !wasReady(before)
 }
 
 // statusApplyConfiguration is the apply configuration of a Database status:

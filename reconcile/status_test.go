@@ -131,3 +131,31 @@ func TestComputeStatusServiceMonitorSkipped(t *testing.T) {
 	g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 	g.Expect(c.Message).To(ContainSubstring("monitoring.coreos.com"))
 }
+
+// The Ready condition remembers that a Database has been Ready, so the
+// "Ready" Event fires once, not after every scale-up or outage.
+func TestFirstReady(t *testing.T) {
+	g := NewWithT(t)
+	now := metav1.Now()
+	db := statusTestDatabase(3, false)
+	steps := []struct {
+		o     observed
+		first bool
+	}{
+		{observed{}, false},
+		{observed{statefulSet: sts(3, 0, 3, true)}, false},
+		{observed{statefulSet: sts(3, 1, 3, true)}, false},
+		{observed{statefulSet: sts(3, 3, 3, true)}, true},
+		{observed{statefulSet: sts(3, 2, 3, true)}, false},
+		{observed{statefulSet: sts(3, 0, 3, true)}, false},
+		{observed{statefulSet: sts(3, 3, 3, true)}, false},
+	}
+	for i, step := range steps {
+		next := computeStatus(db, step.o, now)
+		g.Expect(firstReady(db.Status, next)).To(Equal(step.first), "step %d", i)
+		if i >= 4 && !next.Ready {
+			g.Expect(meta.FindStatusCondition(next.Conditions, databasev1.ConditionReady).Reason).To(Equal("Unavailable"), "step %d", i)
+		}
+		db.Status = next
+	}
+}
