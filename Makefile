@@ -13,9 +13,25 @@ CONTROLLER_TOOLS_VERSION := v0.23.0
 KUBE_VERSION := v1.37.2
 ETCD_VERSION := v3.6.16
 
+KWOK_VERSION := v0.8.0
+
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUBE_APISERVER := $(BIN)/k8s-$(KUBE_VERSION)/kube-apiserver
+KUBE_CONTROLLER_MANAGER := $(BIN)/k8s-$(KUBE_VERSION)/kube-controller-manager
+KUBE_SCHEDULER := $(BIN)/k8s-$(KUBE_VERSION)/kube-scheduler
+KUBECTL := $(BIN)/k8s-$(KUBE_VERSION)/kubectl
 ETCD := $(BIN)/etcd-$(ETCD_VERSION)/etcd
+KWOK := $(BIN)/kwok-$(KWOK_VERSION)/kwok
+KWOKCTL := $(BIN)/kwok-$(KWOK_VERSION)/kwokctl
+# Built from this repository on every use (go build's cache makes it quick).
+OPERATOR := $(BIN)/database-operator
+PROVISIONER := $(BIN)/local-provisioner
+
+LOCAL := $(CURDIR)/.local
+# The demo cluster; the e2e suite runs a cluster of its own next to it.
+LOCAL_KUBECONFIG := $(LOCAL)/kubeconfig
+E2E_CLUSTER := database-operator-e2e
+E2E_KUBECONFIG := $(LOCAL)/$(E2E_CLUSTER).kubeconfig
 # envtest wants kube-apiserver and etcd side by side in one folder.
 ENVTEST_ASSETS := $(BIN)/envtest-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
@@ -76,8 +92,20 @@ verify-render-pure: ## Fail when render/ depends on a client package (see the sc
 ##@ Test
 
 .PHONY: test
-test: verify-generate vet verify-render-pure envtest-assets ## Run every check and test (the CI entry point).
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test $(GO_TEST_FLAGS) ./...
+test: verify-generate vet verify-render-pure envtest-assets test-e2e-deps ## Run every check and test: unit, envtest and e2e (the CI entry point).
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v /e2e)
+	$(MAKE) test-e2e
+
+.PHONY: test-e2e
+test-e2e: test-e2e-deps ## Run the end-to-end suite on a local cluster of its own (started, then removed).
+	export $(CLUSTER_ENV) CLUSTER_NAME=$(E2E_CLUSTER) CLUSTER_KUBECONFIG=$(E2E_KUBECONFIG); \
+	trap 'e2e/cluster.sh down' EXIT; \
+	e2e/cluster.sh up && \
+	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_OPERATOR=$(OPERATOR) E2E_KUBECTL=$(KUBECTL) \
+		go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./e2e/...
+
+.PHONY: test-e2e-deps
+test-e2e-deps: cluster-binaries operator
 
 .PHONY: golden
 golden: ## Regenerate render/testdata golden files (review the diff).
@@ -91,6 +119,60 @@ $(ENVTEST_ASSETS)/kube-apiserver: $(KUBE_APISERVER)
 $(ENVTEST_ASSETS)/etcd: $(ETCD)
 	mkdir -p $(@D) && ln -sf $< $@
 
+##@ Local cluster
+
+# What e2e/cluster.sh needs to know.
+CLUSTER_ENV := KWOKCTL=$(KWOKCTL) KUBECTL=$(KUBECTL) KUBE_APISERVER=$(KUBE_APISERVER) \
+	KUBE_CONTROLLER_MANAGER=$(KUBE_CONTROLLER_MANAGER) KUBE_SCHEDULER=$(KUBE_SCHEDULER) \
+	KWOK=$(KWOK) ETCD=$(ETCD) PROVISIONER=$(PROVISIONER)
+
+.PHONY: cluster-binaries
+cluster-binaries: $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KUBECTL) $(ETCD) $(KWOK) $(KWOKCTL) provisioner
+
+.PHONY: cluster-up
+cluster-up: cluster-binaries ## Start the local cluster (or reuse it); kubeconfig in .local/kubeconfig.
+	$(CLUSTER_ENV) e2e/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the demo operator and remove the local cluster.
+	-@[ -f $(LOCAL)/operator.pid ] && kill $$(cat $(LOCAL)/operator.pid) 2>/dev/null; rm -f $(LOCAL)/operator.pid
+	$(CLUSTER_ENV) e2e/cluster.sh down
+
+.PHONY: install-crd
+install-crd: $(KUBECTL) ## Install or update the CRD in $$KUBECONFIG's cluster.
+	$(KUBECTL) apply --server-side --force-conflicts --field-manager=database-operator-install -f config/crd
+	$(KUBECTL) wait --for=condition=Established crd/databases.database.example.com --timeout=60s
+
+.PHONY: run
+run: $(KUBECTL) ## Run the operator in the foreground against $$KUBECONFIG, or the local cluster when unset.
+	@if [ -z "$${KUBECONFIG:-}" ]; then $(MAKE) --no-print-directory cluster-up; fi
+	export KUBECONFIG=$${KUBECONFIG:-$(LOCAL_KUBECONFIG)}; \
+	$(MAKE) --no-print-directory install-crd && \
+	go run ./cmd/database-operator --log-format console --metrics-bind-address :8080 --health-probe-bind-address :8081
+
+.PHONY: demo
+demo: cluster-up operator ## Local cluster + operator in the background + both samples; waits for Ready.
+	export KUBECONFIG=$(LOCAL_KUBECONFIG); \
+	$(MAKE) --no-print-directory install-crd && \
+	if [ -f $(LOCAL)/operator.pid ] && kill -0 $$(cat $(LOCAL)/operator.pid) 2>/dev/null; then kill $$(cat $(LOCAL)/operator.pid); sleep 1; fi; \
+	nohup $(OPERATOR) --kubeconfig $(LOCAL_KUBECONFIG) --log-format console --metrics-bind-address 0 --health-probe-bind-address 0 \
+		>$(LOCAL)/operator.log 2>&1 & echo $$! >$(LOCAL)/operator.pid; \
+	$(KUBECTL) create namespace demo --dry-run=client -o yaml | $(KUBECTL) apply -f - >/dev/null && \
+	$(KUBECTL) -n demo apply --server-side --field-manager=demo -f config/samples/ && \
+	echo "waiting for the Databases to become Ready (the operator logs to .local/operator.log)..." && \
+	$(KUBECTL) -n demo wait db --all --for=condition=Ready --timeout=300s >/dev/null && \
+	$(KUBECTL) -n demo get db -o wide && \
+	echo && echo "export KUBECONFIG=$(LOCAL_KUBECONFIG); kubectl -n demo get db,sts,svc,pvc,cronjob,secret   # look around" && \
+	echo "make cluster-down   # stop the operator and remove the cluster"
+
+.PHONY: operator
+operator: ## Build the operator binary into bin/.
+	go build -o $(OPERATOR) ./cmd/database-operator
+
+.PHONY: provisioner
+provisioner:
+	go build -o $(PROVISIONER) ./e2e/local-provisioner
+
 ##@ Tools (built from the Go module proxy)
 
 $(CONTROLLER_GEN):
@@ -101,3 +183,9 @@ $(KUBE_APISERVER):
 
 $(ETCD):
 	cd tools/etcd && go build -o $@ go.etcd.io/etcd/server/v3
+
+$(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KUBECTL):
+	cd tools/kube && go build -ldflags "$(KUBE_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/$(@F)
+
+$(KWOK) $(KWOKCTL):
+	cd tools/kwok && go build -o $@ sigs.k8s.io/kwok/cmd/$(@F)
