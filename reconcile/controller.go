@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -59,6 +60,11 @@ type Reconciler struct {
 	ServiceMonitors bool
 	// Now is the clock for condition transition times; time.Now when nil.
 	Now func() time.Time
+
+	// announcedReady holds the UIDs of Databases whose first-Ready Event
+	// this process recorded: the status read from the cache may not show
+	// the operator's own Ready write yet when the next reconcile runs.
+	announcedReady sync.Map
 }
 
 // SetupWithManager registers the controller: it watches Databases (spec,
@@ -246,7 +252,9 @@ func (r *Reconciler) applyStatus(ctx context.Context, db *databasev1.Database, o
 			!meta.IsStatusConditionPresentAndEqual(db.Status.Conditions, typ, s)
 	}
 	if firstReady(db.Status, status) {
-		r.event(db, corev1.EventTypeNormal, "Ready", "Ready", fmt.Sprintf("all %d replicas are ready", status.Replicas))
+		if _, seen := r.announcedReady.LoadOrStore(db.UID, true); !seen {
+			r.event(db, corev1.EventTypeNormal, "Ready", "Ready", fmt.Sprintf("all %d replicas are ready", status.Replicas))
+		}
 	}
 	if became(databasev1.ConditionDegraded, metav1.ConditionTrue) {
 		c := meta.FindStatusCondition(status.Conditions, databasev1.ConditionDegraded)

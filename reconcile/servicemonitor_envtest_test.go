@@ -106,6 +106,7 @@ func TestServiceMonitor(t *testing.T) {
 		g.Expect(unstructured.SetNestedSlice(sm.Object, eps, "spec", "endpoints")).To(Succeed())
 		g.Expect(env.Client.Update(ctx, sm, client.FieldOwner(drifter))).To(Succeed())
 		g.Expect(serviceMonitorEndpoints(g, sm)[0]).To(HaveKeyWithValue("interval", "5s"), "the server's answer")
+		g.Expect(ownsField(sm, drifter, `"f:endpoints"`)).To(BeTrue(), "%s owns spec.endpoints after its update", drifter)
 		drifted = sm.GetResourceVersion()
 	}).Should(Succeed())
 	g.Eventually(func(g Gomega) {
