@@ -94,6 +94,7 @@ verify-render-pure: ## Fail when render/ depends on a client package (see the sc
 .PHONY: test
 test: verify-generate vet verify-render-pure envtest-assets test-e2e-deps ## Run every check and test: unit, envtest and e2e (the CI entry point).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v /e2e)
+	cd test/dockerfile && go vet ./... && go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) test-e2e
 
 .PHONY: test-e2e
@@ -165,9 +166,12 @@ demo: cluster-up operator ## Local cluster + operator in the background + both s
 	echo && echo "export KUBECONFIG=$(LOCAL_KUBECONFIG); kubectl -n demo get db,sts,svc,pvc,cronjob,secret   # look around" && \
 	echo "make cluster-down   # stop the operator and remove the cluster"
 
+.PHONY: build
+build: ## Build the operator binary into bin/ (the Dockerfile runs the same go build).
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o $(OPERATOR) ./cmd/database-operator
+
 .PHONY: operator
-operator: ## Build the operator binary into bin/.
-	go build -o $(OPERATOR) ./cmd/database-operator
+operator: build
 
 .PHONY: provisioner
 provisioner:
