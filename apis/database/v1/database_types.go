@@ -97,6 +97,15 @@ type DatabaseSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self in ['development', 'staging', 'production']",message="spec.environment must be one of: development, staging, production"
 	Environment Environment `json:"environment,omitempty"`
 
+	// DeletionProtection refuses deleting the Database while true. The Helm
+	// chart's ValidatingAdmissionPolicy enforces it. When unset, production
+	// Databases are protected and others are not; set it to false, then
+	// delete, to remove a protected Database. It protects the Database object
+	// only: data volumes, backups and credentials are never deleted by the
+	// operator either way.
+	// +optional
+	DeletionProtection *bool `json:"deletionProtection,omitempty"`
+
 	// Resources are the compute resources of the database container. When
 	// unset, the environment's profile applies: development requests 100m CPU
 	// and 256Mi memory with limits 500m and 512Mi; staging 200m/512Mi with

@@ -82,6 +82,9 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         namedType: com.github.example.database-operator.apis.database.v1.BackupSpec
       default: {}
+    - name: deletionProtection
+      type:
+        scalar: boolean
     - name: environment
       type:
         namedType: com.github.example.database-operator.apis.database.v1.Environment

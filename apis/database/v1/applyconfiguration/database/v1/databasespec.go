@@ -59,6 +59,13 @@ type DatabaseSpecApplyConfiguration struct {
 	// resource profile used when resources is unset and the engine tuning.
 	// Production requires at least 2 replicas. Defaults to development.
 	Environment *databasev1.Environment `json:"environment,omitempty"`
+	// DeletionProtection refuses deleting the Database while true. The Helm
+	// chart's ValidatingAdmissionPolicy enforces it. When unset, production
+	// Databases are protected and others are not; set it to false, then
+	// delete, to remove a protected Database. It protects the Database object
+	// only: data volumes, backups and credentials are never deleted by the
+	// operator either way.
+	DeletionProtection *bool `json:"deletionProtection,omitempty"`
 	// Resources are the compute resources of the database container. When
 	// unset, the environment's profile applies: development requests 100m CPU
 	// and 256Mi memory with limits 500m and 512Mi; staging 200m/512Mi with
@@ -134,6 +141,14 @@ func (b *DatabaseSpecApplyConfiguration) WithMonitoring(value *MonitoringSpecApp
 // If called multiple times, the Environment field is set to the value of the last call.
 func (b *DatabaseSpecApplyConfiguration) WithEnvironment(value databasev1.Environment) *DatabaseSpecApplyConfiguration {
 	b.Environment = &value
+	return b
+}
+
+// WithDeletionProtection sets the DeletionProtection field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the DeletionProtection field is set to the value of the last call.
+func (b *DatabaseSpecApplyConfiguration) WithDeletionProtection(value bool) *DatabaseSpecApplyConfiguration {
+	b.DeletionProtection = &value
 	return b
 }
 
