@@ -14,6 +14,8 @@ KUBE_VERSION := v1.37.2
 ETCD_VERSION := v3.6.16
 
 KWOK_VERSION := v0.8.0
+HELM3_VERSION := v3.22.0
+HELM4_VERSION := v4.3.1
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUBE_APISERVER := $(BIN)/k8s-$(KUBE_VERSION)/kube-apiserver
@@ -23,6 +25,9 @@ KUBECTL := $(BIN)/k8s-$(KUBE_VERSION)/kubectl
 ETCD := $(BIN)/etcd-$(ETCD_VERSION)/etcd
 KWOK := $(BIN)/kwok-$(KWOK_VERSION)/kwok
 KWOKCTL := $(BIN)/kwok-$(KWOK_VERSION)/kwokctl
+HELM3 := $(BIN)/helm-$(HELM3_VERSION)/helm
+HELM4 := $(BIN)/helm-$(HELM4_VERSION)/helm
+CHART := charts/database-operator
 # Built from this repository on every use (go build's cache makes it quick).
 OPERATOR := $(BIN)/database-operator
 PROVISIONER := $(BIN)/local-provisioner
@@ -64,6 +69,8 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, apply configurations, the CR
 	rm -rf apis/database/v1/applyconfiguration
 	$(CONTROLLER_GEN) $(GEN_API_ARGS)
 	$(CONTROLLER_GEN) $(GEN_RBAC_ARGS)
+	cp config/crd/database.example.com_databases.yaml $(CHART)/files/crd.yaml
+	cp config/rbac/role.yaml $(CHART)/files/clusterrole.yaml
 
 .PHONY: verify-generate
 verify-generate: $(CONTROLLER_GEN) ## Fail when checked-in generated files differ from a fresh generation.
@@ -71,7 +78,9 @@ verify-generate: $(CONTROLLER_GEN) ## Fail when checked-in generated files diffe
 	cp -r go.mod go.sum apis render reconcile hack config "$$tmp"/; \
 	rm -rf "$$tmp/apis/database/v1/applyconfiguration" "$$tmp/config/crd" "$$tmp/config/rbac"; \
 	(cd "$$tmp" && $(CONTROLLER_GEN) $(GEN_API_ARGS) && $(CONTROLLER_GEN) $(GEN_RBAC_ARGS)); \
-	if ! diff -ru apis "$$tmp/apis" || ! diff -ru config/crd "$$tmp/config/crd" || ! diff -ru config/rbac "$$tmp/config/rbac"; then \
+	if ! diff -ru apis "$$tmp/apis" || ! diff -ru config/crd "$$tmp/config/crd" || ! diff -ru config/rbac "$$tmp/config/rbac" || \
+		! diff -u "$$tmp/config/crd/database.example.com_databases.yaml" $(CHART)/files/crd.yaml || \
+		! diff -u "$$tmp/config/rbac/role.yaml" $(CHART)/files/clusterrole.yaml; then \
 		echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; \
 	fi
 
@@ -85,6 +94,14 @@ vet: ## go vet, and fail on unformatted files.
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
 	go vet ./...
 
+.PHONY: verify-chart
+verify-chart: $(HELM3) $(HELM4) ## helm lint --strict (Helm 3 and 4); the chart renders identically twice.
+	$(HELM3) lint --strict $(CHART)
+	$(HELM4) lint --strict $(CHART)
+	a=$$($(HELM3) template ci $(CHART) -n ci --kube-version $(KUBE_VERSION) --set replicaCount=2,metrics.serviceMonitor.enabled=true | sha256sum); \
+	b=$$($(HELM3) template ci $(CHART) -n ci --kube-version $(KUBE_VERSION) --set replicaCount=2,metrics.serviceMonitor.enabled=true | sha256sum); \
+	if [ "$$a" != "$$b" ]; then echo "the chart renders differently twice (random values or timestamps in templates?)" >&2; exit 1; fi
+
 .PHONY: verify-render-pure
 verify-render-pure: ## Fail when render/ depends on a client package (see the script for the one upstream exception).
 	hack/verify-render-pure.sh
@@ -92,7 +109,7 @@ verify-render-pure: ## Fail when render/ depends on a client package (see the sc
 ##@ Test
 
 .PHONY: test
-test: verify-generate vet verify-render-pure envtest-assets test-e2e-deps ## Run every check and test: unit, envtest and e2e (the CI entry point).
+test: verify-generate vet verify-render-pure verify-chart envtest-assets test-e2e-deps ## Run every check and test: unit, envtest and e2e (the CI entry point).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v /e2e)
 	cd test/dockerfile && go vet ./... && go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) test-e2e
@@ -190,6 +207,12 @@ $(ETCD):
 
 $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KUBECTL):
 	cd tools/kube && go build -ldflags "$(KUBE_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/$(@F)
+
+$(HELM3):
+	cd tools/helm3 && go build -o $@ helm.sh/helm/v3/cmd/helm
+
+$(HELM4):
+	cd tools/helm4 && go build -o $@ helm.sh/helm/v4/cmd/helm
 
 $(KWOK) $(KWOKCTL):
 	cd tools/kwok && go build -o $@ sigs.k8s.io/kwok/cmd/$(@F)
