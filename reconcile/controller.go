@@ -40,6 +40,7 @@ import (
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -89,7 +90,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		// Neither has an owner reference: both outlive the Database.
 		Watches(&corev1.Secret{}, toDatabase).
-		Watches(&corev1.PersistentVolumeClaim{}, toDatabase)
+		Watches(&corev1.PersistentVolumeClaim{}, toDatabase).
+		// Backup Jobs belong to the CronJob; their outcome is BackupReady's.
+		Watches(&batchv1.Job{}, toDatabase)
 	if r.ServiceMonitors {
 		sm := &unstructured.Unstructured{}
 		sm.SetGroupVersionKind(render.ServiceMonitorGVK)
@@ -201,6 +204,9 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 		if err := convert(rendered.BackupCronJob, o.cronJob); err != nil {
 			return false, err
 		}
+		if o.lastBackupJob, err = r.lastBackupJob(ctx, db); err != nil {
+			return false, err
+		}
 		if hadCronJob == nil {
 			r.event(db, corev1.EventTypeNormal, "BackupEnabled", "Schedule",
 				fmt.Sprintf("backups scheduled %q to PVC %s", o.cronJob.Spec.Schedule, render.BackupName(db.Name)))
@@ -262,6 +268,28 @@ func (r *Reconciler) applyStatus(ctx context.Context, db *databasev1.Database, o
 		ctrl.LoggerFrom(ctx).Info("database degraded", "reason", c.Reason, "message", c.Message)
 	}
 	return nil
+}
+
+// lastBackupJob returns the most recently created Job of db's backup
+// CronJob, from the cache; nil when there is none.
+func (r *Reconciler) lastBackupJob(ctx context.Context, db *databasev1.Database) (*batchv1.Job, error) {
+	var jobs batchv1.JobList
+	if err := r.Client.List(ctx, &jobs, client.InNamespace(db.Namespace), client.MatchingLabels{
+		render.LabelInstance:  db.Name,
+		render.LabelManagedBy: FieldManager,
+		render.LabelComponent: "backup",
+	}); err != nil {
+		return nil, fmt.Errorf("list backup Jobs: %w", err)
+	}
+	var last *batchv1.Job
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		if last == nil || last.CreationTimestamp.Before(&j.CreationTimestamp) ||
+			(last.CreationTimestamp.Equal(&j.CreationTimestamp) && last.Name < j.Name) {
+			last = j
+		}
+	}
+	return last, nil
 }
 
 // getOptional reads a child from the cache; nil when it does not exist.

@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -30,6 +31,8 @@ type observed struct {
 	resizing bool
 	// cronJob is the backup CronJob; nil with backup disabled.
 	cronJob *batchv1.CronJob
+	// lastBackupJob is the most recently created backup Job, if any.
+	lastBackupJob *batchv1.Job
 	// degraded is the problem found, if any.
 	degraded *degradation
 	// serviceMonitorSkipped is true when metrics are on but the
@@ -117,17 +120,42 @@ func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databas
 	}
 
 	if db.Spec.Backup != nil && db.Spec.Backup.Enabled {
-		if cj := o.cronJob; cj != nil && cj.Status.LastSuccessfulTime != nil {
-			s.LastBackup = cj.Status.LastSuccessfulTime.DeepCopy()
+		var last *metav1.Time
+		if o.cronJob != nil && o.cronJob.Status.LastSuccessfulTime != nil {
+			last = o.cronJob.Status.LastSuccessfulTime.DeepCopy()
+			s.LastBackup = last
+		}
+		switch failed := jobFailure(o.lastBackupJob); {
+		case failed != nil:
+			msg := fmt.Sprintf("backup Job %s failed: %s", o.lastBackupJob.Name, failed.Message)
+			if last != nil {
+				msg += "; last successful backup at " + last.UTC().Format(time.RFC3339)
+			}
+			set(databasev1.ConditionBackupReady, metav1.ConditionFalse, "BackupFailed", msg)
+		case last != nil:
 			set(databasev1.ConditionBackupReady, metav1.ConditionTrue, "BackupSucceeded",
-				"last successful backup at "+cj.Status.LastSuccessfulTime.UTC().Format(time.RFC3339))
-		} else {
+				"last successful backup at "+last.UTC().Format(time.RFC3339))
+		default:
 			set(databasev1.ConditionBackupReady, metav1.ConditionUnknown, "NoBackupYet", "no backup has completed yet")
 		}
 	} else {
 		meta.RemoveStatusCondition(&s.Conditions, databasev1.ConditionBackupReady)
 	}
 	return s
+}
+
+// jobFailure returns the Failed condition of a finished, failed Job; nil for
+// a Job that is running or succeeded, or no Job at all.
+func jobFailure(job *batchv1.Job) *batchv1.JobCondition {
+	if job == nil {
+		return nil
+	}
+	for i, c := range job.Status.Conditions {
+		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+			return &job.Status.Conditions[i]
+		}
+	}
+	return nil
 }
 
 // Reasons of the Ready condition. Until a Database is first Ready, a False

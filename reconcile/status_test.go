@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -158,4 +159,33 @@ func TestFirstReady(t *testing.T) {
 		}
 		db.Status = next
 	}
+}
+
+// BackupReady follows the latest backup Job: a failed run turns it False with
+// the Job's reason even when an older backup succeeded; lastBackup stays the
+// last success.
+func TestComputeStatusBackupJobs(t *testing.T) {
+	g := NewWithT(t)
+	now := metav1.NewTime(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	last := metav1.NewTime(time.Date(2026, 11, 25, 2, 0, 40, 0, time.UTC))
+	db := statusTestDatabase(1, true)
+	cj := &batchv1.CronJob{Status: batchv1.CronJobStatus{LastSuccessfulTime: &last}}
+	failed := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "orders-backup-29000000"}, Status: batchv1.JobStatus{
+		Conditions: []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit"}},
+	}}
+	s := computeStatus(db, observed{statefulSet: sts(1, 1, 1, true), cronJob: cj, lastBackupJob: failed}, now)
+	c := meta.FindStatusCondition(s.Conditions, databasev1.ConditionBackupReady)
+	g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(c.Reason).To(Equal("BackupFailed"))
+	g.Expect(c.Message).To(And(ContainSubstring("orders-backup-29000000"), ContainSubstring("backoff limit"), ContainSubstring("2026-11-25T02:00:40Z")))
+	g.Expect(s.LastBackup).To(Equal(&last))
+
+	running := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "orders-backup-29000001"}}
+	s = computeStatus(db, observed{statefulSet: sts(1, 1, 1, true), cronJob: cj, lastBackupJob: running}, now)
+	g.Expect(meta.FindStatusCondition(s.Conditions, databasev1.ConditionBackupReady).Status).To(Equal(metav1.ConditionTrue))
+
+	s = computeStatus(db, observed{statefulSet: sts(1, 1, 1, true), cronJob: &batchv1.CronJob{}, lastBackupJob: failed}, now)
+	c = meta.FindStatusCondition(s.Conditions, databasev1.ConditionBackupReady)
+	g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(s.LastBackup).To(BeNil(), "never invented")
 }
