@@ -119,11 +119,11 @@ test-e2e: test-e2e-deps ## Run the end-to-end suite on a local cluster of its ow
 	export $(CLUSTER_ENV) CLUSTER_NAME=$(E2E_CLUSTER) CLUSTER_KUBECONFIG=$(E2E_KUBECONFIG); \
 	trap 'e2e/cluster.sh down' EXIT; \
 	e2e/cluster.sh up && \
-	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_OPERATOR=$(OPERATOR) E2E_KUBECTL=$(KUBECTL) \
+	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_OPERATOR=$(OPERATOR) E2E_KUBECTL=$(KUBECTL) E2E_HELM3=$(HELM3) E2E_HELM4=$(HELM4) \
 		go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./e2e/...
 
 .PHONY: test-e2e-deps
-test-e2e-deps: cluster-binaries operator
+test-e2e-deps: cluster-binaries operator $(HELM3) $(HELM4)
 
 .PHONY: golden
 golden: ## Regenerate render/testdata golden files (review the diff).
