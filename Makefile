@@ -110,9 +110,25 @@ verify-render-pure: ## Fail when render/ depends on a client package (see the sc
 
 .PHONY: test
 test: verify-generate vet verify-render-pure verify-chart envtest-assets test-e2e-deps ## Run every check and test: unit, envtest and e2e (the CI entry point).
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v /e2e)
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e /e2e -e /enginetest)
 	cd test/dockerfile && go vet ./... && go test $(GO_TEST_FLAGS) ./...
+	$(MAKE) test-engines
 	$(MAKE) test-e2e
+
+ENGINE_PACKAGES := postgresql-15 mariadb-server mariadb-client shellcheck
+
+.PHONY: engines
+engines: ## Install the engines the engine tests run (Debian packages) when missing; fails if apt cannot.
+	@missing=$$(for p in $(ENGINE_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' || echo "$$p"; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
+
+.PHONY: test-engines
+test-engines: engines ## Run render's configs and scripts against real PostgreSQL 15 and MariaDB (the MySQL stand-in).
+	go test $(GO_TEST_FLAGS) -count=1 -timeout 15m ./enginetest/
 
 .PHONY: test-e2e
 test-e2e: test-e2e-deps ## Run the end-to-end suite on a local cluster of its own (started, then removed).

@@ -77,32 +77,36 @@ func buildBackupPVC(s *spec) *corev1ac.PersistentVolumeClaimApplyConfiguration {
 		WithSpec(volumeClaimSpec(s, s.backupSize))
 }
 
-// backupScript wraps an engine's dump command: the dump is compressed into a
-// hidden partial file and renamed only when complete, so a failed run never
-// leaves a truncated dump that looks good. Retention then deletes dumps older
-// than RETENTION_DAYS days, but never the newest one, so a long outage of the
-// schedule never leaves zero backups. It needs only bash, coreutils and gzip.
+// backupScript wraps an engine's dump commands (the body of a shell function
+// that writes the dump to stdout): the dump is compressed into a hidden
+// partial file and renamed only when complete, so a failed run never leaves a
+// truncated dump that looks good. Dumps are named
+// <BACKUP_PREFIX>-<UTC timestamp>.sql.gz, so names sort by time. Retention
+// then deletes this Database's dumps older than RETENTION_DAYS days, but
+// never the one just written, the newest, so a long outage of the schedule
+// (or a clock ahead) never leaves zero backups. It needs
+// only bash, coreutils and gzip. BACKUP_DIR (default /backup, where the
+// CronJob mounts the backup volume) exists so the script can be exercised
+// outside a pod.
 func backupScript(dump string) string {
 	return strings.ReplaceAll(`set -euo pipefail
-dir=`+backupMountPath+`
+dir="${BACKUP_DIR:-`+backupMountPath+`}"
+dump_database() {
+DUMP
+}
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 file="${dir}/${BACKUP_PREFIX}-${stamp}.sql.gz"
 partial="${dir}/.${BACKUP_PREFIX}-${stamp}.sql.gz.partial"
 trap 'rm -f -- "$partial"' EXIT
-DUMP | gzip -c >"$partial"
+dump_database | gzip -c >"$partial"
 mv -- "$partial" "$file"
 echo "backup written: $file ($(wc -c <"$file") bytes)"
-newest=""
-for f in "${dir}/${BACKUP_PREFIX}"-*.sql.gz; do
-  [ -e "$f" ] || continue
-  if [ -z "$newest" ] || [ "$f" -nt "$newest" ]; then
-    newest="$f"
-  fi
-done
 cutoff=$(($(date +%s) - RETENTION_DAYS * 86400))
-for f in "${dir}/${BACKUP_PREFIX}"-*.sql.gz; do
-  [ -e "$f" ] || continue
-  [ "$f" = "$newest" ] && continue
+for f in "${dir}/${BACKUP_PREFIX}"-[0-9]*.sql.gz; do
+  # The dump just written is the newest: never deleted, whatever the clocks say.
+  if [ ! -e "$f" ] || [ "$f" = "$file" ]; then
+    continue
+  fi
   if [ "$(stat -c %Y -- "$f")" -lt "$cutoff" ]; then
     rm -f -- "$f"
     echo "retention: deleted $f (older than ${RETENTION_DAYS} days)"

@@ -14,7 +14,17 @@ func buildConfigMap(s *spec) *corev1ac.ConfigMapApplyConfiguration {
 	return corev1ac.ConfigMap(ConfigMapName(s.name), s.namespace).
 		WithLabels(labels(s.db, "database")).
 		WithOwnerReferences(ownerReference(s.db)).
-		WithData(s.eng.configFiles(s))
+		WithData(configFiles(s))
+}
+
+// configFiles is the engine's configuration and init scripts, plus the
+// restore script when the Database starts from a dump.
+func configFiles(s *spec) map[string]string {
+	files := s.eng.configFiles(s)
+	if s.restore != nil {
+		files[restoreScriptKey] = restoreScript(s.eng)
+	}
+	return files
 }
 
 // configChecksum hashes the ConfigMap's data in key order. The pod template

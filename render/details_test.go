@@ -99,25 +99,50 @@ func TestBackupScheduleAndRetention(t *testing.T) {
 	g.Expect(envByName(cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0])["RETENTION_DAYS"].Value).To(Equal("30"))
 }
 
-// Options that MySQL 8.0 removed (query cache, old names) or 8.4 removed
-// (default_authentication_plugin, expire_logs_days): mysqld refuses to start
-// with any of them. Sources: MySQL 8.0 reference manual, "Features Removed in
-// MySQL 8.0"; MySQL 8.4 reference manual, "Features Removed in MySQL 8.4".
+// Options and system variables that MySQL removed: mysqld refuses to start
+// with any of them in my.cnf or on its command line. Sources: MySQL 8.0
+// Reference Manual, 1.4 "What Is New in MySQL 8.0", "Options and Variables
+// Removed in MySQL 8.0"; MySQL 8.4 Reference Manual, 1.4 "What Is New in
+// MySQL 8.4 since MySQL 8.0", "Features Removed in MySQL 8.4" (which also
+// lists what 8.1 to 8.3 removed).
 var removedMySQLOptions = []string{
-	"query_cache_size", "query_cache_type", "query_cache_limit", "innodb_file_format", "innodb_large_prefix",
-	"tx_isolation", "tx_read_only", "log_warnings", "sync_frm", "ignore_builtin_innodb",
+	// Removed in 8.0.
+	"query_cache_size", "query_cache_type", "query_cache_limit", "query_cache_min_res_unit", "query_cache_wlock_invalidate",
+	"innodb_file_format", "innodb_file_format_check", "innodb_file_format_max", "innodb_large_prefix",
+	"innodb_locks_unsafe_for_binlog", "innodb_support_xa", "tx_isolation", "tx_read_only", "log_warnings",
+	"sync_frm", "ignore_builtin_innodb", "secure_auth", "old_passwords", "date_format", "datetime_format",
+	"time_format", "max_tmp_tables", "metadata_locks_cache_size", "metadata_locks_hash_instances",
+	"have_crypt", "ignore_db_dirs", "log_builtin_as_identified_by_password",
+	"des_key_file", "temp_pool",
+	// Removed in 8.1 to 8.4.
 	"default_authentication_plugin", "expire_logs_days", "master_info_repository", "relay_log_info_repository",
-	"log_bin_use_v1_row_events", "binlog_transaction_dependency_tracking",
+	"log_bin_use_v1_row_events", "binlog_transaction_dependency_tracking", "transaction_write_set_extraction",
+	"slave_rows_search_algorithms", "have_openssl", "have_ssl", "skip_host_cache", "avoid_temporal_upgrade",
+	"show_old_temporals", "innodb_api_enable_binlog", "innodb_api_enable_mdl", "innodb_api_trx_level",
+	"innodb_api_bk_commit_interval", "innodb_api_disable_rowlock", "daemon_memcached",
 }
 
+// TestMySQLConfigHasNoRemovedOptions checks everything render hands to
+// mysqld: my.cnf, the start wrapper's command line, and the SQL of the init
+// scripts.
 func TestMySQLConfigHasNoRemovedOptions(t *testing.T) {
 	for _, version := range []string{"8.0", "8.4"} {
 		for _, env := range []databasev1.Environment{databasev1.Development, databasev1.Staging, databasev1.Production} {
 			g := NewWithT(t)
-			cm := typed[corev1.ConfigMap](t, mustRender(t, newDatabase(databasev1.MySQL, version, environment(env), logging(true))).ConfigMap)
-			for _, key := range []string{"my.cnf", "initdb-replication.sh"} {
+			c := mustRender(t, newDatabase(databasev1.MySQL, version, environment(env), logging(true), replicas(3), restore("orders-old", "")))
+			cm := typed[corev1.ConfigMap](t, c.ConfigMap)
+			texts := map[string]string{}
+			for _, key := range []string{"my.cnf", "initdb-replication.sh", "initdb-restore.sh"} {
+				g.Expect(cm.Data).To(HaveKey(key))
+				texts[key] = cm.Data[key]
+			}
+			main := typed[appsv1.StatefulSet](t, c.StatefulSet).Spec.Template.Spec.Containers[0]
+			texts["database container command"] = strings.Join(append(main.Command, main.Args...), " ")
+			for name, text := range texts {
+				// Option files and command lines accept - for _ in names.
+				text = strings.ReplaceAll(text, "-", "_")
 				for _, opt := range removedMySQLOptions {
-					g.Expect(strings.Contains(cm.Data[key], opt)).To(BeFalse(), "%s %s contains removed option %s", version, key, opt)
+					g.Expect(strings.Contains(text, opt)).To(BeFalse(), "%s %s contains removed option %s", version, name, opt)
 				}
 			}
 		}

@@ -29,6 +29,8 @@ type engine interface {
 	probe() []string
 	// initContainers run before the database container (replica bootstrap).
 	initContainers(s *spec) []*corev1ac.ContainerApplyConfiguration
+	// restore is the engine's part of the restore script (restore.go).
+	restore() restoreSteps
 	// backupScript dumps the application database into /backup and applies
 	// retention; backupEnv is its environment.
 	backupScript(s *spec) string
@@ -51,6 +53,9 @@ const (
 	runAsID int64 = 999
 	// backupMountPath is where the backup volume is mounted in backup jobs.
 	backupMountPath = "/backup"
+	// initdbMountPath holds the scripts the official images' entrypoints
+	// run once, while they initialise an empty data directory.
+	initdbMountPath = "/docker-entrypoint-initdb.d"
 	metricsPortName = "metrics"
 )
 

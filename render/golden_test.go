@@ -33,6 +33,9 @@ var goldenSamples = map[string]*databasev1.Database{
 		db.Spec.Image = "registry.example.com/mirror/postgres:14.12"
 		db.Spec.Resources = &corev1ResourceRequirements
 	}, metrics(true)),
+	"postgres-restore-named": newDatabase(databasev1.PostgreSQL, "16", replicas(2), backup(true),
+		restore("orders-old", "orders-old-20250102T020000Z.sql.gz")),
+	"mysql-restore-latest": newDatabase(databasev1.MySQL, "8.4", restore("orders-old", "")),
 }
 
 // marshalChildren writes every child as one YAML stream in a fixed order.

@@ -74,6 +74,12 @@ func logging(on bool) dbOption {
 	}
 }
 
+func restore(from, backup string) dbOption {
+	return func(db *databasev1.Database) {
+		db.Spec.Restore = &databasev1.RestoreSpec{FromDatabase: from, Backup: backup}
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // envByName indexes a container's environment.

@@ -80,7 +80,7 @@ func (mysql) configMounts() []configMount {
 		{volume: "config", mountPath: "/etc/mysql/conf.d", items: map[string]string{
 			"my.cnf": "database-operator.cnf",
 		}},
-		{volume: "initdb", mountPath: "/docker-entrypoint-initdb.d", items: map[string]string{
+		{volume: "initdb", mountPath: initdbMountPath, items: map[string]string{
 			"initdb-replication.sh": "50-replication.sh",
 		}},
 	}
@@ -169,8 +169,30 @@ func (mysql) probe() []string {
 
 func (mysql) initContainers(*spec) []*corev1ac.ContainerApplyConfiguration { return nil }
 
+// restore loads the dump into MYSQL_DATABASE: the entrypoint's
+// docker_process_sql connects as root with --database="$MYSQL_DATABASE", and
+// the dump names no database (see backupScript). DATADIR is the entrypoint's.
+func (mysql) restore() restoreSteps {
+	return restoreSteps{
+		file:    "60-restore.sh",
+		dataDir: "$DATADIR",
+		load:    `gunzip -c -- "$restore_file" | docker_process_sql`,
+	}
+}
+
+// backupScript dumps the application database without a CREATE DATABASE or
+// USE statement, so the dump loads into whichever database the client names
+// (a restored Database's application database may have another name). With
+// GTIDs on, mysqldump would record the source's GTID set, which a restore
+// into another server must not adopt: --set-gtid-purged=OFF, when this
+// mysqldump has the option (MySQL's has it, MariaDB's does not).
 func (mysql) backupScript(*spec) string {
-	return backupScript(`mysqldump --host="$DB_HOST" --port="$DB_PORT" --user="$DB_USER" --single-transaction --routines --triggers --events --set-gtid-purged=OFF --databases "$DB_NAME"`)
+	return backupScript(`  gtid_option=()
+  case "$(mysqldump --help 2>/dev/null)" in
+    *--set-gtid-purged*) gtid_option=(--set-gtid-purged=OFF) ;;
+  esac
+  mysqldump --host="$DB_HOST" --port="$DB_PORT" --user="$DB_USER" \
+    --single-transaction --routines --triggers --events "${gtid_option[@]}" "$DB_NAME"`)
 }
 
 func (mysql) backupEnv(s *spec) []*corev1ac.EnvVarApplyConfiguration {

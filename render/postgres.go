@@ -51,7 +51,7 @@ func (postgres) configMounts() []configMount {
 			"postgresql.conf": "postgresql.conf",
 			"pg_hba.conf":     "pg_hba.conf",
 		}},
-		{volume: "initdb", mountPath: "/docker-entrypoint-initdb.d", items: map[string]string{
+		{volume: "initdb", mountPath: initdbMountPath, items: map[string]string{
 			"initdb-users.sh": "10-users.sh",
 		}},
 	}
@@ -180,8 +180,24 @@ func (e postgres) initContainers(s *spec) []*corev1ac.ContainerApplyConfiguratio
 	}
 }
 
+// restore loads the dump as the application user, so the restored objects
+// belong to it (the dump carries no owners); the entrypoint's
+// docker_process_sql connects as the superuser to POSTGRES_DB.
+func (postgres) restore() restoreSteps {
+	return restoreSteps{
+		file:    "20-restore.sh",
+		dataDir: "$PGDATA",
+		load:    `{ printf 'SET ROLE "%s";\n' "${APP_USER//\"/\"\"}"; gunzip -c -- "$restore_file"; } | docker_process_sql`,
+	}
+}
+
+// backupScript dumps the application database without owners and
+// privileges: roles are not part of a database dump, so a dump that names
+// them only loads where the same roles exist. The restore makes the
+// application user own what it loads.
 func (postgres) backupScript(*spec) string {
-	return backupScript(`pg_dump --host="$DB_HOST" --port="$DB_PORT" --username="$DB_USER" --no-password --dbname="$DB_NAME" --clean --if-exists`)
+	return backupScript(`  pg_dump --host="$DB_HOST" --port="$DB_PORT" --username="$DB_USER" --no-password --dbname="$DB_NAME" \
+    --clean --if-exists --no-owner --no-privileges`)
 }
 
 func (postgres) backupEnv(s *spec) []*corev1ac.EnvVarApplyConfiguration {

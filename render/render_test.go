@@ -261,7 +261,8 @@ func checkContract(t *testing.T, db *databasev1.Database) {
 			databasev1.PostgreSQL: "pg_dump ", databasev1.MySQL: "mysqldump ",
 		}[db.Spec.Type]))
 		g.Expect(script).To(ContainSubstring(`gzip -c >"$partial"`))
-		g.Expect(script).To(ContainSubstring(`[ "$f" = "$newest" ] && continue`), "retention never deletes the newest dump")
+		g.Expect(script).To(ContainSubstring(`[ "$f" = "$file" ]; then
+    continue`), "retention never deletes the newest dump, the one just written")
 		g.Expect(envByName(job)["RETENTION_DAYS"].Value).To(Equal("7"))
 		expectSecretsOnlyByReference(g, job, db.Name)
 

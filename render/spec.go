@@ -81,6 +81,9 @@ type spec struct {
 	backupSize    resource.Quantity
 
 	metrics, logging bool
+
+	// restore is spec.restore: nil unless the Database starts from a dump.
+	restore *databasev1.RestoreSpec
 }
 
 func environmentOf(db *databasev1.Database) databasev1.Environment {
@@ -133,6 +136,7 @@ func newSpec(db *databasev1.Database, eng engine, opts Options) *spec {
 		s.backupSize = *s.backup.Size
 	}
 
+	s.restore = db.Spec.Restore
 	if m := db.Spec.Monitoring; m != nil && m.Enabled {
 		s.metrics, s.logging = m.Metrics, m.Logging
 	}

@@ -68,6 +68,9 @@ func podTemplate(s *spec, configChecksum string) *corev1ac.PodTemplateSpecApplyC
 		WithInitContainers(s.eng.initContainers(s)...).
 		WithContainers(databaseContainer(s)).
 		WithVolumes(configVolumes(s)...)
+	if s.restore != nil {
+		pod.WithVolumes(restoreVolume(s))
+	}
 	if s.metrics {
 		pod.WithContainers(s.eng.exporter(s))
 	}
@@ -111,15 +114,18 @@ func databaseContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
 	if len(args) > 0 {
 		c.WithArgs(args...)
 	}
-	for _, m := range s.eng.configMounts() {
+	for _, m := range configMounts(s) {
 		c.WithVolumeMounts(corev1ac.VolumeMount().WithName(m.volume).WithMountPath(m.mountPath).WithReadOnly(true))
+	}
+	if s.restore != nil {
+		c.WithEnv(restoreEnv(s)...).WithVolumeMounts(restoreVolumeMount())
 	}
 	return c
 }
 
 func configVolumes(s *spec) []*corev1ac.VolumeApplyConfiguration {
 	var volumes []*corev1ac.VolumeApplyConfiguration
-	for _, m := range s.eng.configMounts() {
+	for _, m := range configMounts(s) {
 		cm := corev1ac.ConfigMapVolumeSource().
 			WithName(ConfigMapName(s.name)).
 			WithDefaultMode(configVolumeMode)

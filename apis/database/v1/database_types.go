@@ -40,6 +40,8 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || !has(self.resources) || has(self.resources.limits)",message="spec.resources.limits must be set when spec.environment is production and spec.resources is given (omit spec.resources to get the production profile)",fieldPath=".resources"
 // +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || oldSelf.type != 'postgresql' || self.version.find('^[0-9]+') == oldSelf.version.find('^[0-9]+')",message="spec.version: the PostgreSQL major version cannot change in place; restore a backup into a new Database with the new version",fieldPath=".version"
 // +kubebuilder:validation:XValidation:rule="self.type != 'mysql' || oldSelf.type != 'mysql' || !self.version.matches('^[0-9]{1,4}([.][0-9]{1,4})?([.-]|$)') || !oldSelf.version.matches('^[0-9]{1,4}([.][0-9]{1,4})?([.-]|$)') || int(self.version.find('^[0-9]+')) > int(oldSelf.version.find('^[0-9]+')) || (int(self.version.find('^[0-9]+')) == int(oldSelf.version.find('^[0-9]+')) && (self.version.matches('^[0-9]+[.][0-9]') ? int(self.version.find('^[0-9]+[.][0-9]+').find('[0-9]+$')) : 0) >= (oldSelf.version.matches('^[0-9]+[.][0-9]') ? int(oldSelf.version.find('^[0-9]+[.][0-9]+').find('[0-9]+$')) : 0))",message="spec.version: MySQL cannot be downgraded; the version may only stay or move forward",fieldPath=".version"
+// +kubebuilder:validation:XValidation:rule="has(oldSelf.restore) || !has(self.restore)",message="spec.restore can only be set when the Database is created",fieldPath=".restore"
+// +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(oldSelf.restore) || self.restore == oldSelf.restore",message="spec.restore is immutable; it may only be removed, once the restore is done",fieldPath=".restore"
 type DatabaseSpec struct {
 	// Type is the database engine: mysql or postgresql. It cannot be changed
 	// after creation.
@@ -106,6 +108,15 @@ type DatabaseSpec struct {
 	// +optional
 	DeletionProtection *bool `json:"deletionProtection,omitempty"`
 
+	// Restore fills a new Database from a logical backup (a dump written by
+	// spec.backup) of another Database of the same type in the same
+	// namespace. The dump is loaded once, by pod 0, while its data directory
+	// is initialised; replicas copy pod 0 as usual. It can only be given
+	// when the Database is created and never changed; it may be removed once
+	// the Database is Ready, which releases the source's backup volume.
+	// +optional
+	Restore *RestoreSpec `json:"restore,omitempty"`
+
 	// Resources are the compute resources of the database container. When
 	// unset, the environment's profile applies: development requests 100m CPU
 	// and 256Mi memory with limits 500m and 512Mi; staging 200m/512Mi with
@@ -163,6 +174,44 @@ type BackupSpec struct {
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="isQuantity(string(self)) && quantity(string(self)).isGreaterThan(quantity('0'))",message="spec.backup.size must be a positive quantity such as 20Gi"
 	Size *resource.Quantity `json:"size,omitempty"`
+}
+
+// RestoreSpec names the dump a new Database starts from.
+//
+// Pod 0 mounts the backup volume of the source, <fromDatabase>-backup,
+// read-only at /restore. The official images run the scripts in
+// /docker-entrypoint-initdb.d only while they initialise an empty data
+// directory; the restore script is one of them, so the dump is loaded into
+// the application database exactly once, after the users are created, and
+// never into a data directory that already holds data. If loading fails, the
+// script empties the data directory and the container exits, so the next
+// start tries again instead of serving an empty database.
+//
+// The source Database may have been deleted: its backup volume is kept. The
+// dump holds the application database only; the new Database gets its own
+// credentials, and PostgreSQL objects are owned by the new application user.
+//
+// While restore is set, every pod of the Database mounts the source's backup
+// volume (a pod template is the same for all pods). Storage that attaches a
+// volume to one node at a time (ReadWriteOnce) then needs those pods, and the
+// source's backup Jobs, on one node: restore with one replica, and remove
+// spec.restore once the Database is Ready, before scaling out.
+type RestoreSpec struct {
+	// FromDatabase is the name of the Database, in the same namespace and of
+	// the same type, whose backups are restored.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	FromDatabase string `json:"fromDatabase"`
+
+	// Backup is the file name of the dump on the source's backup volume, for
+	// example "orders-20250102T020000Z.sql.gz". When empty the latest dump of
+	// the source is restored.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]*[.]sql[.]gz$`
+	Backup string `json:"backup,omitempty"`
 }
 
 // MonitoringSpec turns on observability features. Metrics and logging take

@@ -42,6 +42,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &databasev1.DatabaseStatusApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("MonitoringSpec"):
 		return &databasev1.MonitoringSpecApplyConfiguration{}
+	case v1.SchemeGroupVersion.WithKind("RestoreSpec"):
+		return &databasev1.RestoreSpecApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("StorageSpec"):
 		return &databasev1.StorageSpecApplyConfiguration{}
 

@@ -103,6 +103,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: resources
       type:
         namedType: io.k8s.api.core.v1.ResourceRequirements
+    - name: restore
+      type:
+        namedType: com.github.example.database-operator.apis.database.v1.RestoreSpec
     - name: storage
       type:
         namedType: com.github.example.database-operator.apis.database.v1.StorageSpec
@@ -162,6 +165,15 @@ var schemaYAML = typed.YAMLObject(`types:
       default: false
 - name: com.github.example.database-operator.apis.database.v1.Phase
   scalar: string
+- name: com.github.example.database-operator.apis.database.v1.RestoreSpec
+  map:
+    fields:
+    - name: backup
+      type:
+        scalar: string
+    - name: fromDatabase
+      type:
+        scalar: string
 - name: com.github.example.database-operator.apis.database.v1.StorageSpec
   map:
     fields:

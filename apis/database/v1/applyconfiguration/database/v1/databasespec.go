@@ -66,6 +66,13 @@ type DatabaseSpecApplyConfiguration struct {
 	// only: data volumes, backups and credentials are never deleted by the
 	// operator either way.
 	DeletionProtection *bool `json:"deletionProtection,omitempty"`
+	// Restore fills a new Database from a logical backup (a dump written by
+	// spec.backup) of another Database of the same type in the same
+	// namespace. The dump is loaded once, by pod 0, while its data directory
+	// is initialised; replicas copy pod 0 as usual. It can only be given
+	// when the Database is created and never changed; it may be removed once
+	// the Database is Ready, which releases the source's backup volume.
+	Restore *RestoreSpecApplyConfiguration `json:"restore,omitempty"`
 	// Resources are the compute resources of the database container. When
 	// unset, the environment's profile applies: development requests 100m CPU
 	// and 256Mi memory with limits 500m and 512Mi; staging 200m/512Mi with
@@ -149,6 +156,14 @@ func (b *DatabaseSpecApplyConfiguration) WithEnvironment(value databasev1.Enviro
 // If called multiple times, the DeletionProtection field is set to the value of the last call.
 func (b *DatabaseSpecApplyConfiguration) WithDeletionProtection(value bool) *DatabaseSpecApplyConfiguration {
 	b.DeletionProtection = &value
+	return b
+}
+
+// WithRestore sets the Restore field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Restore field is set to the value of the last call.
+func (b *DatabaseSpecApplyConfiguration) WithRestore(value *RestoreSpecApplyConfiguration) *DatabaseSpecApplyConfiguration {
+	b.Restore = value
 	return b
 }
 
