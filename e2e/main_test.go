@@ -9,6 +9,8 @@
 //	E2E_KUBECONFIG  the cluster's kubeconfig
 //	E2E_OPERATOR    the operator binary (bin/database-operator)
 //	E2E_KUBECTL     a kubectl matching the server
+//	E2E_HELM3       a Helm 3 binary (the chart's install tests)
+//	E2E_HELM4       a Helm 4 binary
 //
 // Every operator process logs to a file in a temporary folder; a failing
 // test prints the end of the logs, and the folder is kept when a test
@@ -68,6 +70,8 @@ var (
 	kubeconfigPath string
 	operatorBinary string
 	kubectlBinary  string
+	// helm3Binary and helm4Binary too (E2E_HELM3, E2E_HELM4).
+	helm3Binary, helm4Binary string
 	// repoRoot is the repository's root folder (samples, CRD).
 	repoRoot string
 	// logDir holds the operators' logs; removed at the end when every test
@@ -122,6 +126,8 @@ func setup() error {
 		{"E2E_KUBECONFIG", &kubeconfigPath},
 		{"E2E_OPERATOR", &operatorBinary},
 		{"E2E_KUBECTL", &kubectlBinary},
+		{"E2E_HELM3", &helm3Binary},
+		{"E2E_HELM4", &helm4Binary},
 	} {
 		name, dst := v.name, v.dst
 		*dst = os.Getenv(name)
