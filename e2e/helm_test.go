@@ -15,7 +15,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -219,59 +218,6 @@ func kubectlWith(kubeconfig string, args ...string) (string, error) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, kubectlBinary, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
 	return string(out), err
-}
-
-// startOperatorWith starts the operator binary like startOperator, but
-// with the given kubeconfig and environment added to the test's
-// (POD_NAMESPACE included, when env sets it).
-func startOperatorWith(dir, name, kubeconfig string, env []string, extra ...string) (*operatorProcess, error) {
-	f, err := os.CreateTemp(dir, "operator-"+name+"-*.log")
-	if err != nil {
-		return nil, fmt.Errorf("operator %s: log file: %w", name, err)
-	}
-	args := append([]string{
-		"--kubeconfig", kubeconfig,
-		"--metrics-bind-address", "0",
-		"--health-probe-bind-address", "0",
-		"--log-format", "console",
-	}, extra...)
-	cmd := exec.Command(operatorBinary, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Env = append(withoutEnv(os.Environ(), "POD_NAMESPACE"), env...)
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("operator %s: start %s: %w", name, operatorBinary, err)
-	}
-	p := &operatorProcess{name: name, cmd: cmd, logPath: f.Name(), logFile: f, exited: make(chan struct{})}
-	go func() {
-		p.waitErr = cmd.Wait()
-		f.Close()
-		close(p.exited)
-	}()
-	return p, nil
-}
-
-// ownOperatorWith is ownOperator with startOperatorWith's kubeconfig and
-// environment.
-func ownOperatorWith(t *testing.T, name, kubeconfig string, env []string, extra ...string) *operatorProcess {
-	t.Helper()
-	p, err := startOperatorWith(logDir, nonName.ReplaceAllString(strings.ToLower(t.Name()), "-")+"-"+name, kubeconfig, env, extra...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("started %s", p.describe())
-	t.Cleanup(func() {
-		if p.running() {
-			if err := p.terminate(35 * time.Second); err != nil {
-				t.Logf("stop %s: %v", p.name, err)
-			}
-		}
-		if t.Failed() {
-			t.Logf("last lines of %s:\n%s", p.describe(), tail(p.logText(), dumpLines))
-		}
-	})
-	return p
 }
 
 // namespaceTerminating is the refusal of writes into a namespace being

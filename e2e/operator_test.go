@@ -28,12 +28,19 @@ type operatorProcess struct {
 // (the test cluster, no metrics or probe listeners, console logs) plus
 // extra flags. Its log goes to a file in dir.
 func startOperator(dir, name string, extra ...string) (*operatorProcess, error) {
+	return startOperatorWith(dir, name, kubeconfigPath, nil, extra...)
+}
+
+// startOperatorWith starts the operator binary like startOperator, but
+// with the given kubeconfig and environment added to the test's
+// (POD_NAMESPACE included, when env sets it).
+func startOperatorWith(dir, name, kubeconfig string, env []string, extra ...string) (*operatorProcess, error) {
 	f, err := os.CreateTemp(dir, "operator-"+name+"-*.log")
 	if err != nil {
 		return nil, fmt.Errorf("operator %s: log file: %w", name, err)
 	}
 	args := append([]string{
-		"--kubeconfig", kubeconfigPath,
+		"--kubeconfig", kubeconfig,
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", "0",
 		"--log-format", "console",
@@ -43,8 +50,8 @@ func startOperator(dir, name string, extra ...string) (*operatorProcess, error) 
 	// Never outlive the test binary, even when it is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	// POD_NAMESPACE would move the leader election Lease; the suite expects
-	// the out-of-cluster default.
-	cmd.Env = withoutEnv(os.Environ(), "POD_NAMESPACE")
+	// the out-of-cluster default unless env sets it.
+	cmd.Env = append(withoutEnv(os.Environ(), "POD_NAMESPACE"), env...)
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("operator %s: start %s: %w", name, operatorBinary, err)
@@ -154,7 +161,14 @@ const dumpLines = 80
 // stops it if it still runs, and prints its log's last lines if t failed.
 func ownOperator(t *testing.T, name string, extra ...string) *operatorProcess {
 	t.Helper()
-	p, err := startOperator(logDir, nonName.ReplaceAllString(strings.ToLower(t.Name()), "-")+"-"+name, extra...)
+	return ownOperatorWith(t, name, kubeconfigPath, nil, extra...)
+}
+
+// ownOperatorWith is ownOperator with startOperatorWith's kubeconfig and
+// environment.
+func ownOperatorWith(t *testing.T, name, kubeconfig string, env []string, extra ...string) *operatorProcess {
+	t.Helper()
+	p, err := startOperatorWith(logDir, nonName.ReplaceAllString(strings.ToLower(t.Name()), "-")+"-"+name, kubeconfig, env, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
