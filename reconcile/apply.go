@@ -5,8 +5,10 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -48,21 +50,24 @@ type ownedKind struct {
 }
 
 var (
-	kindStatefulSet         = ownedKind{"StatefulSet", func() client.ObjectList { return &appsv1.StatefulSetList{} }}
-	kindService             = ownedKind{"Service", func() client.ObjectList { return &corev1.ServiceList{} }}
-	kindConfigMap           = ownedKind{"ConfigMap", func() client.ObjectList { return &corev1.ConfigMapList{} }}
-	kindPodDisruptionBudget = ownedKind{"PodDisruptionBudget", func() client.ObjectList { return &policyv1.PodDisruptionBudgetList{} }}
-	kindCronJob             = ownedKind{"CronJob", func() client.ObjectList { return &batchv1.CronJobList{} }}
-	kindServiceMonitor      = ownedKind{"ServiceMonitor", func() client.ObjectList {
+	kindStatefulSet             = ownedKind{"StatefulSet", func() client.ObjectList { return &appsv1.StatefulSetList{} }}
+	kindService                 = ownedKind{"Service", func() client.ObjectList { return &corev1.ServiceList{} }}
+	kindConfigMap               = ownedKind{"ConfigMap", func() client.ObjectList { return &corev1.ConfigMapList{} }}
+	kindPodDisruptionBudget     = ownedKind{"PodDisruptionBudget", func() client.ObjectList { return &policyv1.PodDisruptionBudgetList{} }}
+	kindCronJob                 = ownedKind{"CronJob", func() client.ObjectList { return &batchv1.CronJobList{} }}
+	kindHorizontalPodAutoscaler = ownedKind{"HorizontalPodAutoscaler", func() client.ObjectList { return &autoscalingv2.HorizontalPodAutoscalerList{} }}
+	kindNetworkPolicy           = ownedKind{"NetworkPolicy", func() client.ObjectList { return &networkingv1.NetworkPolicyList{} }}
+	kindServiceMonitor          = ownedKind{"ServiceMonitor", func() client.ObjectList {
 		l := &unstructured.UnstructuredList{}
 		l.SetGroupVersionKind(render.ServiceMonitorGVK.GroupVersion().WithKind("ServiceMonitorList"))
 		return l
 	}}
 )
 
-// children lists the rendered objects in apply order: configuration and
-// Services before the pods that use them. The StatefulSet is left out: the
-// reconciler applies it separately because storage growth may hold it back.
+// children lists the rendered objects in apply order: configuration, the
+// NetworkPolicy and Services before the pods that use them. The StatefulSet
+// is left out: the reconciler applies it separately because storage growth
+// may hold it back.
 // The backup PVC comes before the CronJob that mounts it. The ServiceMonitor
 // is only listed when its kind is served.
 func children(c *render.Children, serviceMonitors bool) []child {
@@ -73,6 +78,9 @@ func children(c *render.Children, serviceMonitors bool) []child {
 	add(kindConfigMap.kind, *c.ConfigMap.Name, c.ConfigMap)
 	add(kindService.kind, *c.HeadlessService.Name, c.HeadlessService)
 	add(kindService.kind, *c.Service.Name, c.Service)
+	if c.NetworkPolicy != nil {
+		add(kindNetworkPolicy.kind, *c.NetworkPolicy.Name, c.NetworkPolicy)
+	}
 	if c.ReadService != nil {
 		add(kindService.kind, *c.ReadService.Name, c.ReadService)
 	}
@@ -84,6 +92,9 @@ func children(c *render.Children, serviceMonitors bool) []child {
 	}
 	if c.BackupCronJob != nil {
 		add(kindCronJob.kind, *c.BackupCronJob.Name, c.BackupCronJob)
+	}
+	if c.HorizontalPodAutoscaler != nil {
+		add(kindHorizontalPodAutoscaler.kind, *c.HorizontalPodAutoscaler.Name, c.HorizontalPodAutoscaler)
 	}
 	if c.ServiceMonitor != nil && serviceMonitors {
 		add(kindServiceMonitor.kind, c.ServiceMonitor.GetName(), client.ApplyConfigurationFromUnstructured(c.ServiceMonitor))

@@ -4,8 +4,10 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -27,14 +29,16 @@ import (
 func CacheOptions(namespaces []string, serviceMonitors bool) cache.Options {
 	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: FieldManager})}
 	byObject := map[client.Object]cache.ByObject{
-		&appsv1.StatefulSet{}:           managed,
-		&corev1.Service{}:               managed,
-		&corev1.ConfigMap{}:             managed,
-		&corev1.Secret{}:                managed,
-		&corev1.PersistentVolumeClaim{}: managed,
-		&batchv1.CronJob{}:              managed,
-		&batchv1.Job{}:                  managed,
-		&policyv1.PodDisruptionBudget{}: managed,
+		&appsv1.StatefulSet{}:                    managed,
+		&corev1.Service{}:                        managed,
+		&corev1.ConfigMap{}:                      managed,
+		&corev1.Secret{}:                         managed,
+		&corev1.PersistentVolumeClaim{}:          managed,
+		&batchv1.CronJob{}:                       managed,
+		&batchv1.Job{}:                           managed,
+		&policyv1.PodDisruptionBudget{}:          managed,
+		&autoscalingv2.HorizontalPodAutoscaler{}: managed,
+		&networkingv1.NetworkPolicy{}:            managed,
 	}
 	if serviceMonitors {
 		sm := &unstructured.Unstructured{}

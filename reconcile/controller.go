@@ -14,8 +14,10 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,6 +28,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -42,6 +45,8 @@ import (
 // +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -88,6 +93,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ConfigMap{}).
 		Owns(&batchv1.CronJob{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		// The autoscaler controller writes the HorizontalPodAutoscaler's
+		// status at every sync; only changes to what the operator applies,
+		// or its deletion, matter here.
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}, builder.WithPredicates(hpaChanged())).
 		// Neither has an owner reference: both outlive the Database.
 		Watches(&corev1.Secret{}, toDatabase).
 		Watches(&corev1.PersistentVolumeClaim{}, toDatabase).
@@ -99,6 +109,25 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Owns(sm)
 	}
 	return b.Complete(r)
+}
+
+// hpaChanged passes every event but the updates of a HorizontalPodAutoscaler
+// that leave its spec and metadata as they were: the autoscaler controller's
+// status writes. (Its metadata.generation cannot tell: it only counts spec
+// changes from Kubernetes 1.37, behind the HPAGeneration feature gate.)
+func hpaChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		oldHPA, okOld := e.ObjectOld.(*autoscalingv2.HorizontalPodAutoscaler)
+		newHPA, okNew := e.ObjectNew.(*autoscalingv2.HorizontalPodAutoscaler)
+		if !okOld || !okNew {
+			return true
+		}
+		return !equality.Semantic.DeepEqual(oldHPA.Spec, newHPA.Spec) ||
+			!equality.Semantic.DeepEqual(oldHPA.Labels, newHPA.Labels) ||
+			!equality.Semantic.DeepEqual(oldHPA.Annotations, newHPA.Annotations) ||
+			!equality.Semantic.DeepEqual(oldHPA.OwnerReferences, newHPA.OwnerReferences) ||
+			!oldHPA.DeletionTimestamp.Equal(newHPA.DeletionTimestamp)
+	}}
 }
 
 // Reconcile brings one Database's children and status in line with its spec.
@@ -218,7 +247,8 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 		for _, ch := range list {
 			keep[ch.kind+"/"+ch.name] = true
 		}
-		kinds := []ownedKind{kindStatefulSet, kindService, kindConfigMap, kindPodDisruptionBudget, kindCronJob}
+		kinds := []ownedKind{kindStatefulSet, kindService, kindConfigMap, kindPodDisruptionBudget, kindCronJob,
+			kindHorizontalPodAutoscaler, kindNetworkPolicy}
 		if r.ServiceMonitors {
 			kinds = append(kinds, kindServiceMonitor)
 		}

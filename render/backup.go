@@ -17,15 +17,20 @@ import (
 // PodDisruptionBudget would count it.
 const backupPodName = "database-backup"
 
-// buildBackupCronJob renders <db>-backup: a logical dump of the application
-// database to the backup volume on the spec's schedule. Runs never overlap.
-func buildBackupCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
-	podLabels := map[string]string{
+// backupPodLabels are the labels of db's backup Jobs and their pods.
+func backupPodLabels(db string) map[string]string {
+	return map[string]string{
 		LabelName:      backupPodName,
-		LabelInstance:  s.name,
+		LabelInstance:  db,
 		LabelManagedBy: managedBy,
 		LabelComponent: "backup",
 	}
+}
+
+// buildBackupCronJob renders <db>-backup: a logical dump of the application
+// database to the backup volume on the spec's schedule. Runs never overlap.
+func buildBackupCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
+	podLabels := backupPodLabels(s.name)
 	env := append(s.eng.backupEnv(s),
 		valueEnv("BACKUP_PREFIX", s.name),
 		valueEnv("RETENTION_DAYS", fmt.Sprint(s.retentionDays)))

@@ -36,6 +36,9 @@ var goldenSamples = map[string]*databasev1.Database{
 	"postgres-restore-named": newDatabase(databasev1.PostgreSQL, "16", replicas(2), backup(true),
 		restore("orders-old", "orders-old-20250102T020000Z.sql.gz")),
 	"mysql-restore-latest": newDatabase(databasev1.MySQL, "8.4", restore("orders-old", "")),
+	"postgres-autoscaling-networkpolicy": newDatabase(databasev1.PostgreSQL, "16", environment(databasev1.Staging), replicas(2),
+		backup(true), metrics(true), autoscaling(2, 6, ptr(int32(70)), ptr(int32(80)), ptr(int32(600))),
+		networkPolicy(ptr(true), "observability", appPeer("shop-api"), teamNamespacePeer("analytics"))),
 }
 
 // marshalChildren writes every child as one YAML stream in a fixed order.
@@ -43,7 +46,7 @@ func marshalChildren(t testing.TB, c *render.Children) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	for _, obj := range []any{c.StatefulSet, c.HeadlessService, c.Service, c.ReadService, c.ConfigMap,
-		c.PodDisruptionBudget, c.BackupCronJob, c.BackupPVC, c.ServiceMonitor} {
+		c.PodDisruptionBudget, c.BackupCronJob, c.BackupPVC, c.ServiceMonitor, c.HorizontalPodAutoscaler, c.NetworkPolicy} {
 		if isNil(obj) {
 			continue
 		}

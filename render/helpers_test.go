@@ -113,3 +113,37 @@ func isNil(v any) bool {
 	}
 	return reflect.ValueOf(v).Kind() == reflect.Ptr && reflect.ValueOf(v).IsNil()
 }
+
+func autoscaling(minReplicas, maxReplicas int32, cpu, memory, scaleDown *int32) dbOption {
+	return func(db *databasev1.Database) {
+		db.Spec.Autoscaling = &databasev1.AutoscalingSpec{
+			MinReplicas:                       &minReplicas,
+			MaxReplicas:                       maxReplicas,
+			TargetCPUUtilizationPercentage:    cpu,
+			TargetMemoryUtilizationPercentage: memory,
+			ScaleDownStabilizationSeconds:     scaleDown,
+		}
+	}
+}
+
+func networkPolicy(enabled *bool, monitoringNamespace string, allowFrom ...databasev1.NetworkPeer) dbOption {
+	return func(db *databasev1.Database) {
+		db.Spec.NetworkPolicy = &databasev1.NetworkPolicySpec{
+			Enabled:             enabled,
+			AllowFrom:           allowFrom,
+			MonitoringNamespace: monitoringNamespace,
+		}
+	}
+}
+
+// appPeer selects the pods labelled app=<app> in the Database's namespace.
+func appPeer(app string) databasev1.NetworkPeer {
+	return databasev1.NetworkPeer{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}}
+}
+
+// teamNamespacePeer selects every pod of the namespaces labelled team=<team>.
+func teamNamespacePeer(team string) databasev1.NetworkPeer {
+	return databasev1.NetworkPeer{NamespaceSelector: &metav1.LabelSelector{
+		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: metav1.LabelSelectorOpIn, Values: []string{team}}},
+	}}
+}

@@ -38,6 +38,12 @@ func PodDisruptionBudgetName(db string) string { return db }
 // ServiceMonitorName is the name of the ServiceMonitor.
 func ServiceMonitorName(db string) string { return db }
 
+// HorizontalPodAutoscalerName is the name of the HorizontalPodAutoscaler.
+func HorizontalPodAutoscalerName(db string) string { return db }
+
+// NetworkPolicyName is the name of the NetworkPolicy.
+func NetworkPolicyName(db string) string { return db }
+
 // PodName is the name of the pod with the given StatefulSet ordinal.
 func PodName(db string, ordinal int) string { return db + "-" + strconv.Itoa(ordinal) }
 

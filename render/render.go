@@ -13,9 +13,11 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
 	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
@@ -65,6 +67,12 @@ type Children struct {
 	// configurations, so this is a plain object with exactly the fields the
 	// operator owns.
 	ServiceMonitor *unstructured.Unstructured
+	// HorizontalPodAutoscaler scales the Database itself (its scale
+	// subresource); only with spec.autoscaling.
+	HorizontalPodAutoscaler *autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration
+	// NetworkPolicy limits ingress to the database pods; with
+	// spec.networkPolicy.enabled, or by default in production.
+	NetworkPolicy *networkingv1ac.NetworkPolicyApplyConfiguration
 }
 
 // Render returns the children of db. It fails only for a Database the CRD
@@ -94,6 +102,12 @@ func Render(db *databasev1.Database, opts Options) (*Children, error) {
 	}
 	if s.metrics {
 		c.ServiceMonitor = buildServiceMonitor(s)
+	}
+	if s.autoscaling != nil {
+		c.HorizontalPodAutoscaler = buildHorizontalPodAutoscaler(s)
+	}
+	if s.networkPolicy {
+		c.NetworkPolicy = buildNetworkPolicy(s)
 	}
 	return c, nil
 }

@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -273,6 +274,26 @@ func checkContract(t *testing.T, db *databasev1.Database) {
 	} else {
 		g.Expect(c.BackupCronJob).To(BeNil())
 		g.Expect(c.BackupPVC).To(BeNil())
+	}
+
+	// Autoscaler: only with spec.autoscaling, which the matrix never sets.
+	g.Expect(c.HorizontalPodAutoscaler).To(BeNil())
+
+	// NetworkPolicy: without spec.networkPolicy, on in production only; the
+	// metrics port is open only with metrics on.
+	if db.Spec.Environment == databasev1.Production {
+		np := typed[networkingv1.NetworkPolicy](t, c.NetworkPolicy)
+		g.Expect(np.Name).To(Equal("orders"))
+		expectControlledBy(g, np.ObjectMeta, db)
+		g.Expect(np.Spec.PodSelector.MatchLabels).To(Equal(selector))
+		g.Expect(np.Spec.Ingress[0].Ports).To(ConsistOf(HaveField("Port.String()", f.port)))
+		if monitoringOn {
+			g.Expect(np.Spec.Ingress).To(HaveLen(2))
+		} else {
+			g.Expect(np.Spec.Ingress).To(HaveLen(1))
+		}
+	} else {
+		g.Expect(c.NetworkPolicy).To(BeNil())
 	}
 
 	// ServiceMonitor.

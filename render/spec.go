@@ -20,6 +20,9 @@ const (
 	defaultEnvironment    = databasev1.Development
 	defaultBackupSchedule = "0 2 * * *"
 	defaultRetentionDays  = 7
+	// defaultMonitoringNamespace is where Prometheus runs unless
+	// spec.networkPolicy.monitoringNamespace says otherwise.
+	defaultMonitoringNamespace = "monitoring"
 )
 
 // profile is what an environment implies when the spec leaves it open.
@@ -84,6 +87,18 @@ type spec struct {
 
 	// restore is spec.restore: nil unless the Database starts from a dump.
 	restore *databasev1.RestoreSpec
+
+	// autoscaling is spec.autoscaling: nil unless the Database autoscales.
+	autoscaling *databasev1.AutoscalingSpec
+
+	// networkPolicy is whether the NetworkPolicy is rendered: spec's
+	// networkPolicy.enabled, else on in production only.
+	networkPolicy bool
+	// allowFrom are the clients of the database port besides the
+	// Database's own pods and backup Jobs.
+	allowFrom []databasev1.NetworkPeer
+	// monitoringNamespace may scrape the metrics port.
+	monitoringNamespace string
 }
 
 func environmentOf(db *databasev1.Database) databasev1.Environment {
@@ -139,6 +154,22 @@ func newSpec(db *databasev1.Database, eng engine, opts Options) *spec {
 	s.restore = db.Spec.Restore
 	if m := db.Spec.Monitoring; m != nil && m.Enabled {
 		s.metrics, s.logging = m.Metrics, m.Logging
+	}
+
+	s.autoscaling = db.Spec.Autoscaling
+
+	// The NetworkPolicy's default depends on the environment; it is decided
+	// here, never written into the spec.
+	s.networkPolicy = s.environment == databasev1.Production
+	s.monitoringNamespace = defaultMonitoringNamespace
+	if np := db.Spec.NetworkPolicy; np != nil {
+		if np.Enabled != nil {
+			s.networkPolicy = *np.Enabled
+		}
+		s.allowFrom = np.AllowFrom
+		if np.MonitoringNamespace != "" {
+			s.monitoringNamespace = np.MonitoringNamespace
+		}
 	}
 	return s
 }

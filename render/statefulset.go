@@ -95,7 +95,7 @@ func databaseContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
 	command, args := s.eng.command(s)
 	probe := s.eng.probe()
 	c := corev1ac.Container().
-		WithName("database").
+		WithName(databaseContainerName).
 		WithImage(s.image).
 		WithImagePullPolicy(corev1.PullIfNotPresent).
 		WithPorts(corev1ac.ContainerPort().WithName(s.eng.portName()).WithContainerPort(s.eng.port()).WithProtocol(corev1.ProtocolTCP)).
@@ -150,3 +150,6 @@ func exporterContainer(s *spec, image string, port int32) *corev1ac.ContainerApp
 			WithLimits(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m"), corev1.ResourceMemory: resource.MustParse("128Mi")})).
 		WithSecurityContext(containerSecurityContext().WithReadOnlyRootFilesystem(true))
 }
+
+// databaseContainerName names the engine's container in the database pods.
+const databaseContainerName = "database"

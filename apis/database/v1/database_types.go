@@ -40,6 +40,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || !has(self.resources) || has(self.resources.limits)",message="spec.resources.limits must be set when spec.environment is production and spec.resources is given (omit spec.resources to get the production profile)",fieldPath=".resources"
 // +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || oldSelf.type != 'postgresql' || self.version.find('^[0-9]+') == oldSelf.version.find('^[0-9]+')",message="spec.version: the PostgreSQL major version cannot change in place; restore a backup into a new Database with the new version",fieldPath=".version"
 // +kubebuilder:validation:XValidation:rule="self.type != 'mysql' || oldSelf.type != 'mysql' || !self.version.matches('^[0-9]{1,4}([.][0-9]{1,4})?([.-]|$)') || !oldSelf.version.matches('^[0-9]{1,4}([.][0-9]{1,4})?([.-]|$)') || int(self.version.find('^[0-9]+')) > int(oldSelf.version.find('^[0-9]+')) || (int(self.version.find('^[0-9]+')) == int(oldSelf.version.find('^[0-9]+')) && (self.version.matches('^[0-9]+[.][0-9]') ? int(self.version.find('^[0-9]+[.][0-9]+').find('[0-9]+$')) : 0) >= (oldSelf.version.matches('^[0-9]+[.][0-9]') ? int(oldSelf.version.find('^[0-9]+[.][0-9]+').find('[0-9]+$')) : 0))",message="spec.version: MySQL cannot be downgraded; the version may only stay or move forward",fieldPath=".version"
+// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.environment) || self.environment != 'production' || (has(self.autoscaling.minReplicas) && self.autoscaling.minReplicas >= 2)",message="spec.autoscaling.minReplicas must be at least 2 when spec.environment is production",fieldPath=".autoscaling.minReplicas"
 // +kubebuilder:validation:XValidation:rule="has(oldSelf.restore) || !has(self.restore)",message="spec.restore can only be set when the Database is created",fieldPath=".restore"
 // +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(oldSelf.restore) || self.restore == oldSelf.restore",message="spec.restore is immutable; it may only be removed, once the restore is done",fieldPath=".restore"
 type DatabaseSpec struct {
@@ -117,6 +118,22 @@ type DatabaseSpec struct {
 	// +optional
 	Restore *RestoreSpec `json:"restore,omitempty"`
 
+	// Autoscaling adds read capacity with a HorizontalPodAutoscaler that
+	// scales this Database (its scale subresource, spec.replicas) between
+	// minReplicas and maxReplicas on the database container's CPU and/or
+	// memory utilisation. Replicas added this way are read replicas: pod 0
+	// stays the only primary. While it is set, spec.replicas belongs to the
+	// HorizontalPodAutoscaler: leave it out of Git, or have Argo CD ignore
+	// it.
+	// +optional
+	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
+
+	// NetworkPolicy restricts who may connect to the database pods with a
+	// NetworkPolicy <database>. When unset, production Databases get one and
+	// others do not. It needs a network plugin that enforces NetworkPolicies.
+	// +optional
+	NetworkPolicy *NetworkPolicySpec `json:"networkPolicy,omitempty"`
+
 	// Resources are the compute resources of the database container. When
 	// unset, the environment's profile applies: development requests 100m CPU
 	// and 256Mi memory with limits 500m and 512Mi; staging 200m/512Mi with
@@ -174,6 +191,94 @@ type BackupSpec struct {
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="isQuantity(string(self)) && quantity(string(self)).isGreaterThan(quantity('0'))",message="spec.backup.size must be a positive quantity such as 20Gi"
 	Size *resource.Quantity `json:"size,omitempty"`
+}
+
+// AutoscalingSpec configures the HorizontalPodAutoscaler <database>, whose
+// scaleTargetRef is the Database itself. Utilisation is measured on the
+// database container against its requests (the environment's profile, or
+// spec.resources.requests, which must then name the resource).
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="spec.autoscaling.minReplicas must not be greater than spec.autoscaling.maxReplicas",fieldPath=".minReplicas"
+// +kubebuilder:validation:XValidation:rule="has(self.targetCPUUtilizationPercentage) || has(self.targetMemoryUtilizationPercentage)",message="spec.autoscaling needs a target: set targetCPUUtilizationPercentage, targetMemoryUtilizationPercentage or both"
+type AutoscalingSpec struct {
+	// MinReplicas is the fewest replicas the autoscaler leaves, 1 to 10 and
+	// at least 2 in production. Defaults to 1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 10",message="spec.autoscaling.minReplicas must be between 1 and 10"
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+
+	// MaxReplicas is the most replicas the autoscaler adds, up to 10 (the
+	// limit of spec.replicas), and at least minReplicas.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 10",message="spec.autoscaling.maxReplicas must be between 1 and 10"
+	MaxReplicas int32 `json:"maxReplicas"`
+
+	// TargetCPUUtilizationPercentage is the average CPU use of the database
+	// containers, in percent of their CPU request, the autoscaler aims at.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 100",message="spec.autoscaling.targetCPUUtilizationPercentage must be between 1 and 100"
+	TargetCPUUtilizationPercentage *int32 `json:"targetCPUUtilizationPercentage,omitempty"`
+
+	// TargetMemoryUtilizationPercentage is the average memory use of the
+	// database containers, in percent of their memory request, the
+	// autoscaler aims at.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 100",message="spec.autoscaling.targetMemoryUtilizationPercentage must be between 1 and 100"
+	TargetMemoryUtilizationPercentage *int32 `json:"targetMemoryUtilizationPercentage,omitempty"`
+
+	// ScaleDownStabilizationSeconds is how long load must stay low before
+	// the autoscaler removes replicas, 0 to 3600. When unset the
+	// HorizontalPodAutoscaler's default applies (300).
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self >= 0 && self <= 3600",message="spec.autoscaling.scaleDownStabilizationSeconds must be between 0 and 3600"
+	ScaleDownStabilizationSeconds *int32 `json:"scaleDownStabilizationSeconds,omitempty"`
+}
+
+// NetworkPolicySpec configures the NetworkPolicy <database>: ingress to the
+// database pods is allowed on the database port from the peers listed in
+// allowFrom, from the Database's own pods (replication) and from its backup
+// Jobs; on the metrics port (with monitoring.metrics) from the monitoring
+// namespace only. Everything else is refused.
+type NetworkPolicySpec struct {
+	// Enabled turns the NetworkPolicy on or off. When unset it is on in
+	// production and off in other environments.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// AllowFrom are the clients allowed to connect to the database port, as
+	// in a NetworkPolicy's ingress "from": a podSelector alone selects pods
+	// in the Database's namespace, a namespaceSelector alone every pod of the
+	// selected namespaces, both together the selected pods of the selected
+	// namespaces.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	AllowFrom []NetworkPeer `json:"allowFrom,omitempty"`
+
+	// MonitoringNamespace is the namespace whose pods (Prometheus) may
+	// scrape the metrics port. Defaults to "monitoring".
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	MonitoringNamespace string `json:"monitoringNamespace,omitempty"`
+}
+
+// NetworkPeer selects clients of the database port by namespace and/or pod
+// labels, like a NetworkPolicyPeer without ipBlock.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.namespaceSelector) || has(self.podSelector)",message="spec.networkPolicy.allowFrom: each entry needs a namespaceSelector, a podSelector or both"
+type NetworkPeer struct {
+	// NamespaceSelector selects namespaces by their labels, e.g.
+	// kubernetes.io/metadata.name: shop. An empty selector selects every
+	// namespace.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// PodSelector selects pods by their labels, in the Database's namespace
+	// or, with namespaceSelector, in the selected namespaces.
+	// +optional
+	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
 }
 
 // RestoreSpec names the dump a new Database starts from.

@@ -32,6 +32,8 @@ import (
 func ForKind(kind schema.GroupVersionKind) interface{} {
 	switch kind {
 	// Group=database.example.com, Version=v1
+	case v1.SchemeGroupVersion.WithKind("AutoscalingSpec"):
+		return &databasev1.AutoscalingSpecApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("BackupSpec"):
 		return &databasev1.BackupSpecApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("Database"):
@@ -42,6 +44,10 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &databasev1.DatabaseStatusApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("MonitoringSpec"):
 		return &databasev1.MonitoringSpecApplyConfiguration{}
+	case v1.SchemeGroupVersion.WithKind("NetworkPeer"):
+		return &databasev1.NetworkPeerApplyConfiguration{}
+	case v1.SchemeGroupVersion.WithKind("NetworkPolicySpec"):
+		return &databasev1.NetworkPolicySpecApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("RestoreSpec"):
 		return &databasev1.RestoreSpecApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("StorageSpec"):

@@ -39,6 +39,25 @@ func Parser() *typed.Parser {
 var parserOnce sync.Once
 var parser *typed.Parser
 var schemaYAML = typed.YAMLObject(`types:
+- name: com.github.example.database-operator.apis.database.v1.AutoscalingSpec
+  map:
+    fields:
+    - name: maxReplicas
+      type:
+        scalar: numeric
+    - name: minReplicas
+      type:
+        scalar: numeric
+      default: 1
+    - name: scaleDownStabilizationSeconds
+      type:
+        scalar: numeric
+    - name: targetCPUUtilizationPercentage
+      type:
+        scalar: numeric
+    - name: targetMemoryUtilizationPercentage
+      type:
+        scalar: numeric
 - name: com.github.example.database-operator.apis.database.v1.BackupSpec
   map:
     fields:
@@ -78,6 +97,9 @@ var schemaYAML = typed.YAMLObject(`types:
 - name: com.github.example.database-operator.apis.database.v1.DatabaseSpec
   map:
     fields:
+    - name: autoscaling
+      type:
+        namedType: com.github.example.database-operator.apis.database.v1.AutoscalingSpec
     - name: backup
       type:
         namedType: com.github.example.database-operator.apis.database.v1.BackupSpec
@@ -96,6 +118,9 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         namedType: com.github.example.database-operator.apis.database.v1.MonitoringSpec
       default: {}
+    - name: networkPolicy
+      type:
+        namedType: com.github.example.database-operator.apis.database.v1.NetworkPolicySpec
     - name: replicas
       type:
         scalar: numeric
@@ -163,6 +188,30 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: boolean
       default: false
+- name: com.github.example.database-operator.apis.database.v1.NetworkPeer
+  map:
+    fields:
+    - name: namespaceSelector
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector
+    - name: podSelector
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector
+- name: com.github.example.database-operator.apis.database.v1.NetworkPolicySpec
+  map:
+    fields:
+    - name: allowFrom
+      type:
+        list:
+          elementType:
+            namedType: com.github.example.database-operator.apis.database.v1.NetworkPeer
+          elementRelationship: atomic
+    - name: enabled
+      type:
+        scalar: boolean
+    - name: monitoringNamespace
+      type:
+        scalar: string
 - name: com.github.example.database-operator.apis.database.v1.Phase
   scalar: string
 - name: com.github.example.database-operator.apis.database.v1.RestoreSpec
@@ -258,6 +307,38 @@ var schemaYAML = typed.YAMLObject(`types:
         elementType:
           namedType: __untyped_deduced_
         elementRelationship: separable
+- name: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector
+  map:
+    fields:
+    - name: matchExpressions
+      type:
+        list:
+          elementType:
+            namedType: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement
+          elementRelationship: atomic
+    - name: matchLabels
+      type:
+        map:
+          elementType:
+            scalar: string
+    elementRelationship: atomic
+- name: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorOperator
+  scalar: string
+- name: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement
+  map:
+    fields:
+    - name: key
+      type:
+        scalar: string
+    - name: operator
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorOperator
+    - name: values
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
 - name: io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry
   map:
     fields:

@@ -73,6 +73,18 @@ type DatabaseSpecApplyConfiguration struct {
 	// when the Database is created and never changed; it may be removed once
 	// the Database is Ready, which releases the source's backup volume.
 	Restore *RestoreSpecApplyConfiguration `json:"restore,omitempty"`
+	// Autoscaling adds read capacity with a HorizontalPodAutoscaler that
+	// scales this Database (its scale subresource, spec.replicas) between
+	// minReplicas and maxReplicas on the database container's CPU and/or
+	// memory utilisation. Replicas added this way are read replicas: pod 0
+	// stays the only primary. While it is set, spec.replicas belongs to the
+	// HorizontalPodAutoscaler: leave it out of Git, or have Argo CD ignore
+	// it.
+	Autoscaling *AutoscalingSpecApplyConfiguration `json:"autoscaling,omitempty"`
+	// NetworkPolicy restricts who may connect to the database pods with a
+	// NetworkPolicy <database>. When unset, production Databases get one and
+	// others do not. It needs a network plugin that enforces NetworkPolicies.
+	NetworkPolicy *NetworkPolicySpecApplyConfiguration `json:"networkPolicy,omitempty"`
 	// Resources are the compute resources of the database container. When
 	// unset, the environment's profile applies: development requests 100m CPU
 	// and 256Mi memory with limits 500m and 512Mi; staging 200m/512Mi with
@@ -164,6 +176,22 @@ func (b *DatabaseSpecApplyConfiguration) WithDeletionProtection(value bool) *Dat
 // If called multiple times, the Restore field is set to the value of the last call.
 func (b *DatabaseSpecApplyConfiguration) WithRestore(value *RestoreSpecApplyConfiguration) *DatabaseSpecApplyConfiguration {
 	b.Restore = value
+	return b
+}
+
+// WithAutoscaling sets the Autoscaling field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Autoscaling field is set to the value of the last call.
+func (b *DatabaseSpecApplyConfiguration) WithAutoscaling(value *AutoscalingSpecApplyConfiguration) *DatabaseSpecApplyConfiguration {
+	b.Autoscaling = value
+	return b
+}
+
+// WithNetworkPolicy sets the NetworkPolicy field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the NetworkPolicy field is set to the value of the last call.
+func (b *DatabaseSpecApplyConfiguration) WithNetworkPolicy(value *NetworkPolicySpecApplyConfiguration) *DatabaseSpecApplyConfiguration {
+	b.NetworkPolicy = value
 	return b
 }
 
