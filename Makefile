@@ -141,6 +141,10 @@ test-e2e: test-e2e-deps ## Run the end-to-end suite on a local cluster of its ow
 .PHONY: test-e2e-deps
 test-e2e-deps: cluster-binaries operator $(HELM3) $(HELM4)
 
+.PHONY: bench
+bench: envtest-assets ## Scale benchmark: 1,000 Databases on envtest with the chart's default flags; prints one table (~15 min).
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go run ./bench/cmd/dbbench -n 1000 -qps 50 -burst 100 -workers 4
+
 .PHONY: golden
 golden: ## Regenerate render/testdata golden files (review the diff).
 	go test ./render/ -run Golden -update
