@@ -49,23 +49,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// The rules' messages, verbatim from the markers in database_types.go.
+// The rules' messages, shared with the e2e suite (internal/testenv/messages.go).
 const (
-	msgTypeEnum       = "spec.type must be one of: mysql, postgresql"
-	msgTypeImmutable  = "spec.type is immutable; create a new Database to change the engine"
-	msgVersionEmpty   = "spec.version must not be empty"
-	msgVersionForm    = "spec.version must be a numeric version such as 8.0, 8.4, 14 or 16, optionally with an image tag suffix such as 16.4-alpine"
-	msgReplicasRange  = "spec.replicas must be between 1 and 10"
-	msgStoragePos     = "spec.storage.size must be a positive quantity such as 10Gi"
-	msgStorageShrink  = "spec.storage.size may not shrink; volumes can only grow"
-	msgEnvironment    = "spec.environment must be one of: development, staging, production"
-	msgProdReplicas   = "spec.replicas must be at least 2 when spec.environment is production"
-	msgProdLimits     = "spec.resources.limits must be set when spec.environment is production and spec.resources is given (omit spec.resources to get the production profile)"
-	msgPostgresMajor  = "spec.version: the PostgreSQL major version cannot change in place; restore a backup into a new Database with the new version"
-	msgMySQLDowngrade = "spec.version: MySQL cannot be downgraded; the version may only stay or move forward"
-	msgSchedule       = "spec.backup.schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week) or one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly"
-	msgRetention      = "spec.backup.retention must be a number of days such as 7d"
-	msgBackupSize     = "spec.backup.size must be a positive quantity such as 20Gi"
+	msgTypeEnum       = testenv.MsgTypeEnum
+	msgTypeImmutable  = testenv.MsgTypeImmutable
+	msgVersionEmpty   = testenv.MsgVersionEmpty
+	msgVersionForm    = testenv.MsgVersionForm
+	msgReplicasRange  = testenv.MsgReplicasRange
+	msgStoragePos     = testenv.MsgStoragePos
+	msgStorageShrink  = testenv.MsgStorageShrink
+	msgEnvironment    = testenv.MsgEnvironment
+	msgProdReplicas   = testenv.MsgProdReplicas
+	msgProdLimits     = testenv.MsgProdLimits
+	msgPostgresMajor  = testenv.MsgPostgresMajor
+	msgMySQLDowngrade = testenv.MsgMySQLDowngrade
+	msgSchedule       = testenv.MsgSchedule
+	msgRetention      = testenv.MsgRetention
+	msgBackupSize     = testenv.MsgBackupSize
 	// msgRequired is the apiserver's own message for a missing required field.
 	msgRequired = "Required value"
 	// msgRulesNotChecked is the apiserver's note that CEL rules were skipped

@@ -1,0 +1,22 @@
+package testenv
+
+// The Database CRD's validation messages, verbatim from the markers in
+// apis/database/v1/database_types.go, shared by the envtest and e2e suites
+// that assert them.
+const (
+	MsgTypeEnum       = "spec.type must be one of: mysql, postgresql"
+	MsgTypeImmutable  = "spec.type is immutable; create a new Database to change the engine"
+	MsgVersionEmpty   = "spec.version must not be empty"
+	MsgVersionForm    = "spec.version must be a numeric version such as 8.0, 8.4, 14 or 16, optionally with an image tag suffix such as 16.4-alpine"
+	MsgReplicasRange  = "spec.replicas must be between 1 and 10"
+	MsgStoragePos     = "spec.storage.size must be a positive quantity such as 10Gi"
+	MsgStorageShrink  = "spec.storage.size may not shrink; volumes can only grow"
+	MsgEnvironment    = "spec.environment must be one of: development, staging, production"
+	MsgProdReplicas   = "spec.replicas must be at least 2 when spec.environment is production"
+	MsgProdLimits     = "spec.resources.limits must be set when spec.environment is production and spec.resources is given (omit spec.resources to get the production profile)"
+	MsgPostgresMajor  = "spec.version: the PostgreSQL major version cannot change in place; restore a backup into a new Database with the new version"
+	MsgMySQLDowngrade = "spec.version: MySQL cannot be downgraded; the version may only stay or move forward"
+	MsgSchedule       = "spec.backup.schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week) or one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly"
+	MsgRetention      = "spec.backup.retention must be a number of days such as 7d"
+	MsgBackupSize     = "spec.backup.size must be a positive quantity such as 20Gi"
+)
