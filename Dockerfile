@@ -8,6 +8,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY apis/ apis/
+COPY internal/pki/ internal/pki/
 COPY render/ render/
 COPY reconcile/ reconcile/
 COPY cmd/ cmd/

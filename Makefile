@@ -16,6 +16,7 @@ ETCD_VERSION := v3.6.16
 KWOK_VERSION := v0.8.0
 HELM3_VERSION := v3.22.0
 HELM4_VERSION := v4.3.1
+PROMTOOL_VERSION := v0.316.0
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUBE_APISERVER := $(BIN)/k8s-$(KUBE_VERSION)/kube-apiserver
@@ -27,6 +28,9 @@ KWOK := $(BIN)/kwok-$(KWOK_VERSION)/kwok
 KWOKCTL := $(BIN)/kwok-$(KWOK_VERSION)/kwokctl
 HELM3 := $(BIN)/helm-$(HELM3_VERSION)/helm
 HELM4 := $(BIN)/helm-$(HELM4_VERSION)/helm
+PROMTOOL := $(BIN)/promtool-$(PROMTOOL_VERSION)/promtool
+# The golden Prometheus rule files render writes, and their promtool unit tests.
+RULES_DIR := render/testdata/rules
 CHART := charts/database-operator
 # Built from this repository on every use (go build's cache makes it quick).
 OPERATOR := $(BIN)/database-operator
@@ -75,7 +79,7 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, apply configurations, the CR
 .PHONY: verify-generate
 verify-generate: $(CONTROLLER_GEN) ## Fail when checked-in generated files differ from a fresh generation.
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	cp -r go.mod go.sum apis render reconcile hack config "$$tmp"/; \
+	cp -r go.mod go.sum apis internal render reconcile hack config "$$tmp"/; \
 	rm -rf "$$tmp/apis/database/v1/applyconfiguration" "$$tmp/config/crd" "$$tmp/config/rbac"; \
 	(cd "$$tmp" && $(CONTROLLER_GEN) $(GEN_API_ARGS) && $(CONTROLLER_GEN) $(GEN_RBAC_ARGS)); \
 	if ! diff -ru apis "$$tmp/apis" || ! diff -ru config/crd "$$tmp/config/crd" || ! diff -ru config/rbac "$$tmp/config/rbac" || \
@@ -98,8 +102,12 @@ vet: ## go vet, and fail on unformatted files.
 verify-chart: $(HELM3) $(HELM4) ## helm lint --strict (Helm 3 and 4); the chart renders identically twice.
 	$(HELM3) lint --strict $(CHART)
 	$(HELM4) lint --strict $(CHART)
-	a=$$($(HELM3) template ci $(CHART) -n ci --kube-version $(KUBE_VERSION) --set replicaCount=2,metrics.serviceMonitor.enabled=true | sha256sum); \
-	b=$$($(HELM3) template ci $(CHART) -n ci --kube-version $(KUBE_VERSION) --set replicaCount=2,metrics.serviceMonitor.enabled=true | sha256sum); \
+	$(HELM3) lint --strict $(CHART) --set dashboards.enabled=true,dashboards.namespace=monitoring
+	$(HELM4) lint --strict $(CHART) --set dashboards.enabled=true,dashboards.namespace=monitoring
+	$(HELM3) template ci $(CHART) -n ci --kube-version $(KUBE_VERSION) --set dashboards.enabled=true \
+		--show-only templates/dashboards.yaml | grep -q 'grafana_dashboard: "1"'
+	a=$$($(HELM3) template ci $(CHART) -n ci --kube-version $(KUBE_VERSION) --set replicaCount=2,metrics.serviceMonitor.enabled=true,dashboards.enabled=true | sha256sum); \
+	b=$$($(HELM3) template ci $(CHART) -n ci --kube-version $(KUBE_VERSION) --set replicaCount=2,metrics.serviceMonitor.enabled=true,dashboards.enabled=true | sha256sum); \
 	if [ "$$a" != "$$b" ]; then echo "the chart renders differently twice (random values or timestamps in templates?)" >&2; exit 1; fi
 
 .PHONY: verify-render-pure
@@ -109,7 +117,7 @@ verify-render-pure: ## Fail when render/ depends on a client package (see the sc
 ##@ Test
 
 .PHONY: test
-test: verify-generate vet verify-render-pure verify-chart envtest-assets test-e2e-deps ## Run every check and test: unit, envtest and e2e (the CI entry point).
+test: verify-generate vet verify-render-pure verify-chart test-rules envtest-assets test-e2e-deps ## Run every check and test: unit, envtest and e2e (the CI entry point).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e /e2e -e /enginetest)
 	cd test/dockerfile && go vet ./... && go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) test-engines
@@ -145,8 +153,13 @@ test-e2e-deps: cluster-binaries operator $(HELM3) $(HELM4)
 bench: envtest-assets ## Scale benchmark: 1,000 Databases on envtest with the chart's default flags; prints one table (~15 min).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go run ./bench/cmd/dbbench -n 1000 -qps 50 -burst 100 -workers 4
 
+.PHONY: test-rules
+test-rules: $(PROMTOOL) ## promtool check rules on every golden rule file, promtool test rules on every rule unit test.
+	$(PROMTOOL) check rules $(RULES_DIR)/*.rules.yaml
+	cd $(RULES_DIR) && $(PROMTOOL) test rules *_test.yaml
+
 .PHONY: golden
-golden: ## Regenerate render/testdata golden files (review the diff).
+golden: ## Regenerate render/testdata golden files, rule files included (review the diff).
 	go test ./render/ -run Golden -update
 
 .PHONY: envtest-assets
@@ -233,6 +246,9 @@ $(HELM3):
 
 $(HELM4):
 	cd tools/helm4 && go build -o $@ helm.sh/helm/v4/cmd/helm
+
+$(PROMTOOL):
+	cd tools/promtool && go build -o $@ github.com/prometheus/prometheus/cmd/promtool
 
 $(KWOK) $(KWOKCTL):
 	cd tools/kwok && go build -o $@ sigs.k8s.io/kwok/cmd/$(@F)

@@ -62,6 +62,11 @@ var (
 		l.SetGroupVersionKind(render.ServiceMonitorGVK.GroupVersion().WithKind("ServiceMonitorList"))
 		return l
 	}}
+	kindPrometheusRule = ownedKind{"PrometheusRule", func() client.ObjectList {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(render.PrometheusRuleGVK.GroupVersion().WithKind("PrometheusRuleList"))
+		return l
+	}}
 )
 
 // children lists the rendered objects in apply order: configuration, the
@@ -69,8 +74,8 @@ var (
 // is left out: the reconciler applies it separately because storage growth
 // may hold it back.
 // The backup PVC comes before the CronJob that mounts it. The ServiceMonitor
-// is only listed when its kind is served.
-func children(c *render.Children, serviceMonitors bool) []child {
+// and the PrometheusRule are only listed when their kinds are served.
+func children(c *render.Children, served MonitoringAPIs) []child {
 	var out []child
 	add := func(kind, name string, ac runtime.ApplyConfiguration) {
 		out = append(out, child{kind: kind, name: name, ac: ac})
@@ -96,8 +101,11 @@ func children(c *render.Children, serviceMonitors bool) []child {
 	if c.HorizontalPodAutoscaler != nil {
 		add(kindHorizontalPodAutoscaler.kind, *c.HorizontalPodAutoscaler.Name, c.HorizontalPodAutoscaler)
 	}
-	if c.ServiceMonitor != nil && serviceMonitors {
+	if c.ServiceMonitor != nil && served.ServiceMonitors {
 		add(kindServiceMonitor.kind, c.ServiceMonitor.GetName(), client.ApplyConfigurationFromUnstructured(c.ServiceMonitor))
+	}
+	if c.PrometheusRule != nil && served.PrometheusRules {
+		add(kindPrometheusRule.kind, c.PrometheusRule.GetName(), client.ApplyConfigurationFromUnstructured(c.PrometheusRule))
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -25,8 +26,9 @@ import (
 // inflate its memory: every kind it creates is cached only with the
 // app.kubernetes.io/managed-by=database-operator label, and managed fields
 // are stripped. namespaces limits the cache (and so the operator) to those
-// namespaces; empty means all.
-func CacheOptions(namespaces []string, serviceMonitors bool) cache.Options {
+// namespaces; empty means all. served says which monitoring.coreos.com kinds
+// exist, and so may be cached.
+func CacheOptions(namespaces []string, served MonitoringAPIs) cache.Options {
 	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: FieldManager})}
 	byObject := map[client.Object]cache.ByObject{
 		&appsv1.StatefulSet{}:                    managed,
@@ -40,10 +42,10 @@ func CacheOptions(namespaces []string, serviceMonitors bool) cache.Options {
 		&autoscalingv2.HorizontalPodAutoscaler{}: managed,
 		&networkingv1.NetworkPolicy{}:            managed,
 	}
-	if serviceMonitors {
-		sm := &unstructured.Unstructured{}
-		sm.SetGroupVersionKind(render.ServiceMonitorGVK)
-		byObject[sm] = managed
+	for _, gvk := range served.kinds() {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gvk)
+		byObject[u] = managed
 	}
 	opts := cache.Options{
 		ByObject:         byObject,
@@ -59,28 +61,79 @@ func CacheOptions(namespaces []string, serviceMonitors bool) cache.Options {
 }
 
 // ClientOptions makes the manager's client read unstructured objects (the
-// ServiceMonitors) from the cache too, not from the API server.
+// ServiceMonitors and PrometheusRules) from the cache too, not from the API
+// server.
 func ClientOptions() client.Options {
 	return client.Options{Cache: &client.CacheOptions{Unstructured: true}}
 }
 
+// MonitoringAPIs says which of the Prometheus Operator's kinds the API
+// server serves. The operator asks once at start (MonitoringServed): the
+// answer holds for the process's life, so installing the Prometheus
+// Operator later needs an operator restart.
+type MonitoringAPIs struct {
+	// ServiceMonitors is true when monitoring.coreos.com/v1 ServiceMonitor
+	// is served.
+	ServiceMonitors bool
+	// PrometheusRules is true when monitoring.coreos.com/v1 PrometheusRule
+	// is served.
+	PrometheusRules bool
+}
+
+// kinds lists the served kinds.
+func (m MonitoringAPIs) kinds() []schema.GroupVersionKind {
+	var out []schema.GroupVersionKind
+	if m.ServiceMonitors {
+		out = append(out, render.ServiceMonitorGVK)
+	}
+	if m.PrometheusRules {
+		out = append(out, render.PrometheusRuleGVK)
+	}
+	return out
+}
+
+// MonitoringServed asks the API server which monitoring.coreos.com kinds
+// exist; each is detected on its own (an installation may carry one CRD and
+// not the other).
+func MonitoringServed(cfg *rest.Config) (MonitoringAPIs, error) {
+	var m MonitoringAPIs
+	var err error
+	if m.ServiceMonitors, err = KindServed(cfg, render.ServiceMonitorGVK); err != nil {
+		return MonitoringAPIs{}, err
+	}
+	if m.PrometheusRules, err = KindServed(cfg, render.PrometheusRuleGVK); err != nil {
+		return MonitoringAPIs{}, err
+	}
+	return m, nil
+}
+
 // ServiceMonitorsServed asks the API server whether the Prometheus
-// Operator's ServiceMonitor kind exists. The answer holds for the process's
-// life: installing the Prometheus Operator later needs an operator restart.
+// Operator's ServiceMonitor kind exists.
 func ServiceMonitorsServed(cfg *rest.Config) (bool, error) {
+	return KindServed(cfg, render.ServiceMonitorGVK)
+}
+
+// PrometheusRulesServed asks the API server whether the Prometheus
+// Operator's PrometheusRule kind exists.
+func PrometheusRulesServed(cfg *rest.Config) (bool, error) {
+	return KindServed(cfg, render.PrometheusRuleGVK)
+}
+
+// KindServed asks discovery whether the API server serves gvk.
+func KindServed(cfg *rest.Config, gvk schema.GroupVersionKind) (bool, error) {
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return false, fmt.Errorf("discovery client: %w", err)
 	}
-	resources, err := dc.ServerResourcesForGroupVersion(render.ServiceMonitorGVK.GroupVersion().String())
+	resources, err := dc.ServerResourcesForGroupVersion(gvk.GroupVersion().String())
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}
-		return false, fmt.Errorf("discover %s: %w", render.ServiceMonitorGVK.GroupVersion(), err)
+		return false, fmt.Errorf("discover %s: %w", gvk.GroupVersion(), err)
 	}
 	for _, r := range resources.APIResources {
-		if r.Kind == render.ServiceMonitorGVK.Kind {
+		if r.Kind == gvk.Kind {
 			return true, nil
 		}
 	}

@@ -48,6 +48,7 @@ import (
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=prometheusrules,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconciler reconciles Databases.
@@ -64,6 +65,9 @@ type Reconciler struct {
 	// ServiceMonitors is true when the monitoring.coreos.com ServiceMonitor
 	// kind is served; without it no ServiceMonitor is applied.
 	ServiceMonitors bool
+	// PrometheusRules is true when the monitoring.coreos.com PrometheusRule
+	// kind is served; without it no PrometheusRule is applied.
+	PrometheusRules bool
 	// Now is the clock for condition transition times; time.Now when nil.
 	Now func() time.Time
 
@@ -107,6 +111,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		sm := &unstructured.Unstructured{}
 		sm.SetGroupVersionKind(render.ServiceMonitorGVK)
 		b = b.Owns(sm)
+	}
+	if r.PrometheusRules {
+		pr := &unstructured.Unstructured{}
+		pr.SetGroupVersionKind(render.PrometheusRuleGVK)
+		b = b.Owns(pr)
 	}
 	return b.Complete(r)
 }
@@ -168,6 +177,13 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 			fmt.Sprintf("generated credentials in Secret %s", render.CredentialsSecretName(db.Name)))
 	}
 	o.degraded = problem
+	tlsProblem, err := r.ensureTLS(ctx, db)
+	if err != nil {
+		return false, err
+	}
+	if o.degraded == nil {
+		o.degraded = tlsProblem
+	}
 
 	rendered, err := render.Render(db, r.Render)
 	if err != nil {
@@ -175,6 +191,7 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 		return true, r.applyStatus(ctx, db, o)
 	}
 	o.serviceMonitorSkipped = rendered.ServiceMonitor != nil && !r.ServiceMonitors
+	o.prometheusRuleSkipped = rendered.PrometheusRule != nil && !r.PrometheusRules
 
 	// What existed before this reconcile, for events and storage growth.
 	current, err := r.getOptional(ctx, db, render.StatefulSetName(db.Name), &appsv1.StatefulSet{})
@@ -199,7 +216,10 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 	}
 	o.resizing = resizing
 
-	list := children(rendered, r.ServiceMonitors)
+	list := children(rendered, MonitoringAPIs{ServiceMonitors: r.ServiceMonitors, PrometheusRules: r.PrometheusRules})
+	if tlsProblem != nil {
+		list = withoutConfigMap(list)
+	}
 	if err := applyChildren(ctx, r.Client, list); err != nil {
 		if !needsHuman(err) {
 			return false, err
@@ -251,6 +271,9 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 			kindHorizontalPodAutoscaler, kindNetworkPolicy}
 		if r.ServiceMonitors {
 			kinds = append(kinds, kindServiceMonitor)
+		}
+		if r.PrometheusRules {
+			kinds = append(kinds, kindPrometheusRule)
 		}
 		pruned, err := prune(ctx, r.Client, db, kinds, keep)
 		for _, p := range pruned {

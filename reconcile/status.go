@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -38,6 +39,9 @@ type observed struct {
 	// serviceMonitorSkipped is true when metrics are on but the
 	// ServiceMonitor kind is not served.
 	serviceMonitorSkipped bool
+	// prometheusRuleSkipped is true when metrics are on but the
+	// PrometheusRule kind is not served.
+	prometheusRuleSkipped bool
 }
 
 // computeStatus derives the Database's status from what was observed.
@@ -86,8 +90,15 @@ func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databas
 	}
 
 	readyMessage := fmt.Sprintf("%d/%d replicas ready", ready, desired)
+	var skipped []string
 	if o.serviceMonitorSkipped {
-		readyMessage += "; no ServiceMonitor created: the monitoring.coreos.com API is not installed"
+		skipped = append(skipped, "ServiceMonitor")
+	}
+	if o.prometheusRuleSkipped {
+		skipped = append(skipped, "PrometheusRule")
+	}
+	if len(skipped) > 0 {
+		readyMessage += "; no " + strings.Join(skipped, " or ") + " created: the monitoring.coreos.com API is not installed"
 	}
 	switch {
 	case s.Ready:

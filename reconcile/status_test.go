@@ -133,6 +133,28 @@ func TestComputeStatusServiceMonitorSkipped(t *testing.T) {
 	g.Expect(c.Message).To(ContainSubstring("monitoring.coreos.com"))
 }
 
+// TestComputeStatusMonitoringSkipped: the Ready message names exactly the
+// monitoring objects that could not be created.
+func TestComputeStatusMonitoringSkipped(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		serviceMonitor, rule bool
+		want                 string
+	}{
+		{"nothing skipped", false, false, "1/1 replicas ready"},
+		{"ServiceMonitor only", true, false, "1/1 replicas ready; no ServiceMonitor created: the monitoring.coreos.com API is not installed"},
+		{"PrometheusRule only", false, true, "1/1 replicas ready; no PrometheusRule created: the monitoring.coreos.com API is not installed"},
+		{"both", true, true, "1/1 replicas ready; no ServiceMonitor or PrometheusRule created: the monitoring.coreos.com API is not installed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			s := computeStatus(statusTestDatabase(1, false), observed{statefulSet: sts(1, 1, 1, true),
+				serviceMonitorSkipped: tc.serviceMonitor, prometheusRuleSkipped: tc.rule}, metav1.Now())
+			g.Expect(meta.FindStatusCondition(s.Conditions, databasev1.ConditionReady).Message).To(Equal(tc.want))
+		})
+	}
+}
+
 // The Ready condition remembers that a Database has been Ready, so the
 // "Ready" Event fires once, not after every scale-up or outage.
 func TestFirstReady(t *testing.T) {

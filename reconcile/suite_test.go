@@ -65,6 +65,8 @@ var (
 	// serviceMonitors is what the operator found out about the
 	// monitoring.coreos.com API at start (envtest: not installed).
 	serviceMonitors bool
+	// prometheusRules likewise for the PrometheusRule kind.
+	prometheusRules bool
 
 	operatorMu sync.Mutex
 	// current is the running operator.
@@ -87,13 +89,14 @@ func run(m *testing.M) int {
 	defer stop()
 
 	// The binary asks discovery; envtest serves no ServiceMonitor CRD.
-	serviceMonitors, err = reconcile.ServiceMonitorsServed(env.Config)
+	served, err := reconcile.MonitoringServed(env.Config)
+	serviceMonitors, prometheusRules = served.ServiceMonitors, served.PrometheusRules
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ServiceMonitorsServed:", err)
+		fmt.Fprintln(os.Stderr, "MonitoringServed:", err)
 		return 1
 	}
-	if serviceMonitors {
-		fmt.Fprintln(os.Stderr, "ServiceMonitorsServed: true, but envtest installs no monitoring.coreos.com CRD")
+	if serviceMonitors || prometheusRules {
+		fmt.Fprintf(os.Stderr, "MonitoringServed: %+v, but envtest installs no monitoring.coreos.com CRD\n", served)
 		return 1
 	}
 
@@ -136,7 +139,7 @@ type operator struct {
 func startOperator() (*operator, error) {
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Scheme,
-		Cache:                  reconcile.CacheOptions(nil, serviceMonitors),
+		Cache:                  reconcile.CacheOptions(nil, reconcile.MonitoringAPIs{ServiceMonitors: serviceMonitors, PrometheusRules: prometheusRules}),
 		Client:                 reconcile.ClientOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -152,6 +155,7 @@ func startOperator() (*operator, error) {
 		Recorder:        mgr.GetEventRecorder("database-operator"),
 		Render:          render.DefaultOptions(),
 		ServiceMonitors: serviceMonitors,
+		PrometheusRules: prometheusRules,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up the reconciler: %w", err)

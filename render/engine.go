@@ -37,6 +37,9 @@ type engine interface {
 	backupEnv(s *spec) []*corev1ac.EnvVarApplyConfiguration
 	// exporter is the Prometheus exporter sidecar, serving on metricsPort.
 	exporter(s *spec) *corev1ac.ContainerApplyConfiguration
+	// exporterVolumes are pod volumes only the exporter uses (none for most
+	// specs).
+	exporterVolumes(s *spec) []*corev1ac.VolumeApplyConfiguration
 	metricsPort() int32
 }
 

@@ -39,6 +39,10 @@ var goldenSamples = map[string]*databasev1.Database{
 	"postgres-autoscaling-networkpolicy": newDatabase(databasev1.PostgreSQL, "16", environment(databasev1.Staging), replicas(2),
 		backup(true), metrics(true), autoscaling(2, 6, ptr(int32(70)), ptr(int32(80)), ptr(int32(600))),
 		networkPolicy(ptr(true), "observability", appPeer("shop-api"), teamNamespacePeer("analytics"))),
+	"postgres-tls-production": newDatabase(databasev1.PostgreSQL, "16", environment(databasev1.Production), replicas(2),
+		backup(true), metrics(true), tls("")),
+	"mysql-tls-secret": newDatabase(databasev1.MySQL, "8.4", environment(databasev1.Production), replicas(2),
+		metrics(true), tls("orders-cert")),
 }
 
 // marshalChildren writes every child as one YAML stream in a fixed order.
@@ -46,7 +50,7 @@ func marshalChildren(t testing.TB, c *render.Children) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	for _, obj := range []any{c.StatefulSet, c.HeadlessService, c.Service, c.ReadService, c.ConfigMap,
-		c.PodDisruptionBudget, c.BackupCronJob, c.BackupPVC, c.ServiceMonitor, c.HorizontalPodAutoscaler, c.NetworkPolicy} {
+		c.PodDisruptionBudget, c.BackupCronJob, c.BackupPVC, c.ServiceMonitor, c.PrometheusRule, c.HorizontalPodAutoscaler, c.NetworkPolicy} {
 		if isNil(obj) {
 			continue
 		}

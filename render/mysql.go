@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
 )
 
 // mysql runs the official mysql image: data in /var/lib/mysql, extra
@@ -87,10 +89,14 @@ func (mysql) configMounts() []configMount {
 }
 
 func (mysql) configFiles(s *spec) map[string]string {
-	return map[string]string{
+	files := map[string]string{
 		"my.cnf":                mysqlConf(s),
-		"initdb-replication.sh": mysqlInitReplication,
+		"initdb-replication.sh": mysqlInitReplicationFor(s),
 	}
+	if s.tlsSecret != "" && s.metrics {
+		files[mysqlExporterConfigKey] = mysqlExporterConfig
+	}
+	return files
 }
 
 // mysqlConf holds only options that MySQL 8.0 and 8.4 still have (no
@@ -119,8 +125,50 @@ func mysqlConf(s *spec) string {
 	} else {
 		line("slow_query_log", "OFF")
 	}
+	if s.tlsSecret != "" {
+		fmt.Fprintf(&b, "# TLS with the certificate of Secret %s, mounted read-only.\n", s.tlsSecret)
+		line("ssl_ca", tlsFile(TLSCAKey))
+		line("ssl_cert", tlsFile(TLSCertKey))
+		line("ssl_key", tlsFile(TLSPrivateKeyKey))
+		line("tls_version", "TLSv1.2,TLSv1.3")
+		if s.environment == databasev1.Production {
+			b.WriteString("# Production: TCP clients must use TLS (the local socket counts as secure).\n")
+			line("require_secure_transport", "ON")
+		}
+	}
 	return b.String()
 }
+
+// mysqlInitReplicationFor is mysqlInitReplication, with TLS when it is on:
+// the replica's copy of the source and its replication connection are
+// encrypted and check the source's certificate against the CA
+// (SOURCE_SSL_CA; the source is reached by its short pod name, which a
+// certificate need not carry, so the host name is not verified).
+func mysqlInitReplicationFor(s *spec) string {
+	if s.tlsSecret == "" {
+		return mysqlInitReplication
+	}
+	ca := tlsFile(TLSCAKey)
+	return strings.NewReplacer(
+		"--user=root \\\n", "--user=root --ssl-ca="+ca+" \\\n",
+		"SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1;", "SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1,\n      SOURCE_SSL=1, SOURCE_SSL_CA='"+ca+"';",
+	).Replace(mysqlInitReplication)
+}
+
+const (
+	// mysqlExporterConfigKey is the ConfigMap key of the exporter's client
+	// configuration, rendered with TLS and metrics on; the exporter reads
+	// it as mysqlExporterConfigPath.
+	mysqlExporterConfigKey    = "mysqld-exporter.cnf"
+	mysqlExporterConfigVolume = "exporter-config"
+	mysqlExporterConfigDir    = "/etc/mysqld-exporter"
+	mysqlExporterConfigPath   = mysqlExporterConfigDir + "/exporter.cnf"
+)
+
+// mysqlExporterConfig makes mysqld_exporter connect with TLS: it only does
+// when its client section names a CA. User and password still come from
+// the command line and MYSQLD_EXPORTER_PASSWORD.
+var mysqlExporterConfig = "# Rendered by database-operator: mysqld_exporter connects with TLS.\n[client]\nssl-ca = " + tlsFile(TLSCAKey) + "\n"
 
 // mysqlInitReplication is sourced by the image's entrypoint once, while it
 // initialises an empty data directory, with the temporary server running.
@@ -205,8 +253,30 @@ func (mysql) backupEnv(s *spec) []*corev1ac.EnvVarApplyConfiguration {
 	}
 }
 
+// exporter connects over loopback. With TLS (which production's
+// require_secure_transport demands) it reads a client configuration naming
+// the CA, and skips verification: 127.0.0.1 is not a name the certificate
+// carries.
 func (mysql) exporter(s *spec) *corev1ac.ContainerApplyConfiguration {
-	return exporterContainer(s, s.opts.MySQLExporterImage, mysqlExporterPort).
+	c := exporterContainer(s, s.opts.MySQLExporterImage, mysqlExporterPort).
 		WithArgs(fmt.Sprintf("--mysqld.address=127.0.0.1:%d", mysqlPort), "--mysqld.username=root").
 		WithEnv(secretEnv(s, "MYSQLD_EXPORTER_PASSWORD", SecretKeyRootPassword))
+	if s.tlsSecret != "" {
+		c.WithArgs("--config.my-cnf="+mysqlExporterConfigPath, "--tls.insecure-skip-verify").
+			WithVolumeMounts(
+				corev1ac.VolumeMount().WithName(mysqlExporterConfigVolume).WithMountPath(mysqlExporterConfigDir).WithReadOnly(true),
+				tlsVolumeMount())
+	}
+	return c
+}
+
+func (mysql) exporterVolumes(s *spec) []*corev1ac.VolumeApplyConfiguration {
+	if s.tlsSecret == "" {
+		return nil
+	}
+	return []*corev1ac.VolumeApplyConfiguration{corev1ac.Volume().WithName(mysqlExporterConfigVolume).
+		WithConfigMap(corev1ac.ConfigMapVolumeSource().
+			WithName(ConfigMapName(s.name)).
+			WithDefaultMode(configVolumeMode).
+			WithItems(corev1ac.KeyToPath().WithKey(mysqlExporterConfigKey).WithPath("exporter.cnf")))}
 }

@@ -29,6 +29,10 @@ func ConfigMapName(db string) string { return db + "-config" }
 // reconciler creates it once; render only refers to it.
 func CredentialsSecretName(db string) string { return db + "-credentials" }
 
+// TLSSecretName is the name of the Secret holding the TLS certificate the
+// reconciler creates, once, when spec.tls is enabled without a secretName.
+func TLSSecretName(db string) string { return db + "-tls" }
+
 // BackupName is the name of the backup CronJob and of the backup volume claim.
 func BackupName(db string) string { return db + "-backup" }
 
@@ -37,6 +41,9 @@ func PodDisruptionBudgetName(db string) string { return db }
 
 // ServiceMonitorName is the name of the ServiceMonitor.
 func ServiceMonitorName(db string) string { return db }
+
+// PrometheusRuleName is the name of the PrometheusRule holding the alerts.
+func PrometheusRuleName(db string) string { return db }
 
 // HorizontalPodAutoscalerName is the name of the HorizontalPodAutoscaler.
 func HorizontalPodAutoscalerName(db string) string { return db }

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
 )
 
 // postgres runs the official postgres image. The image's conventions decide
@@ -60,7 +62,7 @@ func (postgres) configMounts() []configMount {
 func (postgres) configFiles(s *spec) map[string]string {
 	return map[string]string{
 		"postgresql.conf": postgresConf(s),
-		"pg_hba.conf":     postgresHBA,
+		"pg_hba.conf":     postgresHBAFor(s),
 		"initdb-users.sh": postgresInitUsers,
 	}
 }
@@ -97,8 +99,40 @@ func postgresConf(s *spec) string {
 		line("log_min_duration_statement", "-1")
 		line("log_statement", "'none'")
 	}
+	if s.tlsSecret != "" {
+		fmt.Fprintf(&b, "# TLS with the certificate of Secret %s, mounted read-only.\n", s.tlsSecret)
+		line("ssl", "on")
+		line("ssl_cert_file", "'"+tlsFile(TLSCertKey)+"'")
+		line("ssl_key_file", "'"+tlsFile(TLSPrivateKeyKey)+"'")
+		line("ssl_ca_file", "'"+tlsFile(TLSCAKey)+"'")
+		line("ssl_min_protocol_version", "'TLSv1.2'")
+	}
 	return b.String()
 }
+
+// postgresHBAFor is the pg_hba.conf for the spec. With TLS in production,
+// TCP connections must be encrypted: unencrypted ones are rejected by name
+// (hostnossl), encrypted ones (hostssl) need SCRAM; local socket
+// connections are unchanged. With TLS in other environments clients may
+// choose, as without TLS.
+func postgresHBAFor(s *spec) string {
+	if s.tlsSecret == "" || s.environment != databasev1.Production {
+		return postgresHBA
+	}
+	return postgresHBATLSOnly
+}
+
+// postgresHBATLSOnly refuses unencrypted TCP connections. ("all" in the
+// DATABASE column does not match replication connections, hence the
+// separate replication lines.)
+const postgresHBATLSOnly = `# Rendered by database-operator: TLS required for TCP connections (production).
+# TYPE     DATABASE     USER        ADDRESS  METHOD
+local      all          all                  scram-sha-256
+hostnossl  all          all         all      reject
+hostnossl  replication  all         all      reject
+hostssl    all          all         all      scram-sha-256
+hostssl    replication  ` + ReplicationUser + `  all      scram-sha-256
+`
 
 // postgresHBA requires a password (SCRAM) for every connection, local ones
 // included; replication connections only for the replication user.
@@ -160,24 +194,31 @@ mv "$partial" "$PGDATA"
 echo "replica bootstrapped from $PRIMARY_HOST"
 `
 
+// initContainers: with TLS, the copy from the primary, and the replication
+// connection pg_basebackup writes into primary_conninfo, use TLS and verify
+// the primary's certificate against the CA (verify-ca: the primary is
+// reached by its short pod name, which a certificate need not carry).
 func (e postgres) initContainers(s *spec) []*corev1ac.ContainerApplyConfiguration {
-	return []*corev1ac.ContainerApplyConfiguration{
-		corev1ac.Container().
-			WithName("bootstrap-replica").
-			WithImage(s.image).
-			WithCommand("bash", "-c", postgresBootstrapReplica).
-			WithEnv(
-				valueEnv("PGDATA", postgresPGDATA),
-				valueEnv("PRIMARY_HOST", PrimaryHost(s.name)),
-				valueEnv("PRIMARY_PORT", fmt.Sprint(postgresPort)),
-				valueEnv("REPLICATION_USER", ReplicationUser),
-				secretEnv(s, "REPLICATION_PASSWORD", SecretKeyReplicationPassword),
-				podNameEnv(),
-			).
-			WithVolumeMounts(corev1ac.VolumeMount().WithName(dataVolumeName).WithMountPath(postgresDataPath)).
-			WithResources(s.resourceRequirements()).
-			WithSecurityContext(containerSecurityContext()),
+	c := corev1ac.Container().
+		WithName("bootstrap-replica").
+		WithImage(s.image).
+		WithCommand("bash", "-c", postgresBootstrapReplica).
+		WithEnv(
+			valueEnv("PGDATA", postgresPGDATA),
+			valueEnv("PRIMARY_HOST", PrimaryHost(s.name)),
+			valueEnv("PRIMARY_PORT", fmt.Sprint(postgresPort)),
+			valueEnv("REPLICATION_USER", ReplicationUser),
+			secretEnv(s, "REPLICATION_PASSWORD", SecretKeyReplicationPassword),
+			podNameEnv(),
+		).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(dataVolumeName).WithMountPath(postgresDataPath)).
+		WithResources(s.resourceRequirements()).
+		WithSecurityContext(containerSecurityContext())
+	if s.tlsSecret != "" {
+		c.WithEnv(valueEnv("PGSSLMODE", "verify-ca"), valueEnv("PGSSLROOTCERT", tlsFile(TLSCAKey))).
+			WithVolumeMounts(tlsVolumeMount())
 	}
+	return []*corev1ac.ContainerApplyConfiguration{c}
 }
 
 // restore loads the dump as the application user, so the restored objects
@@ -200,21 +241,36 @@ func (postgres) backupScript(*spec) string {
     --clean --if-exists --no-owner --no-privileges`)
 }
 
+// backupEnv: with TLS the dump travels encrypted (sslmode=require; the
+// backup Job does not mount the CA, so it does not verify the server).
 func (postgres) backupEnv(s *spec) []*corev1ac.EnvVarApplyConfiguration {
-	return []*corev1ac.EnvVarApplyConfiguration{
+	env := []*corev1ac.EnvVarApplyConfiguration{
 		valueEnv("DB_HOST", ServiceName(s.name)),
 		valueEnv("DB_PORT", fmt.Sprint(postgresPort)),
 		valueEnv("DB_USER", postgresSuperuser),
 		secretEnv(s, "PGPASSWORD", SecretKeyRootPassword),
 		secretEnv(s, "DB_NAME", SecretKeyDatabase),
 	}
+	if s.tlsSecret != "" {
+		env = append(env, valueEnv("PGSSLMODE", "require"))
+	}
+	return env
 }
 
+// exporter connects over loopback; with TLS it encrypts without verifying
+// (127.0.0.1 is not a name the certificate carries), which production's
+// pg_hba.conf requires.
 func (postgres) exporter(s *spec) *corev1ac.ContainerApplyConfiguration {
+	sslmode := "disable"
+	if s.tlsSecret != "" {
+		sslmode = "require"
+	}
 	return exporterContainer(s, s.opts.PostgresExporterImage, postgresExporterPort).
 		WithEnv(
-			valueEnv("DATA_SOURCE_URI", fmt.Sprintf("127.0.0.1:%d/postgres?sslmode=disable", postgresPort)),
+			valueEnv("DATA_SOURCE_URI", fmt.Sprintf("127.0.0.1:%d/postgres?sslmode=%s", postgresPort, sslmode)),
 			valueEnv("DATA_SOURCE_USER", postgresSuperuser),
 			secretEnv(s, "DATA_SOURCE_PASS", SecretKeyRootPassword),
 		)
 }
+
+func (postgres) exporterVolumes(*spec) []*corev1ac.VolumeApplyConfiguration { return nil }

@@ -29,6 +29,9 @@ type Options struct {
 	PostgresExporterImage string
 	// MySQLExporterImage is the prometheus-community mysqld_exporter image.
 	MySQLExporterImage string
+	// RunbookBaseURL is the address of docs/runbooks.md that the alerts'
+	// runbook_url annotations point into; DefaultRunbookBaseURL when empty.
+	RunbookBaseURL string
 }
 
 // DefaultOptions returns the Options the operator uses unless told otherwise.
@@ -36,6 +39,7 @@ func DefaultOptions() Options {
 	return Options{
 		PostgresExporterImage: "quay.io/prometheuscommunity/postgres-exporter:v0.17.1",
 		MySQLExporterImage:    "quay.io/prometheus/mysqld-exporter:v0.17.2",
+		RunbookBaseURL:        DefaultRunbookBaseURL,
 	}
 }
 
@@ -67,6 +71,9 @@ type Children struct {
 	// configurations, so this is a plain object with exactly the fields the
 	// operator owns.
 	ServiceMonitor *unstructured.Unstructured
+	// PrometheusRule holds the Database's alerts; only with
+	// monitoring.metrics. Plain object, like the ServiceMonitor.
+	PrometheusRule *unstructured.Unstructured
 	// HorizontalPodAutoscaler scales the Database itself (its scale
 	// subresource); only with spec.autoscaling.
 	HorizontalPodAutoscaler *autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration
@@ -102,6 +109,7 @@ func Render(db *databasev1.Database, opts Options) (*Children, error) {
 	}
 	if s.metrics {
 		c.ServiceMonitor = buildServiceMonitor(s)
+		c.PrometheusRule = buildPrometheusRule(s)
 	}
 	if s.autoscaling != nil {
 		c.HorizontalPodAutoscaler = buildHorizontalPodAutoscaler(s)

@@ -99,6 +99,10 @@ type spec struct {
 	allowFrom []databasev1.NetworkPeer
 	// monitoringNamespace may scrape the metrics port.
 	monitoringNamespace string
+
+	// tlsSecret is the Secret with the server certificate the pods mount
+	// (tls.go); "" when TLS is off.
+	tlsSecret string
 }
 
 func environmentOf(db *databasev1.Database) databasev1.Environment {
@@ -171,6 +175,7 @@ func newSpec(db *databasev1.Database, eng engine, opts Options) *spec {
 			s.monitoringNamespace = np.MonitoringNamespace
 		}
 	}
+	s.tlsSecret = TLSSecretFor(db)
 	return s
 }
 

@@ -71,8 +71,11 @@ func podTemplate(s *spec, configChecksum string) *corev1ac.PodTemplateSpecApplyC
 	if s.restore != nil {
 		pod.WithVolumes(restoreVolume(s))
 	}
+	if s.tlsSecret != "" {
+		pod.WithVolumes(tlsVolume(s))
+	}
 	if s.metrics {
-		pod.WithContainers(s.eng.exporter(s))
+		pod.WithContainers(s.eng.exporter(s)).WithVolumes(s.eng.exporterVolumes(s)...)
 	}
 	return corev1ac.PodTemplateSpec().
 		WithLabels(labels(s.db, "database")).
@@ -119,6 +122,9 @@ func databaseContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
 	}
 	if s.restore != nil {
 		c.WithEnv(restoreEnv(s)...).WithVolumeMounts(restoreVolumeMount())
+	}
+	if s.tlsSecret != "" {
+		c.WithVolumeMounts(tlsVolumeMount())
 	}
 	return c
 }

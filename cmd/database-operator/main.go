@@ -98,6 +98,8 @@ func parseFlags(args []string) (options, error) {
 		"Image of the postgres_exporter sidecar of PostgreSQL Databases with monitoring.metrics.")
 	fs.StringVar(&o.Render.MySQLExporterImage, "mysql-exporter-image", defaults.MySQLExporterImage,
 		"Image of the mysqld_exporter sidecar of MySQL Databases with monitoring.metrics.")
+	fs.StringVar(&o.Render.RunbookBaseURL, "runbook-base-url", defaults.RunbookBaseURL,
+		"Address of the alert runbooks (docs/runbooks.md); each alert's runbook_url is this plus #<alert name in lower case>.")
 	fs.Float64Var(&o.QPS, "kube-api-qps", 50,
 		"Sustained requests per second to the API server; negative disables client-side throttling.")
 	fs.IntVar(&o.Burst, "kube-api-burst", 100, "Request burst to the API server above --kube-api-qps.")
@@ -228,11 +230,11 @@ func newScheme() (*runtime.Scheme, error) {
 }
 
 // managerOptions are the manager's settings for the given options.
-func managerOptions(o options, scheme *runtime.Scheme, leaseNamespace string, serviceMonitors bool) ctrl.Options {
+func managerOptions(o options, scheme *runtime.Scheme, leaseNamespace string, monitoring reconcile.MonitoringAPIs) ctrl.Options {
 	shutdown := gracefulShutdownTimeout
 	return ctrl.Options{
 		Scheme:                        scheme,
-		Cache:                         reconcile.CacheOptions(o.Namespaces, serviceMonitors),
+		Cache:                         reconcile.CacheOptions(o.Namespaces, monitoring),
 		Client:                        reconcile.ClientOptions(),
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:        o.ProbeAddr,
@@ -287,25 +289,30 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		"logFormat", o.LogFormat,
 		"postgresExporterImage", o.Render.PostgresExporterImage,
 		"mysqlExporterImage", o.Render.MySQLExporterImage,
+		"runbookBaseURL", o.Render.RunbookBaseURL,
 		"kubeAPIQPS", o.QPS,
 		"kubeAPIBurst", o.Burst,
 		"maxConcurrentReconciles", o.MaxConcurrentReconciles,
 	)
 
-	serviceMonitors, err := reconcile.ServiceMonitorsServed(cfg)
+	monitoring, err := reconcile.MonitoringServed(cfg)
 	if err != nil {
-		return fmt.Errorf("check whether ServiceMonitors are served: %w", err)
+		return fmt.Errorf("check whether the monitoring.coreos.com kinds are served: %w", err)
 	}
-	if !serviceMonitors {
+	if !monitoring.ServiceMonitors {
 		log.Info("monitoring.coreos.com/v1 ServiceMonitor is not served; Databases with monitoring.metrics " +
 			"get no ServiceMonitor until the operator restarts after the Prometheus Operator is installed")
+	}
+	if !monitoring.PrometheusRules {
+		log.Info("monitoring.coreos.com/v1 PrometheusRule is not served; Databases with monitoring.metrics " +
+			"get no alerting rules until the operator restarts after the Prometheus Operator is installed")
 	}
 
 	scheme, err := newScheme()
 	if err != nil {
 		return err
 	}
-	mgr, err := ctrl.NewManager(cfg, managerOptions(o, scheme, leaseNamespace, serviceMonitors))
+	mgr, err := ctrl.NewManager(cfg, managerOptions(o, scheme, leaseNamespace, monitoring))
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
@@ -321,7 +328,8 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		APIReader:       mgr.GetAPIReader(),
 		Recorder:        mgr.GetEventRecorder(eventSource),
 		Render:          o.Render,
-		ServiceMonitors: serviceMonitors,
+		ServiceMonitors: monitoring.ServiceMonitors,
+		PrometheusRules: monitoring.PrometheusRules,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up Database controller: %w", err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/example/database-operator/reconcile"
 	"github.com/example/database-operator/render"
 )
 
@@ -40,6 +41,7 @@ func TestParseFlagsAll(t *testing.T) {
 		"--log-format=console",
 		"--postgres-exporter-image=registry.example.com/pg-exporter:1",
 		"--mysql-exporter-image=registry.example.com/my-exporter:2",
+		"--runbook-base-url=https://wiki.example.com/runbooks/database.md",
 		"--kubeconfig=/tmp/kubeconfig",
 		"--kube-api-qps=-1",
 		"--kube-api-burst=0",
@@ -58,6 +60,7 @@ func TestParseFlagsAll(t *testing.T) {
 		Render: render.Options{
 			PostgresExporterImage: "registry.example.com/pg-exporter:1",
 			MySQLExporterImage:    "registry.example.com/my-exporter:2",
+			RunbookBaseURL:        "https://wiki.example.com/runbooks/database.md",
 		},
 		Kubeconfig:              "/tmp/kubeconfig",
 		QPS:                     -1,
@@ -184,7 +187,7 @@ func TestManagerOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := managerOptions(o, scheme, "operators", false)
+	m := managerOptions(o, scheme, "operators", reconcile.MonitoringAPIs{})
 	if !m.LeaderElection || m.LeaderElectionID != leaderElectionID || m.LeaderElectionNamespace != "operators" || !m.LeaderElectionReleaseOnCancel {
 		t.Errorf("leader election: %v %q %q release=%v", m.LeaderElection, m.LeaderElectionID, m.LeaderElectionNamespace, m.LeaderElectionReleaseOnCancel)
 	}

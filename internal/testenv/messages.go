@@ -20,3 +20,10 @@ const (
 	MsgRetention      = "spec.backup.retention must be a number of days such as 7d"
 	MsgBackupSize     = "spec.backup.size must be a positive quantity such as 20Gi"
 )
+
+// The spec.tls rules' messages.
+const (
+	MsgTLSSecretNeedsEnabled = "spec.tls.secretName may only be set when spec.tls.enabled is true"
+	MsgTLSSecretName         = "spec.tls.secretName must be a Secret name: a DNS-1123 subdomain of lowercase letters, digits, '-' and '.'"
+	MsgTLSSecretCredentials  = "spec.tls.secretName must not be the credentials Secret <database>-credentials"
+)

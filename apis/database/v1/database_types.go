@@ -134,6 +134,14 @@ type DatabaseSpec struct {
 	// +optional
 	NetworkPolicy *NetworkPolicySpec `json:"networkPolicy,omitempty"`
 
+	// TLS encrypts client and replication connections. When enabled without
+	// secretName, the operator creates a CA and a server certificate once
+	// and keeps them in the Secret <database>-tls; clients verify the server
+	// with its ca.crt. In production the engine then refuses unencrypted TCP
+	// connections. Unset means off.
+	// +optional
+	TLS *TLSSpec `json:"tls,omitempty"`
+
 	// Resources are the compute resources of the database container. When
 	// unset, the environment's profile applies: development requests 100m CPU
 	// and 256Mi memory with limits 500m and 512Mi; staging 200m/512Mi with
@@ -262,6 +270,37 @@ type NetworkPolicySpec struct {
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	MonitoringNamespace string `json:"monitoringNamespace,omitempty"`
+}
+
+// TLSSpec configures TLS for a Database's engine. The certificate Secret is
+// mounted read-only into the database pods; turning TLS on or off, or
+// pointing at another Secret, rolls the pods.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.secretName) || (has(self.enabled) && self.enabled)",message="spec.tls.secretName may only be set when spec.tls.enabled is true",fieldPath=".secretName"
+type TLSSpec struct {
+	// Enabled turns TLS on: the engine serves TLS with the certificate from
+	// secretName, or from the Secret <database>-tls that the operator
+	// creates once (a CA and a server certificate valid for 10 years, for
+	// every Service and pod DNS name of the Database; the CA's private key
+	// is not kept). The operator never renews or replaces <database>-tls:
+	// to rotate, delete the Secret and restart the pods. In production,
+	// unencrypted TCP connections are refused. Defaults to false.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// SecretName names a Secret in the Database's namespace that holds the
+	// server certificate, for example one issued by cert-manager: keys
+	// tls.crt (the certificate chain), tls.key (its private key) and ca.crt
+	// (the CA clients verify against). The certificate should name the
+	// Database's Services (<database>, <database>-ro, <database>-headless,
+	// with .<namespace>.svc) and its pods (*.<database>-headless.<namespace>.svc).
+	// The operator only reads it; while it is missing or incomplete the
+	// Database is Degraded and the pods are left as they are. Only with
+	// enabled; it must not be the credentials Secret.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="spec.tls.secretName must be a Secret name: a DNS-1123 subdomain of lowercase letters, digits, '-' and '.'"
+	SecretName string `json:"secretName,omitempty"`
 }
 
 // NetworkPeer selects clients of the database port by namespace and/or pod
@@ -414,6 +453,7 @@ type DatabaseStatus struct {
 // metrics.
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.tls) || !has(self.spec.tls.secretName) || self.spec.tls.secretName != self.metadata.name + '-credentials'",message="spec.tls.secretName must not be the credentials Secret <database>-credentials",fieldPath=".spec.tls.secretName"
 // +kubebuilder:resource:shortName=db,categories=all
 // +kubebuilder:subresource:status
 // +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector

@@ -52,6 +52,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &databasev1.RestoreSpecApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("StorageSpec"):
 		return &databasev1.StorageSpecApplyConfiguration{}
+	case v1.SchemeGroupVersion.WithKind("TLSSpec"):
+		return &databasev1.TLSSpecApplyConfiguration{}
 
 	}
 	return nil

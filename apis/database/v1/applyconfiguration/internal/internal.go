@@ -134,6 +134,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: storage
       type:
         namedType: com.github.example.database-operator.apis.database.v1.StorageSpec
+    - name: tls
+      type:
+        namedType: com.github.example.database-operator.apis.database.v1.TLSSpec
     - name: type
       type:
         namedType: com.github.example.database-operator.apis.database.v1.DatabaseType
@@ -232,6 +235,15 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: size
       type:
         namedType: io.k8s.apimachinery.pkg.api.resource.Quantity
+- name: com.github.example.database-operator.apis.database.v1.TLSSpec
+  map:
+    fields:
+    - name: enabled
+      type:
+        scalar: boolean
+    - name: secretName
+      type:
+        scalar: string
 - name: io.k8s.api.core.v1.ResourceClaim
   map:
     fields:

@@ -85,6 +85,12 @@ type DatabaseSpecApplyConfiguration struct {
 	// NetworkPolicy <database>. When unset, production Databases get one and
 	// others do not. It needs a network plugin that enforces NetworkPolicies.
 	NetworkPolicy *NetworkPolicySpecApplyConfiguration `json:"networkPolicy,omitempty"`
+	// TLS encrypts client and replication connections. When enabled without
+	// secretName, the operator creates a CA and a server certificate once
+	// and keeps them in the Secret <database>-tls; clients verify the server
+	// with its ca.crt. In production the engine then refuses unencrypted TCP
+	// connections. Unset means off.
+	TLS *TLSSpecApplyConfiguration `json:"tls,omitempty"`
 	// Resources are the compute resources of the database container. When
 	// unset, the environment's profile applies: development requests 100m CPU
 	// and 256Mi memory with limits 500m and 512Mi; staging 200m/512Mi with
@@ -192,6 +198,14 @@ func (b *DatabaseSpecApplyConfiguration) WithAutoscaling(value *AutoscalingSpecA
 // If called multiple times, the NetworkPolicy field is set to the value of the last call.
 func (b *DatabaseSpecApplyConfiguration) WithNetworkPolicy(value *NetworkPolicySpecApplyConfiguration) *DatabaseSpecApplyConfiguration {
 	b.NetworkPolicy = value
+	return b
+}
+
+// WithTLS sets the TLS field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the TLS field is set to the value of the last call.
+func (b *DatabaseSpecApplyConfiguration) WithTLS(value *TLSSpecApplyConfiguration) *DatabaseSpecApplyConfiguration {
+	b.TLS = value
 	return b
 }
 
