@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	databasev1 "github.com/example/database-operator/apis/database/v1"
 	"github.com/example/database-operator/render"
 )
 
@@ -110,11 +111,21 @@ func children(c *render.Children, served MonitoringAPIs) []child {
 	return out
 }
 
-func applyChildren(ctx context.Context, cl client.Client, list []child) error {
+func (r *Reconciler) applyChildren(ctx context.Context, db *databasev1.Database, list []child) error {
 	for _, ch := range list {
-		if err := apply(ctx, cl, ch.ac); err != nil {
+		if err := r.apply(ctx, db, ch.kind, ch.name, ch.ac); err != nil {
 			return fmt.Errorf("apply %s %s: %w", ch.kind, ch.name, err)
 		}
 	}
+	return nil
+}
+
+// apply applies a child of db and notes the resourceVersion it answered,
+// so the watch event of this write is known for an echo.
+func (r *Reconciler) apply(ctx context.Context, db *databasev1.Database, kind, name string, ac runtime.ApplyConfiguration) error {
+	if err := apply(ctx, r.Client, ac); err != nil {
+		return err
+	}
+	r.echoes.wrote(db, kind, name, resourceVersionOf(ac))
 	return nil
 }

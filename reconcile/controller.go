@@ -71,6 +71,10 @@ type Reconciler struct {
 	// Now is the clock for condition transition times; time.Now when nil.
 	Now func() time.Time
 
+	// echoes tells the watch events of the operator's own writes from
+	// changes made by anyone else.
+	echoes echoes
+
 	// announcedReady holds the UIDs of Databases whose first-Ready Event
 	// this process recorded: the status read from the cache may not show
 	// the operator's own Ready write yet when the next reconcile runs.
@@ -82,40 +86,49 @@ type Reconciler struct {
 // it creates, and never requeues on a timer.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	toDatabase := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
-		name, ok := o.GetLabels()[render.LabelInstance]
-		if !ok || o.GetLabels()[render.LabelManagedBy] != FieldManager {
+		key, ok := labelledDatabase(o)
+		if !ok {
 			return nil
 		}
-		return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
+		return []ctrl.Request{{NamespacedName: key}}
 	})
+	// Every child watch notes its events, so that a reconcile caused only
+	// by the echoes of the previous one's writes can end at once (echoes.go).
+	owned := func(k ownedKind) builder.OwnsOption {
+		return builder.WithPredicates(r.echoes.note(k.kind, true, controllingDatabase))
+	}
+	labelled := func(kind string, written bool) builder.WatchesOption {
+		return builder.WithPredicates(r.echoes.note(kind, written, labelledDatabase))
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("database").
 		For(&databasev1.Database{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&appsv1.StatefulSet{}).
-		Owns(&corev1.Service{}).
-		Owns(&corev1.ConfigMap{}).
-		Owns(&batchv1.CronJob{}).
-		Owns(&policyv1.PodDisruptionBudget{}).
-		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&appsv1.StatefulSet{}, owned(kindStatefulSet)).
+		Owns(&corev1.Service{}, owned(kindService)).
+		Owns(&corev1.ConfigMap{}, owned(kindConfigMap)).
+		Owns(&batchv1.CronJob{}, owned(kindCronJob)).
+		Owns(&policyv1.PodDisruptionBudget{}, owned(kindPodDisruptionBudget)).
+		Owns(&networkingv1.NetworkPolicy{}, owned(kindNetworkPolicy)).
 		// The autoscaler controller writes the HorizontalPodAutoscaler's
 		// status at every sync; only changes to what the operator applies,
 		// or its deletion, matter here.
-		Owns(&autoscalingv2.HorizontalPodAutoscaler{}, builder.WithPredicates(hpaChanged())).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}, builder.WithPredicates(hpaChanged(),
+			r.echoes.note(kindHorizontalPodAutoscaler.kind, true, controllingDatabase))).
 		// Neither has an owner reference: both outlive the Database.
-		Watches(&corev1.Secret{}, toDatabase).
-		Watches(&corev1.PersistentVolumeClaim{}, toDatabase).
+		Watches(&corev1.Secret{}, toDatabase, labelled("Secret", true)).
+		Watches(&corev1.PersistentVolumeClaim{}, toDatabase, labelled("PersistentVolumeClaim", true)).
 		// Backup Jobs belong to the CronJob; their outcome is BackupReady's.
-		Watches(&batchv1.Job{}, toDatabase)
+		Watches(&batchv1.Job{}, toDatabase, labelled("Job", false))
 	if r.ServiceMonitors {
 		sm := &unstructured.Unstructured{}
 		sm.SetGroupVersionKind(render.ServiceMonitorGVK)
-		b = b.Owns(sm)
+		b = b.Owns(sm, owned(kindServiceMonitor))
 	}
 	if r.PrometheusRules {
 		pr := &unstructured.Unstructured{}
 		pr.SetGroupVersionKind(render.PrometheusRuleGVK)
-		b = b.Owns(pr)
+		b = b.Owns(pr, owned(kindPrometheusRule))
 	}
 	return b.Complete(r)
 }
@@ -143,13 +156,22 @@ func hpaChanged() predicate.Predicate {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var db databasev1.Database
 	if err := r.Client.Get(ctx, req.NamespacedName, &db); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.echoes.forget(req.NamespacedName)
+		}
 		// Gone: owner references let the garbage collector remove children.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if db.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil
 	}
+	if r.echoes.begin(&db) {
+		// Only the previous reconcile's own writes came back: nothing changed.
+		reconcileOutcomes.WithLabelValues(outcomeSuccess).Inc()
+		return ctrl.Result{}, nil
+	}
 	degraded, err := r.reconcile(ctx, &db)
+	r.echoes.end(&db, err)
 	switch {
 	case err != nil:
 		reconcileOutcomes.WithLabelValues(outcomeError).Inc()
@@ -220,14 +242,14 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 	if tlsProblem != nil {
 		list = withoutConfigMap(list)
 	}
-	if err := applyChildren(ctx, r.Client, list); err != nil {
+	if err := r.applyChildren(ctx, db, list); err != nil {
 		if !needsHuman(err) {
 			return false, err
 		}
 		o.degraded = &degradation{reason: "ApplyFailed", message: err.Error()}
 	}
 	if o.degraded == nil && !resizing {
-		if err := apply(ctx, r.Client, rendered.StatefulSet); err != nil {
+		if err := r.apply(ctx, db, kindStatefulSet.kind, *rendered.StatefulSet.Name, rendered.StatefulSet); err != nil {
 			if !needsHuman(err) {
 				return false, fmt.Errorf("apply StatefulSet %s: %w", *rendered.StatefulSet.Name, err)
 			}

@@ -79,6 +79,7 @@ func (r *Reconciler) ensureCredentials(ctx context.Context, db *databasev1.Datab
 		}
 		return false, nil, fmt.Errorf("create Secret %s: %w", key.Name, err)
 	}
+	r.echoes.wrote(db, "Secret", secret.Name, secret.ResourceVersion)
 	return true, nil, nil
 }
 

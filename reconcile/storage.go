@@ -74,7 +74,7 @@ func (r *Reconciler) growStorage(ctx context.Context, db *databasev1.Database, s
 			WithSpec(corev1ac.PersistentVolumeClaimSpec().
 				WithResources(corev1ac.VolumeResourceRequirements().
 					WithRequests(corev1.ResourceList{corev1.ResourceStorage: want})))
-		if err := apply(ctx, r.Client, ac); err != nil {
+		if err := r.apply(ctx, db, "PersistentVolumeClaim", pvc.Name, ac); err != nil {
 			if needsHuman(err) {
 				return false, &degradation{
 					reason:  "StorageResizeFailed",

@@ -66,6 +66,7 @@ func (r *Reconciler) ensureTLS(ctx context.Context, db *databasev1.Database) (pr
 		}
 		return nil, fmt.Errorf("create Secret %s: %w", name, err)
 	}
+	r.echoes.wrote(db, "Secret", secret.Name, secret.ResourceVersion)
 	r.event(db, corev1.EventTypeNormal, "TLSCertificateCreated", "Create",
 		fmt.Sprintf("generated a CA and a server certificate valid until %s in Secret %s",
 			r.now().Add(pki.DefaultValidity).UTC().Format(time.DateOnly), name))
