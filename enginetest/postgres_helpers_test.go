@@ -182,6 +182,9 @@ type pgInstance struct {
 	port    int
 	srv     *server
 	initLog string
+	// serverEnv is added to the server's environment (e.g. PGHOSTADDR, which
+	// the walreceiver's libpq honours like any libpq client).
+	serverEnv map[string]string
 }
 
 // newPGInstance lays out pod podName of r in a fresh directory: the rendered
@@ -198,6 +201,16 @@ func newPGInstance(t testing.TB, p pg, r *rendered, s secret, podName string) *p
 	mkdir(t, filepath.Join(dir, "volume"), p.user, 0o700)
 	in.pgdata = filepath.Join(dir, "volume", "pgdata")
 	return in
+}
+
+// rerendered is the same pod (data directory, port, server environment)
+// with the configuration of another rendering of its Database, as after a
+// spec change rolls the pod. The server must be stopped.
+func (in *pgInstance) rerendered(t testing.TB, r *rendered) *pgInstance {
+	t.Helper()
+	n := newPGInstance(t, in.p, r, in.secret, in.pod)
+	n.pgdata, n.port, n.serverEnv = in.pgdata, in.port, in.serverEnv
+	return n
 }
 
 // env is the database container's environment for this pod, with PGDATA
@@ -234,7 +247,11 @@ func (in *pgInstance) mustInit(t testing.TB, overrides map[string]string) {
 func (in *pgInstance) start(t testing.TB) {
 	t.Helper()
 	args := in.cfg.serverArgs(in.port)
-	in.srv = startServer(t, "postgres "+in.pod, in.p.user, map[string]string{"PGDATA": in.pgdata},
+	env := map[string]string{"PGDATA": in.pgdata}
+	for k, v := range in.serverEnv {
+		env[k] = v
+	}
+	in.srv = startServer(t, "postgres "+in.pod, in.p.user, env,
 		filepath.Join(in.dir, "postgres.log"), filepath.Join(in.p.bin, args[0]), args[1:]...)
 	in.srv.waitReady(t, 60*time.Second, func() error {
 		out, err := run(t, 5*time.Second, rootUser, nil, "", filepath.Join(in.p.bin, "pg_isready"),

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,11 +18,37 @@ import (
 // environment, with PGDATA, PRIMARY_HOST and PRIMARY_PORT mapped to the test.
 func bootstrapReplica(t testing.TB, in *pgInstance, primaryPort int) (string, error) {
 	t.Helper()
+	return runBootstrapReplica(t, in, map[string]string{"PRIMARY_HOST": "127.0.0.1", "PRIMARY_PORT": fmt.Sprint(primaryPort)})
+}
+
+// runBootstrapReplica runs the rendered bootstrap-replica init container of
+// pod in's StatefulSet with its own script and environment, PGDATA and PATH
+// mapped to the test, and overrides.
+func runBootstrapReplica(t testing.TB, in *pgInstance, overrides map[string]string) (string, error) {
+	t.Helper()
 	c := in.r.initContainer(t, "bootstrap-replica")
-	env := containerEnv(t, c, in.secret, in.pod, map[string]string{
-		"PGDATA": in.pgdata, "PRIMARY_HOST": "127.0.0.1", "PRIMARY_PORT": fmt.Sprint(primaryPort), "PATH": in.p.path(),
-	})
-	return run(t, 2*time.Minute, in.p.user, env, "", "bash", "-c", bashScript(t, c))
+	o := map[string]string{"PGDATA": in.pgdata, "PATH": in.p.path()}
+	for k, v := range overrides {
+		o[k] = v
+	}
+	return run(t, 2*time.Minute, in.p.user, containerEnv(t, c, in.secret, in.pod, o), "", "bash", "-c", bashScript(t, c))
+}
+
+// primaryConninfo returns the primary_conninfo lines of the data
+// directory's postgresql.auto.conf.
+func primaryConninfo(t testing.TB, pgdata string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(pgdata, "postgresql.auto.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "primary_conninfo") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
 }
 
 // TestPostgresStreamingReplication starts a primary with the rendered
@@ -58,9 +85,9 @@ func TestPostgresStreamingReplication(t *testing.T) {
 		in.start(t)
 		standbys = append(standbys, in)
 	}
-	out, err = primary.asSuperuser(t, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND usename = 'replicator'")
+	out, err = primary.asSuperuser(t, "SELECT string_agg(application_name, ',' ORDER BY application_name) FROM pg_stat_replication WHERE state = 'streaming' AND usename = 'replicator'")
 	g.Expect(err).NotTo(HaveOccurred(), out)
-	g.Expect(out).To(Equal("2"))
+	g.Expect(out).To(Equal("orders-1,orders-2"), "both stream, each under its pod's name (the rewritten primary_conninfo, password with quotes and a backslash included)")
 
 	primary.mustApp(t, "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)")
 	primary.mustApp(t, "INSERT INTO items VALUES (1, 'written on the primary')")
@@ -83,10 +110,14 @@ func TestPostgresStreamingReplication(t *testing.T) {
 		g.Expect(out).To(ContainSubstring("read-only transaction"))
 	}
 
-	// A standby restarted later (a pod restart) keeps streaming: -R wrote
-	// everything it needs to reconnect into its data directory.
+	// A standby restarted later (a pod restart, so the init container runs
+	// again and rewrites primary_conninfo) keeps streaming.
 	standbys[0].stop()
 	primary.mustApp(t, "INSERT INTO items VALUES (3, 'written while pod 1 was down')")
+	out, err = bootstrapReplica(t, standbys[0], primary.port)
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("already initialised"))
+	g.Expect(primaryConninfo(t, standbys[0].pgdata)).To(HaveLen(1))
 	standbys[0].start(t)
 	g.Eventually(func() string {
 		out, _ := standbys[0].asApp(t, "SELECT name FROM items WHERE id = 3")
@@ -95,9 +126,11 @@ func TestPostgresStreamingReplication(t *testing.T) {
 }
 
 // TestPostgresBootstrapReplicaIsNoOp: the rendered bootstrap leaves pod 0
-// alone (it is the primary, initialised by the image's entrypoint) and any
-// pod whose data directory is already initialised; neither waits for a
-// primary (the primary port here is closed).
+// alone (it is the primary, initialised by the image's entrypoint) and does
+// not copy into a pod whose data directory is already initialised; neither
+// waits for a primary (the primary port here is closed). In the initialised
+// replica it only rewrites primary_conninfo from the environment, keeping
+// the rest of postgresql.auto.conf.
 func TestPostgresBootstrapReplicaIsNoOp(t *testing.T) {
 	p := requirePostgres(t)
 	g := NewWithT(t)
@@ -119,14 +152,42 @@ func TestPostgresBootstrapReplicaIsNoOp(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	marker := filepath.Join(pod1.pgdata, "kept")
 	writeFile(t, marker, "untouched", 0o600)
-	started := time.Now()
-	out, err = bootstrapReplica(t, pod1, closed)
-	g.Expect(err).NotTo(HaveOccurred(), out)
-	g.Expect(out).To(ContainSubstring("already initialised"))
-	g.Expect(time.Since(started)).To(BeNumerically("<", 5*time.Second), "it did not wait for the primary")
+	// A postgresql.auto.conf with a stale primary_conninfo (as pg_basebackup
+	// -R wrote it under an earlier spec) and a setting of its own.
+	autoConf := filepath.Join(pod1.pgdata, "postgresql.auto.conf")
+	writeFile(t, autoConf, "# Do not edit this file manually!\nwork_mem = '8MB'\n"+
+		"primary_conninfo = 'host=stale.example sslmode=verify-full sslrootcert=/gone/ca.crt'\n", 0o600)
+	chown(t, autoConf, p.user)
+	var files []string
+	for range 2 {
+		started := time.Now()
+		out, err = bootstrapReplica(t, pod1, closed)
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		g.Expect(out).To(ContainSubstring("already initialised"))
+		g.Expect(out).NotTo(ContainSubstring("bootstrapped"))
+		g.Expect(time.Since(started)).To(BeNumerically("<", 5*time.Second), "it did not wait for the primary")
+		b, err := os.ReadFile(autoConf)
+		g.Expect(err).NotTo(HaveOccurred())
+		files = append(files, string(b))
+	}
 	g.Expect(marker).To(BeAnExistingFile())
 	g.Expect(filepath.Join(pod1.pgdata, "standby.signal")).NotTo(BeAnExistingFile())
 	after, err := os.ReadFile(filepath.Join(pod1.pgdata, "PG_VERSION"))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(after).To(Equal(before))
+
+	// primary_conninfo is written from the environment on every start, the
+	// rest of the file is kept, and a second run changes nothing. Each value
+	// is quoted for conninfo ('...', \' and \\), then the whole for the file
+	// ('...', quotes doubled, \\).
+	g.Expect(files[1]).To(Equal(files[0]), "idempotent")
+	g.Expect(files[0]).To(HavePrefix("# Do not edit this file manually!\nwork_mem = '8MB'\n"))
+	lines := primaryConninfo(t, pod1.pgdata)
+	g.Expect(lines).To(HaveLen(1))
+	t.Logf("%s", lines[0])
+	g.Expect(lines[0]).To(Equal(`primary_conninfo = 'host=''127.0.0.1'' port=''`+fmt.Sprint(closed)+`'' user=''replicator''`+
+		` password=''repl \\''pw"\\\\x'' application_name=''orders-1'' sslmode=''prefer'''`), "without TLS: sslmode=prefer, no sslrootcert")
+	info, err := os.Stat(autoConf)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o600)))
 }

@@ -32,7 +32,8 @@ func shellcheck(t *testing.T, name, script string) {
 // render produces, taken from the rendered objects: for MySQL the backup
 // CronJob's script, the replica set-up init script (initdb-replication.sh),
 // the database container's start wrapper and the restore script; for
-// PostgreSQL the same and the bootstrap-replica init container.
+// PostgreSQL the same and the bootstrap-replica init container; with TLS too
+// where TLS changes a script.
 func TestRenderedScriptsAreShellcheckClean(t *testing.T) {
 	for _, version := range []string{"8.0", "8.4"} {
 		r := renderDB(t, newDatabase("orders", databasev1.MySQL, version, withReplicas(3), withBackup("7d"), withRestore("orders-old", "")))
@@ -44,11 +45,19 @@ func TestRenderedScriptsAreShellcheckClean(t *testing.T) {
 		t.Run("mysql-"+version+"/initdb-restore.sh", func(t *testing.T) {
 			shellcheck(t, "initdb-restore.sh", r.config(t, "initdb-restore.sh"))
 		})
+		rTLS := renderDB(t, newDatabase("orders", databasev1.MySQL, version, withReplicas(3), withTLS("")))
+		t.Run("mysql-"+version+"/tls/initdb-replication.sh", func(t *testing.T) {
+			shellcheck(t, "initdb-replication.sh", rTLS.config(t, "initdb-replication.sh"))
+		})
 	}
 	r := renderDB(t, newDatabase("orders", databasev1.PostgreSQL, "16", withReplicas(3), withBackup("7d"), withRestore("orders-old", "")))
 	t.Run("postgresql/backup", func(t *testing.T) { shellcheck(t, "backup.sh", bashScript(t, r.backupContainer(t))) })
 	t.Run("postgresql/bootstrap-replica", func(t *testing.T) {
 		shellcheck(t, "bootstrap-replica.sh", bashScript(t, r.initContainer(t, "bootstrap-replica")))
+	})
+	t.Run("postgresql/tls/bootstrap-replica", func(t *testing.T) {
+		rTLS := renderDB(t, newDatabase("orders", databasev1.PostgreSQL, "16", withReplicas(3), withTLS("")))
+		shellcheck(t, "bootstrap-replica.sh", bashScript(t, rTLS.initContainer(t, "bootstrap-replica")))
 	})
 	t.Run("postgresql/initdb-users.sh", func(t *testing.T) { shellcheck(t, "initdb-users.sh", r.config(t, "initdb-users.sh")) })
 	t.Run("postgresql/initdb-restore.sh", func(t *testing.T) {

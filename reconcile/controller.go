@@ -68,7 +68,8 @@ type Reconciler struct {
 	// PrometheusRules is true when the monitoring.coreos.com PrometheusRule
 	// kind is served; without it no PrometheusRule is applied.
 	PrometheusRules bool
-	// Now is the clock for condition transition times; time.Now when nil.
+	// Now is the clock for condition transition times, TLS certificate
+	// issuing and expiry; time.Now when nil.
 	Now func() time.Time
 
 	// echoes tells the watch events of the operator's own writes from
@@ -199,7 +200,7 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 			fmt.Sprintf("generated credentials in Secret %s", render.CredentialsSecretName(db.Name)))
 	}
 	o.degraded = problem
-	tlsProblem, err := r.ensureTLS(ctx, db)
+	tlsCertificate, tlsProblem, err := r.ensureTLS(ctx, db)
 	if err != nil {
 		return false, err
 	}
@@ -207,7 +208,7 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 		o.degraded = tlsProblem
 	}
 
-	rendered, err := render.Render(db, r.Render)
+	rendered, err := render.RenderObserved(db, r.Render, render.Observed{TLSCertificate: tlsCertificate})
 	if err != nil {
 		o.degraded = &degradation{reason: "InvalidSpec", message: err.Error()}
 		return true, r.applyStatus(ctx, db, o)
@@ -240,7 +241,7 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 
 	list := children(rendered, MonitoringAPIs{ServiceMonitors: r.ServiceMonitors, PrometheusRules: r.PrometheusRules})
 	if tlsProblem != nil {
-		list = withoutConfigMap(list)
+		list = withoutTLSDependents(list)
 	}
 	if err := r.applyChildren(ctx, db, list); err != nil {
 		if !needsHuman(err) {

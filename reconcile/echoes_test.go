@@ -86,7 +86,7 @@ func TestEchoes(t *testing.T) {
 			w.cm(w.configMap("10"))
 			w.sec(secret("11"))
 		}, true},
-		{"no event at all (a requeue, a restart, a resync)", func(*echoWorld) {}, false},
+		{"no event at all (a requeue after an error, a restart)", func(*echoWorld) {}, false},
 		{"someone else wrote a child", func(w *echoWorld) {
 			w.cm(w.configMap("10"))
 			w.cm(w.configMap("12"))

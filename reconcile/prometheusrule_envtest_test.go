@@ -69,7 +69,7 @@ func TestPrometheusRule(t *testing.T) {
 		HaveField("Operation", metav1.ManagedFieldsOperationApply),
 		HaveField("Subresource", ""),
 	)), "managedFields of %s", reconcile.FieldManager)
-	g.Expect(ruleAlerts(g, pr)).To(Equal([]string{"DatabaseInstanceDown", "DatabaseReplicationNotStreaming",
+	g.Expect(ruleAlerts(g, pr)).To(Equal([]string{"DatabaseInstanceDown", "DatabasePodsNotReady", "DatabasePodsNotReady", "DatabaseReplicationNotStreaming",
 		"DatabaseReplicationLagHigh", "DatabaseVolumeNearlyFull", "DatabaseVolumeNearlyFull", "DatabaseConnectionsNearLimit"}))
 	expectRenderedRules(ctx, g, key, pr)
 

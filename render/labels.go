@@ -27,6 +27,11 @@ const (
 	// ConfigChecksumAnnotation on the pod template holds a hash of the
 	// rendered configuration, so a configuration change rolls the pods.
 	ConfigChecksumAnnotation = "database.example.com/config-checksum"
+	// TLSCertificateAnnotation on the pod template holds the fingerprint of
+	// the mounted TLS certificate (Observed.TLSCertificate), so a renewed
+	// certificate rolls the pods: the engines read their certificate files
+	// only when they start (or reload). Only with TLS on.
+	TLSCertificateAnnotation = "database.example.com/tls-certificate"
 )
 
 const (

@@ -47,7 +47,7 @@ func (mysql) env(s *spec) []*corev1ac.EnvVarApplyConfiguration {
 		secretEnv(s, "MYSQL_PASSWORD", SecretKeyPassword),
 		secretEnv(s, "REPLICATION_PASSWORD", SecretKeyReplicationPassword),
 		valueEnv("REPLICATION_USER", ReplicationUser),
-		valueEnv("PRIMARY_HOST", PrimaryHost(s.name)),
+		valueEnv("PRIMARY_HOST", PrimaryHost(s.name, s.namespace)),
 		valueEnv("PRIMARY_PORT", fmt.Sprint(mysqlPort)),
 		valueEnv("HEADLESS_SERVICE", HeadlessServiceName(s.name)),
 		valueEnv("RESET_BINARY_LOGS", mysqlResetBinaryLogs(s.db.Spec.Version)),
@@ -140,18 +140,24 @@ func mysqlConf(s *spec) string {
 }
 
 // mysqlInitReplicationFor is mysqlInitReplication, with TLS when it is on:
-// the replica's copy of the source and its replication connection are
-// encrypted and check the source's certificate against the CA
-// (SOURCE_SSL_CA; the source is reached by its short pod name, which a
-// certificate need not carry, so the host name is not verified).
+// the replica's copy of the source (mysqldump --ssl-mode=VERIFY_IDENTITY)
+// and its replication connection (SOURCE_SSL_VERIFY_SERVER_CERT=1) are
+// encrypted, check the source's certificate against the CA, and check that
+// it names the host: the source is reached by its fully qualified pod name
+// (PrimaryHost), which the certificate carries. Without the host check any
+// certificate from the same CA (a shared cert-manager issuer) would pass.
+//
+// These settings live in the replica's data directory and are written once,
+// when it is initialised; the API refuses turning TLS on or off while a
+// MySQL Database has replicas (see DatabaseSpec's rules).
 func mysqlInitReplicationFor(s *spec) string {
 	if s.tlsSecret == "" {
 		return mysqlInitReplication
 	}
 	ca := tlsFile(TLSCAKey)
 	return strings.NewReplacer(
-		"--user=root \\\n", "--user=root --ssl-ca="+ca+" \\\n",
-		"SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1;", "SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1,\n      SOURCE_SSL=1, SOURCE_SSL_CA='"+ca+"';",
+		"--user=root \\\n", "--user=root --ssl-mode=VERIFY_IDENTITY --ssl-ca="+ca+" \\\n",
+		"SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1;", "SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1,\n      SOURCE_SSL=1, SOURCE_SSL_CA='"+ca+"', SOURCE_SSL_VERIFY_SERVER_CERT=1;",
 	).Replace(mysqlInitReplication)
 }
 

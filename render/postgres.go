@@ -164,11 +164,25 @@ func (postgres) probe() []string {
 	return []string{"pg_isready", "--quiet", "--host=127.0.0.1", fmt.Sprintf("--port=%d", postgresPort), "--username=" + postgresSuperuser}
 }
 
-// postgresBootstrapReplica makes a replica's data directory a copy of the
-// primary's, once: pg_basebackup -R copies it and writes standby.signal and
-// primary_conninfo, so the server starts as a hot standby. The copy goes to a
+// postgresBootstrapReplica runs before the database container of every pod.
+// Pod 0, the primary, is left alone. A replica's data directory is made a
+// copy of the primary's, once: pg_basebackup -R copies it and writes
+// standby.signal, so the server starts as a hot standby. The copy goes to a
 // side directory first, so an interrupted copy never looks like a data
-// directory. Pod 0 and already initialised pods skip it.
+// directory.
+//
+// Then, on every start of a replica, the primary_conninfo line of
+// $PGDATA/postgresql.auto.conf is written again from the environment: host,
+// port, user, password, application_name (the pod's name, as
+// pg_stat_replication shows it) and the TLS settings of the current spec
+// (sslmode and sslrootcert from PGSSLMODE and PGSSLROOTCERT; sslmode=prefer
+// without TLS). pg_basebackup -R records the settings of the day the replica
+// was copied, so without this turning TLS on or off (or a new replication
+// password) would leave existing replicas with stale ones. Values are quoted
+// twice, as the conninfo syntax wants ('...' with \ escapes) and as
+// postgresql.auto.conf's syntax wants ('...' with quotes doubled); the
+// password only passes through bash expansions and printf, never a command
+// line or a sed expression.
 const postgresBootstrapReplica = `set -euo pipefail
 ordinal="${POD_NAME##*-}"
 if [ "$ordinal" = "0" ]; then
@@ -176,28 +190,58 @@ if [ "$ordinal" = "0" ]; then
   exit 0
 fi
 if [ -s "$PGDATA/PG_VERSION" ]; then
-  echo "data directory already initialised: nothing to bootstrap"
-  exit 0
+  echo "data directory already initialised: not copying the primary"
+else
+  until pg_isready --quiet --host="$PRIMARY_HOST" --port="$PRIMARY_PORT"; do
+    echo "waiting for the primary at $PRIMARY_HOST:$PRIMARY_PORT"
+    sleep 2
+  done
+  partial="$PGDATA.partial"
+  rm -rf "$partial"
+  PGPASSWORD="$REPLICATION_PASSWORD" pg_basebackup \
+    --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --username="$REPLICATION_USER" --no-password \
+    --pgdata="$partial" --write-recovery-conf --wal-method=stream --checkpoint=fast
+  chmod 0700 "$partial"
+  rm -rf "$PGDATA"
+  mv "$partial" "$PGDATA"
+  echo "replica bootstrapped from $PRIMARY_HOST"
 fi
-until pg_isready --quiet --host="$PRIMARY_HOST" --port="$PRIMARY_PORT"; do
-  echo "waiting for the primary at $PRIMARY_HOST:$PRIMARY_PORT"
-  sleep 2
-done
-partial="$PGDATA.partial"
-rm -rf "$partial"
-PGPASSWORD="$REPLICATION_PASSWORD" pg_basebackup \
-  --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --username="$REPLICATION_USER" --no-password \
-  --pgdata="$partial" --write-recovery-conf --wal-method=stream --checkpoint=fast
-chmod 0700 "$partial"
-rm -rf "$PGDATA"
-mv "$partial" "$PGDATA"
-echo "replica bootstrapped from $PRIMARY_HOST"
+# conninfo_value quotes a libpq connection-string value: '...' with
+# backslashes and single quotes escaped by a backslash.
+conninfo_value() {
+  local v="${1//\\/\\\\}"
+  printf "'%s'" "${v//\'/\\\'}"
+}
+# conf_string quotes a configuration-file string: '...' with backslashes and
+# single quotes doubled.
+conf_string() {
+  local v="${1//\\/\\\\}"
+  printf "'%s'" "${v//\'/\'\'}"
+}
+sslmode="${PGSSLMODE:-prefer}"
+conninfo="host=$(conninfo_value "$PRIMARY_HOST") port=$(conninfo_value "$PRIMARY_PORT")"
+conninfo+=" user=$(conninfo_value "$REPLICATION_USER") password=$(conninfo_value "$REPLICATION_PASSWORD")"
+conninfo+=" application_name=$(conninfo_value "$POD_NAME") sslmode=$(conninfo_value "$sslmode")"
+if [ -n "${PGSSLROOTCERT:-}" ]; then
+  conninfo+=" sslrootcert=$(conninfo_value "$PGSSLROOTCERT")"
+fi
+auto_conf="$PGDATA/postgresql.auto.conf"
+touch "$auto_conf"
+(
+  umask 077
+  awk 'tolower($0) !~ /^[[:space:]]*primary_conninfo[[:space:]]*=/' "$auto_conf" >"$auto_conf.tmp"
+  printf 'primary_conninfo = %s\n' "$(conf_string "$conninfo")" >>"$auto_conf.tmp"
+)
+mv "$auto_conf.tmp" "$auto_conf"
+echo "primary_conninfo set: host=$PRIMARY_HOST sslmode=$sslmode${PGSSLROOTCERT:+ sslrootcert=$PGSSLROOTCERT}"
 `
 
-// initContainers: with TLS, the copy from the primary, and the replication
-// connection pg_basebackup writes into primary_conninfo, use TLS and verify
-// the primary's certificate against the CA (verify-ca: the primary is
-// reached by its short pod name, which a certificate need not carry).
+// initContainers: with TLS, the copy from the primary and the replication
+// connection use TLS, verify the primary's certificate against the CA and
+// check that it names the host (verify-full: PrimaryHost is the fully
+// qualified pod name the certificate carries). The script writes both into
+// primary_conninfo on every start, so turning TLS on or off reaches the
+// existing replicas too.
 func (e postgres) initContainers(s *spec) []*corev1ac.ContainerApplyConfiguration {
 	c := corev1ac.Container().
 		WithName("bootstrap-replica").
@@ -205,7 +249,7 @@ func (e postgres) initContainers(s *spec) []*corev1ac.ContainerApplyConfiguratio
 		WithCommand("bash", "-c", postgresBootstrapReplica).
 		WithEnv(
 			valueEnv("PGDATA", postgresPGDATA),
-			valueEnv("PRIMARY_HOST", PrimaryHost(s.name)),
+			valueEnv("PRIMARY_HOST", PrimaryHost(s.name, s.namespace)),
 			valueEnv("PRIMARY_PORT", fmt.Sprint(postgresPort)),
 			valueEnv("REPLICATION_USER", ReplicationUser),
 			secretEnv(s, "REPLICATION_PASSWORD", SecretKeyReplicationPassword),
@@ -215,7 +259,7 @@ func (e postgres) initContainers(s *spec) []*corev1ac.ContainerApplyConfiguratio
 		WithResources(s.resourceRequirements()).
 		WithSecurityContext(containerSecurityContext())
 	if s.tlsSecret != "" {
-		c.WithEnv(valueEnv("PGSSLMODE", "verify-ca"), valueEnv("PGSSLROOTCERT", tlsFile(TLSCAKey))).
+		c.WithEnv(valueEnv("PGSSLMODE", "verify-full"), valueEnv("PGSSLROOTCERT", tlsFile(TLSCAKey))).
 			WithVolumeMounts(tlsVolumeMount())
 	}
 	return []*corev1ac.ContainerApplyConfiguration{c}

@@ -20,6 +20,9 @@ var PrometheusRuleGVK = schema.GroupVersionKind{Group: "monitoring.coreos.com", 
 const (
 	// AlertInstanceDown: the engine or its exporter is unreachable.
 	AlertInstanceDown = "DatabaseInstanceDown"
+	// AlertPodsNotReady: fewer pods are ready than the Database asks for,
+	// including pods that have no scrape target at all (Pending, deleted).
+	AlertPodsNotReady = "DatabasePodsNotReady"
 	// AlertReplicationNotStreaming: fewer replicas replicate than exist.
 	AlertReplicationNotStreaming = "DatabaseReplicationNotStreaming"
 	// AlertReplicationLagHigh: a replica is far behind the primary.
@@ -185,6 +188,28 @@ func alertRules(s *spec) []alertRule {
 		summary:     fmt.Sprintf("%s pod {{ $labels.pod }} of Database %s is down", q.name, db),
 		description: fmt.Sprintf("The exporter of pod {{ $labels.pod }} cannot reach %s, or Prometheus cannot scrape the exporter, for 5 minutes.", q.name),
 	}}
+
+	// A pod that is Pending, or gone, has no endpoint and so no scrape
+	// target: the exporter alerts above cannot see it. kube-state-metrics
+	// reports the StatefulSet's ready and wanted replicas either way.
+	sts := fmt.Sprintf("namespace=%q,statefulset=%q", s.namespace, StatefulSetName(s.name))
+	ready := fmt.Sprintf("max by (namespace, statefulset) (kube_statefulset_status_replicas_ready{%s})", sts)
+	wanted := fmt.Sprintf("max by (namespace, statefulset) (kube_statefulset_replicas{%s})", sts)
+	rules = append(rules, alertRule{
+		alert:       AlertPodsNotReady,
+		expr:        fmt.Sprintf("%s\n<\n%s", ready, wanted),
+		forDuration: "15m",
+		severity:    "warning",
+		summary:     fmt.Sprintf("Database %s has {{ $value }} ready pods, fewer than it asks for", db),
+		description: fmt.Sprintf("StatefulSet %s has had fewer ready pods than replicas for 15 minutes: pods are Pending, crash-looping or failing their readiness probe.", StatefulSetName(s.name)),
+	}, alertRule{
+		alert:       AlertPodsNotReady,
+		expr:        fmt.Sprintf("%s == 0\nand on (namespace, statefulset)\n%s > 0", ready, wanted),
+		forDuration: "5m",
+		severity:    "critical",
+		summary:     fmt.Sprintf("Database %s has no ready pod", db),
+		description: fmt.Sprintf("No pod of StatefulSet %s has been ready for 5 minutes: the Database is unavailable.", StatefulSetName(s.name)),
+	})
 
 	if s.replicas > 1 {
 		count, guard := q.streaming(s, sel)

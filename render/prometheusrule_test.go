@@ -128,15 +128,15 @@ func TestPrometheusRuleAlerts(t *testing.T) {
 			db.Spec.Monitoring = &databasev1.MonitoringSpec{Enabled: false, Metrics: true}
 		}), nil},
 		{"single instance", newDatabase(databasev1.MySQL, "8.0", metrics(true)),
-			[]string{"DatabaseInstanceDown", "DatabaseVolumeNearlyFull", "DatabaseVolumeNearlyFull", "DatabaseConnectionsNearLimit"}},
+			[]string{"DatabaseInstanceDown", "DatabasePodsNotReady", "DatabasePodsNotReady", "DatabaseVolumeNearlyFull", "DatabaseVolumeNearlyFull", "DatabaseConnectionsNearLimit"}},
 		{"replicas", newDatabase(databasev1.PostgreSQL, "16", metrics(true), replicas(2)),
-			[]string{"DatabaseInstanceDown", "DatabaseReplicationNotStreaming", "DatabaseReplicationLagHigh",
+			[]string{"DatabaseInstanceDown", "DatabasePodsNotReady", "DatabasePodsNotReady", "DatabaseReplicationNotStreaming", "DatabaseReplicationLagHigh",
 				"DatabaseVolumeNearlyFull", "DatabaseVolumeNearlyFull", "DatabaseConnectionsNearLimit"}},
 		{"backup", newDatabase(databasev1.MySQL, "8.4", metrics(true), backup(true)),
-			[]string{"DatabaseInstanceDown", "DatabaseBackupTooOld", "DatabaseVolumeNearlyFull", "DatabaseVolumeNearlyFull", "DatabaseConnectionsNearLimit"}},
+			[]string{"DatabaseInstanceDown", "DatabasePodsNotReady", "DatabasePodsNotReady", "DatabaseBackupTooOld", "DatabaseVolumeNearlyFull", "DatabaseVolumeNearlyFull", "DatabaseConnectionsNearLimit"}},
 		{"backup with a schedule that never fires: no backup alert", newDatabase(databasev1.MySQL, "8.4", metrics(true), backup(true),
 			func(db *databasev1.Database) { db.Spec.Backup.Schedule = "0 0 30 2 *" }),
-			[]string{"DatabaseInstanceDown", "DatabaseVolumeNearlyFull", "DatabaseVolumeNearlyFull", "DatabaseConnectionsNearLimit"}},
+			[]string{"DatabaseInstanceDown", "DatabasePodsNotReady", "DatabasePodsNotReady", "DatabaseVolumeNearlyFull", "DatabaseVolumeNearlyFull", "DatabaseConnectionsNearLimit"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)

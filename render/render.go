@@ -1,9 +1,11 @@
 // Package render turns one Database into the server-side apply configurations
 // of every child object the operator manages.
 //
-// Render is pure: the same Database and Options always give the same objects,
-// byte for byte. It reads no clock, no randomness, no environment and talks to
-// no API server; the reconciler applies what it returns. Defaults that the CRD
+// Render is pure: the same Database, Options and Observed always give the
+// same objects, byte for byte. It reads no clock, no randomness, no
+// environment and talks to no API server: what the reconciler read from the
+// cluster comes in as Observed, and the reconciler applies what it returns.
+// Defaults that the CRD
 // schema does not fill in (for example the environment's resource profile) are
 // applied here, so they are never written back into the Database's spec.
 package render
@@ -82,15 +84,25 @@ type Children struct {
 	NetworkPolicy *networkingv1ac.NetworkPolicyApplyConfiguration
 }
 
-// Render returns the children of db. It fails only for a Database the CRD
-// would have refused (for example an unknown type), so a rendering error means
-// the API's validation and render disagree.
+// Render returns the children of db with nothing observed in the cluster: it
+// is RenderObserved with the zero Observed. It fails only for a Database the
+// CRD would have refused (for example an unknown type), so a rendering error
+// means the API's validation and render disagree.
 func Render(db *databasev1.Database, opts Options) (*Children, error) {
+	return RenderObserved(db, opts, Observed{})
+}
+
+// RenderObserved returns the children of db, given what the reconciler
+// observed of db in the cluster (see Observed). It fails as Render does.
+func RenderObserved(db *databasev1.Database, opts Options, observed Observed) (*Children, error) {
 	eng, err := engineFor(db)
 	if err != nil {
 		return nil, err
 	}
 	s := newSpec(db, eng, opts)
+	if s.tlsSecret != "" {
+		s.tlsCertificate = observed.TLSCertificate
+	}
 
 	configMap := buildConfigMap(s)
 	c := &Children{

@@ -170,7 +170,7 @@ func checkContract(t *testing.T, db *databasev1.Database) {
 		g.Expect(script).To(ContainSubstring("pg_basebackup"))
 		g.Expect(script).To(ContainSubstring("--write-recovery-conf"))
 		g.Expect(script).To(ContainSubstring(`if [ -s "$PGDATA/PG_VERSION" ]`), "bootstrap only into an empty data directory")
-		g.Expect(envByName(bootstrap)["PRIMARY_HOST"].Value).To(Equal("orders-0.orders-headless"))
+		g.Expect(envByName(bootstrap)["PRIMARY_HOST"].Value).To(Equal("orders-0.orders-headless.shop.svc"), "the fully qualified name the certificate carries")
 		conf := cm.Data["postgresql.conf"]
 		g.Expect(conf).To(ContainSubstring("wal_level = replica"))
 		g.Expect(conf).To(ContainSubstring("hot_standby = on"))
@@ -184,7 +184,7 @@ func checkContract(t *testing.T, db *databasev1.Database) {
 	case databasev1.MySQL:
 		g.Expect(main.VolumeMounts).To(ContainElement(HaveField("MountPath", "/etc/mysql/conf.d")))
 		g.Expect(strings.Join(main.Command, " ")).To(ContainSubstring(`--server-id="$((ordinal + 1))"`))
-		g.Expect(env["PRIMARY_HOST"].Value).To(Equal("orders-0.orders-headless"))
+		g.Expect(env["PRIMARY_HOST"].Value).To(Equal("orders-0.orders-headless.shop.svc"), "the fully qualified name the certificate carries")
 		conf := cm.Data["my.cnf"]
 		g.Expect(conf).To(ContainSubstring("gtid_mode = ON"))
 		g.Expect(conf).To(ContainSubstring("enforce_gtid_consistency = ON"))

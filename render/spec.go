@@ -103,6 +103,10 @@ type spec struct {
 	// tlsSecret is the Secret with the server certificate the pods mount
 	// (tls.go); "" when TLS is off.
 	tlsSecret string
+	// tlsCertificate is the fingerprint of that Secret's certificate, as
+	// observed by the reconciler (Observed.TLSCertificate); "" when TLS is
+	// off or nothing was observed.
+	tlsCertificate string
 }
 
 func environmentOf(db *databasev1.Database) databasev1.Environment {

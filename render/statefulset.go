@@ -77,9 +77,13 @@ func podTemplate(s *spec, configChecksum string) *corev1ac.PodTemplateSpecApplyC
 	if s.metrics {
 		pod.WithContainers(s.eng.exporter(s)).WithVolumes(s.eng.exporterVolumes(s)...)
 	}
+	annotations := map[string]string{ConfigChecksumAnnotation: configChecksum}
+	if s.tlsCertificate != "" {
+		annotations[TLSCertificateAnnotation] = s.tlsCertificate
+	}
 	return corev1ac.PodTemplateSpec().
 		WithLabels(labels(s.db, "database")).
-		WithAnnotations(map[string]string{ConfigChecksumAnnotation: configChecksum}).
+		WithAnnotations(annotations).
 		WithSpec(pod)
 }
 

@@ -1,6 +1,7 @@
 package render_test
 
 import (
+	"crypto/x509"
 	"fmt"
 	"strings"
 	"testing"
@@ -103,7 +104,8 @@ func TestTLS(t *testing.T) {
 						"outside production clients may choose")
 				}
 				bootstrap := containerNamed(g, pod.InitContainers, "bootstrap-replica")
-				g.Expect(envByName(bootstrap)).To(HaveKeyWithValue("PGSSLMODE", HaveField("Value", "verify-ca")))
+				g.Expect(envByName(bootstrap)).To(HaveKeyWithValue("PGSSLMODE", HaveField("Value", "verify-full")))
+				g.Expect(envByName(bootstrap)).To(HaveKeyWithValue("PRIMARY_HOST", HaveField("Value", "orders-0.orders-headless.shop.svc")))
 				g.Expect(envByName(bootstrap)).To(HaveKeyWithValue("PGSSLROOTCERT", HaveField("Value", tlsDir+"/ca.crt")))
 				g.Expect(bootstrap.VolumeMounts).To(ContainElement(tlsMount))
 				g.Expect(envByName(backupContainer)).To(HaveKeyWithValue("PGSSLMODE", HaveField("Value", "require")))
@@ -120,8 +122,9 @@ func TestTLS(t *testing.T) {
 					g.Expect(conf).NotTo(ContainElement(ContainSubstring("require_secure_transport")))
 				}
 				initScript := cm.Data["initdb-replication.sh"]
-				g.Expect(initScript).To(ContainSubstring("SOURCE_SSL=1, SOURCE_SSL_CA='" + tlsDir + "/ca.crt';"))
-				g.Expect(initScript).To(ContainSubstring("--user=root --ssl-ca=" + tlsDir + "/ca.crt \\\n"))
+				g.Expect(initScript).To(ContainSubstring("SOURCE_SSL=1, SOURCE_SSL_CA='" + tlsDir + "/ca.crt', SOURCE_SSL_VERIFY_SERVER_CERT=1;"))
+				g.Expect(initScript).To(ContainSubstring("--user=root --ssl-mode=VERIFY_IDENTITY --ssl-ca=" + tlsDir + "/ca.crt \\\n"))
+				g.Expect(envByName(containerNamed(g, pod.Containers, "database"))).To(HaveKeyWithValue("PRIMARY_HOST", HaveField("Value", "orders-0.orders-headless.shop.svc")))
 				g.Expect(cm.Data["mysqld-exporter.cnf"]).To(ContainSubstring("[client]\nssl-ca = " + tlsDir + "/ca.crt\n"))
 				g.Expect(exporter.Args).To(ContainElements("--config.my-cnf=/etc/mysqld-exporter/exporter.cnf", "--tls.insecure-skip-verify"))
 				g.Expect(exporter.VolumeMounts).To(ContainElements(tlsMount,
@@ -163,4 +166,19 @@ func TestServerDNSNames(t *testing.T) {
 		"orders-ro", "orders-ro.shop", "orders-ro.shop.svc", "orders-ro.shop.svc.cluster.local",
 		"orders-headless", "orders-headless.shop", "orders-headless.shop.svc", "orders-headless.shop.svc.cluster.local",
 		"*.orders-headless.shop.svc", "*.orders-headless.shop.svc.cluster.local"))
+}
+
+// TestPrimaryHostIsInTheCertificate: replicas reach the primary by a name
+// the server certificate carries (the wildcard for the pods), so they can
+// verify the host name (PostgreSQL sslmode=verify-full, MySQL
+// VERIFY_IDENTITY and SOURCE_SSL_VERIFY_SERVER_CERT); the short pod name
+// <db>-0.<db>-headless is not in the certificate.
+func TestPrimaryHostIsInTheCertificate(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(render.PrimaryHost("orders", "shop")).To(Equal("orders-0.orders-headless.shop.svc"))
+	cert := &x509.Certificate{DNSNames: render.ServerDNSNames("orders", "shop")}
+	g.Expect(cert.VerifyHostname(render.PrimaryHost("orders", "shop"))).To(Succeed())
+	g.Expect(cert.VerifyHostname("orders-0.orders-headless")).NotTo(Succeed(), "the short name is not covered")
+	other := &x509.Certificate{DNSNames: render.ServerDNSNames("orders", "other")}
+	g.Expect(other.VerifyHostname(render.PrimaryHost("orders", "shop"))).NotTo(Succeed(), "another namespace's certificate")
 }

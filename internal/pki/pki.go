@@ -20,7 +20,7 @@ import (
 
 // DefaultValidity is how long issued certificates are valid: 10 years. The
 // operator never renews them; rotating means deleting the Secret that holds
-// them and restarting the pods.
+// them (the reconciler issues new ones and the pods roll onto them).
 const DefaultValidity = 10 * 365 * 24 * time.Hour
 
 // clockSkew back-dates NotBefore, so a node whose clock is slightly behind

@@ -26,4 +26,5 @@ const (
 	MsgTLSSecretNeedsEnabled = "spec.tls.secretName may only be set when spec.tls.enabled is true"
 	MsgTLSSecretName         = "spec.tls.secretName must be a Secret name: a DNS-1123 subdomain of lowercase letters, digits, '-' and '.'"
 	MsgTLSSecretCredentials  = "spec.tls.secretName must not be the credentials Secret <database>-credentials"
+	MsgTLSMySQLReplicas      = "spec.tls.enabled cannot change while a MySQL Database has more than 1 replica: replicas keep the replication settings they were created with. Scale to 1 replica, delete the replicas' data PVCs data-<database>-1 to data-<database>-N, change spec.tls, then scale up again; new replicas are bootstrapped with the new setting"
 )

@@ -36,6 +36,13 @@ const (
 // needs pg_upgrade or a dump and restore; for MySQL the version may only move
 // forward, because MySQL cannot downgrade a data directory.
 //
+// A MySQL replica's replication settings (SOURCE_SSL, SOURCE_SSL_CA, ...)
+// live in its data directory and are written once, when the replica is
+// created, so spec.tls.enabled may only change while the Database has a
+// single pod, before and after the change; replicas created afterwards get
+// the new setting. (PostgreSQL replicas follow a change by themselves: their
+// init container rewrites primary_conninfo on every start.)
+//
 // +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || (has(self.replicas) && self.replicas >= 2)",message="spec.replicas must be at least 2 when spec.environment is production",fieldPath=".replicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || !has(self.resources) || has(self.resources.limits)",message="spec.resources.limits must be set when spec.environment is production and spec.resources is given (omit spec.resources to get the production profile)",fieldPath=".resources"
 // +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || oldSelf.type != 'postgresql' || self.version.find('^[0-9]+') == oldSelf.version.find('^[0-9]+')",message="spec.version: the PostgreSQL major version cannot change in place; restore a backup into a new Database with the new version",fieldPath=".version"
@@ -43,6 +50,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.environment) || self.environment != 'production' || (has(self.autoscaling.minReplicas) && self.autoscaling.minReplicas >= 2)",message="spec.autoscaling.minReplicas must be at least 2 when spec.environment is production",fieldPath=".autoscaling.minReplicas"
 // +kubebuilder:validation:XValidation:rule="has(oldSelf.restore) || !has(self.restore)",message="spec.restore can only be set when the Database is created",fieldPath=".restore"
 // +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(oldSelf.restore) || self.restore == oldSelf.restore",message="spec.restore is immutable; it may only be removed, once the restore is done",fieldPath=".restore"
+// +kubebuilder:validation:XValidation:rule="self.type != 'mysql' || ((has(self.tls) && has(self.tls.enabled) && self.tls.enabled) == (has(oldSelf.tls) && has(oldSelf.tls.enabled) && oldSelf.tls.enabled)) || ((!has(self.replicas) || self.replicas <= 1) && (!has(oldSelf.replicas) || oldSelf.replicas <= 1))",message="spec.tls.enabled cannot change while a MySQL Database has more than 1 replica: replicas keep the replication settings they were created with. Scale to 1 replica, delete the replicas' data PVCs data-<database>-1 to data-<database>-N, change spec.tls, then scale up again; new replicas are bootstrapped with the new setting",fieldPath=".tls"
 type DatabaseSpec struct {
 	// Type is the database engine: mysql or postgresql. It cannot be changed
 	// after creation.
@@ -284,7 +292,10 @@ type TLSSpec struct {
 	// every Service and pod DNS name of the Database; the CA's private key
 	// is not kept). The operator never renews or replaces <database>-tls:
 	// to rotate, delete the Secret and restart the pods. In production,
-	// unencrypted TCP connections are refused. Defaults to false.
+	// unencrypted TCP connections are refused. Defaults to false. For MySQL
+	// it can only change while the Database has 1 replica (before and after
+	// the change): replicas keep the replication settings they were created
+	// with. PostgreSQL replicas follow a change on their next start.
 	// +optional
 	Enabled bool `json:"enabled,omitempty"`
 

@@ -363,13 +363,19 @@ func TestTransitionRules(t *testing.T) {
 		{name: "update to production with 1 replica", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}}`, patch: `{environment: production}`, want: refused("spec.replicas", msgProdReplicas)},
 		{name: "update to production with 2 replicas", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}}`, patch: `{environment: production, replicas: 2}`},
 	}
+	runUpdateCases(t, "update", cases)
+}
 
+// runUpdateCases runs each case in parallel on a Database of its own, named
+// <prefix>-<index>.
+func runUpdateCases(t *testing.T, prefix string, cases []updateCase) {
+	t.Helper()
 	ns := env.Namespace(t)
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			db := newDatabase(ns, fmt.Sprintf("update-%02d", i), specFromYAML(g, tc.spec))
+			db := newDatabase(ns, fmt.Sprintf("%s-%02d", prefix, i), specFromYAML(g, tc.spec))
 			g.Expect(env.Client.Create(ctx(t), db)).To(Succeed(), "creating the starting Database")
 			before := getSpec(g, ns, db.GetName())
 
@@ -664,11 +670,18 @@ func (m *containFieldsMatcher) NegatedFailureMessage(actual any) string {
 }
 
 // subsetDiff describes the first field of want missing or different in got,
-// or returns "". Values other than objects compare by their JSON form.
+// or returns "". Values other than objects compare by their JSON form; a
+// null in want (a merge patch's removal) wants the field absent.
 func subsetDiff(path string, want, got map[string]any) string {
 	for k, w := range want {
 		p := path + "." + k
 		gv, ok := got[k]
+		if w == nil {
+			if ok {
+				return fmt.Sprintf("%s is %v, want it removed", p, gv)
+			}
+			continue
+		}
 		if !ok {
 			return p + " is missing"
 		}

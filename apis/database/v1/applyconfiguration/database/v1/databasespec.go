@@ -32,6 +32,13 @@ import (
 // the major version (the first number) is fixed, because a new major version
 // needs pg_upgrade or a dump and restore; for MySQL the version may only move
 // forward, because MySQL cannot downgrade a data directory.
+//
+// A MySQL replica's replication settings (SOURCE_SSL, SOURCE_SSL_CA, ...)
+// live in its data directory and are written once, when the replica is
+// created, so spec.tls.enabled may only change while the Database has a
+// single pod, before and after the change; replicas created afterwards get
+// the new setting. (PostgreSQL replicas follow a change by themselves: their
+// init container rewrites primary_conninfo on every start.)
 type DatabaseSpecApplyConfiguration struct {
 	// Type is the database engine: mysql or postgresql. It cannot be changed
 	// after creation.

@@ -31,7 +31,10 @@ type TLSSpecApplyConfiguration struct {
 	// every Service and pod DNS name of the Database; the CA's private key
 	// is not kept). The operator never renews or replaces <database>-tls:
 	// to rotate, delete the Secret and restart the pods. In production,
-	// unencrypted TCP connections are refused. Defaults to false.
+	// unencrypted TCP connections are refused. Defaults to false. For MySQL
+	// it can only change while the Database has 1 replica (before and after
+	// the change): replicas keep the replication settings they were created
+	// with. PostgreSQL replicas follow a change on their next start.
 	Enabled *bool `json:"enabled,omitempty"`
 	// SecretName names a Secret in the Database's namespace that holds the
 	// server certificate, for example one issued by cert-manager: keys
