@@ -61,6 +61,11 @@ func withBackup(schedule string) func(*databasev1.Database) {
 	}
 }
 
+// withTLS turns on TLS with a certificate the operator issues.
+func withTLS(db *databasev1.Database) {
+	db.Spec.TLS = &databasev1.TLSSpec{Enabled: true}
+}
+
 // withMetrics turns on the exporter sidecar.
 func withMetrics(db *databasev1.Database) {
 	db.Spec.Monitoring = &databasev1.MonitoringSpec{Enabled: true, Metrics: true}

@@ -18,17 +18,17 @@ import (
 )
 
 // TestDeletionKeepsDataAndRecreateReattaches deletes a Database with two
-// replicas and backups: the real garbage collector removes its children,
-// while the data volumes, the backup volume and the credentials stay. A
-// Database of the same name then reattaches to them and becomes Ready with
-// the same passwords.
+// replicas, backups and TLS: the real garbage collector removes its
+// children, while the data volumes, the backup volume, the credentials and
+// the TLS certificate stay. A Database of the same name then reattaches to
+// them and becomes Ready with the same passwords and certificate.
 func TestDeletionKeepsDataAndRecreateReattaches(t *testing.T) {
 	useSharedOperator(t)
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	const name = "billing"
 	spec := func() *databasev1.Database {
-		return newDatabase(ns, name, databasev1.PostgreSQL, 2, withBackup(farSchedule()))
+		return newDatabase(ns, name, databasev1.PostgreSQL, 2, withBackup(farSchedule()), withTLS)
 	}
 
 	g.Expect(k8s.Create(ctx(), spec())).To(Succeed())
@@ -55,6 +55,7 @@ func TestDeletionKeepsDataAndRecreateReattaches(t *testing.T) {
 		"data PVC 1":  &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data-" + render.PodName(name, 1)}},
 		"backup PVC":  &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: render.BackupName(name)}},
 		"credentials": &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: render.CredentialsSecretName(name)}},
+		"TLS Secret":  &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: render.TLSSecretName(name)}},
 	}
 	uids := map[string]types.UID{}
 	for what, o := range kept {
@@ -63,6 +64,13 @@ func TestDeletionKeepsDataAndRecreateReattaches(t *testing.T) {
 	}
 	secretBefore := kept["credentials"].(*corev1.Secret).DeepCopy()
 	g.Expect(secretBefore.Data).To(HaveKey(render.SecretKeyRootPassword))
+	tlsBefore := kept["TLS Secret"].(*corev1.Secret).DeepCopy()
+	g.Expect(tlsBefore.OwnerReferences).To(BeEmpty(), "the TLS Secret outlives the Database")
+	g.Expect(tlsBefore.Data).To(HaveKey(render.TLSCAKey))
+	sts := &appsv1.StatefulSet{}
+	g.Expect(get(ns, render.StatefulSetName(name), sts)).To(Succeed())
+	g.Expect(sts.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("VolumeSource.Secret.SecretName", render.TLSSecretName(name))),
+		"the pods mount the certificate")
 
 	t.Log("delete the Database")
 	out := mustKubectl(t, "", "-n", ns, "delete", "db", name, "--wait=true", "--timeout=60s")
@@ -95,6 +103,9 @@ func TestDeletionKeepsDataAndRecreateReattaches(t *testing.T) {
 	secretAfter := kept["credentials"].(*corev1.Secret)
 	g.Expect(secretAfter.Data).To(Equal(secretBefore.Data), "the credentials must not change")
 	g.Expect(secretAfter.ResourceVersion).To(Equal(secretBefore.ResourceVersion), "nothing may write the credentials Secret")
+	tlsAfter := kept["TLS Secret"].(*corev1.Secret)
+	g.Expect(tlsAfter.Data).To(Equal(tlsBefore.Data), "the certificate must not change")
+	g.Expect(tlsAfter.ResourceVersion).To(Equal(tlsBefore.ResourceVersion), "nothing may write the TLS Secret")
 	// The new StatefulSet's pods use the kept claims.
 	pod := &corev1.Pod{}
 	g.Expect(get(ns, render.PodName(name, 0), pod)).To(Succeed())

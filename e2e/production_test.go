@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,7 +22,8 @@ import (
 // TestPostgreSQLProduction applies the production PostgreSQL sample
 // (replicas 3, no resources): the production profile is applied when the
 // StatefulSet is rendered, the stored spec stays exactly what the user
-// wrote, and the PodDisruptionBudget protects the three pods.
+// wrote, the PodDisruptionBudget protects the three pods, and a
+// NetworkPolicy isolates them.
 func TestPostgreSQLProduction(t *testing.T) {
 	useSharedOperator(t)
 	g := NewWithT(t)
@@ -84,6 +86,11 @@ func TestPostgreSQLProduction(t *testing.T) {
 	ro := &corev1.Service{}
 	g.Expect(get(ns, render.ReadServiceName(name), ro)).To(Succeed())
 	expectControlledBy(g, ro, db)
+	// Production isolates the database port by default.
+	np := &networkingv1.NetworkPolicy{}
+	g.Expect(get(ns, render.NetworkPolicyName(name), np)).To(Succeed())
+	expectControlledBy(g, np, db)
+	g.Expect(np.Spec.PodSelector).To(Equal(metav1.LabelSelector{MatchLabels: render.SelectorLabels(name)}))
 	cronJob := &batchv1.CronJob{}
 	g.Expect(get(ns, render.BackupName(name), cronJob)).To(Succeed())
 	expectControlledBy(g, cronJob, db)
