@@ -183,17 +183,19 @@ func (r *rendered) writeInitScripts(t testing.TB, dir string) []string {
 }
 
 // secret is the credentials Secret's data as the reconciler would create it.
-// The passwords carry quotes, spaces and backslashes on purpose: the scripts
+// The passwords carry quotes, spaces, backslashes and a line break on purpose: the scripts
 // must pass them through without interpolating them into SQL or shell text.
 type secret map[string]string
 
 func newSecret(database, username string) secret {
 	return secret{
-		render.SecretKeyRootPassword:        `r00t pw'with"quotes\`,
-		render.SecretKeyUsername:            username,
-		render.SecretKeyPassword:            `app pw'"` + username,
-		render.SecretKeyDatabase:            database,
-		render.SecretKeyReplicationPassword: `repl 'pw"\x`,
+		render.SecretKeyRootPassword: `r00t pw'with"quotes\`,
+		render.SecretKeyUsername:     username,
+		render.SecretKeyPassword:     `app pw'"` + username,
+		render.SecretKeyDatabase:     database,
+		// A trailing line break, as kubectl create secret --from-file
+		// leaves it: it must survive the configuration files too.
+		render.SecretKeyReplicationPassword: "repl 'pw\"\\x\n",
 	}
 }
 

@@ -183,7 +183,25 @@ func checkTLSSecret(db *databasev1.Database, secret *corev1.Secret, userSecret b
 	}); err != nil {
 		return invalid("%s does not verify the certificate in %s (%v)", render.TLSCAKey, render.TLSCertKey, err)
 	}
+	// Replicas verify the primary's name (verify-full, VERIFY_IDENTITY): a
+	// certificate without it would leave them Ready but not replicating.
+	if mayHaveReplicas(db) {
+		primary := render.PrimaryHost(db.Name, db.Namespace)
+		if err := leaf.VerifyHostname(primary); err != nil {
+			return invalid("the certificate in %s does not name %s, which replicas connect to (add %s to its DNS names)",
+				render.TLSCertKey, primary, "*."+render.HeadlessServiceName(db.Name)+"."+db.Namespace+".svc")
+		}
+	}
 	return nil
+}
+
+// mayHaveReplicas reports whether db runs, or may be scaled to, more than
+// one pod.
+func mayHaveReplicas(db *databasev1.Database) bool {
+	if db.Spec.Replicas != nil && *db.Spec.Replicas > 1 {
+		return true
+	}
+	return db.Spec.Autoscaling != nil && db.Spec.Autoscaling.MaxReplicas > 1
 }
 
 // noticeHint tells how to make the operator look again: it does not watch

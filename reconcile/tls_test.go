@@ -37,6 +37,16 @@ func TestCheckTLSSecret(t *testing.T) {
 		return map[string][]byte{render.TLSCertKey: b.CertPEM, render.TLSPrivateKeyKey: b.KeyPEM, render.TLSCAKey: b.CAPEM}
 	}
 	valid, other := issue(now.Add(-24*time.Hour), 90*24*time.Hour), issue(now, 0)
+	// A certificate for the Services only, without the pods' names.
+	servicesOnly, err := pki.Issue(pki.Request{CAName: "test CA", DNSNames: []string{"orders.shop.svc", "orders-ro.shop.svc"},
+		Now: now.Add(-time.Hour), Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicated := db.DeepCopy()
+	replicated.Spec.Replicas = ptr.To[int32](2)
+	autoscaled := db.DeepCopy()
+	autoscaled.Spec.Autoscaling = &databasev1.AutoscalingSpec{MaxReplicas: 3}
 	chain := data(valid)
 	// An intermediate-free chain in tls.crt is fine; so is the CA appended
 	// (cert-manager's CA issuer may put the chain in tls.crt).
@@ -44,10 +54,17 @@ func TestCheckTLSSecret(t *testing.T) {
 
 	cases := []struct {
 		name  string
+		db    *databasev1.Database // db when nil
 		data  map[string][]byte
 		words []string // nil: usable
 	}{
 		{name: "valid", data: data(valid)},
+		{name: "valid with replicas", db: replicated, data: data(valid)},
+		{name: "no pod names, one pod", data: data(servicesOnly)},
+		{name: "no pod names, replicas", db: replicated, data: data(servicesOnly),
+			words: []string{"does not name orders-0.orders-headless.shop.svc, which replicas connect to", "*.orders-headless.shop.svc"}},
+		{name: "no pod names, autoscaled", db: autoscaled, data: data(servicesOnly),
+			words: []string{"does not name orders-0.orders-headless.shop.svc"}},
 		{name: "valid, chain in tls.crt", data: chain},
 		{name: "issued by an issuer whose clock is ahead", data: data(issue(now.Add(3*time.Hour), 0))},
 		{name: "expired", data: data(issue(now.Add(-91*24*time.Hour), 90*24*time.Hour)),
@@ -65,7 +82,11 @@ func TestCheckTLSSecret(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders-cert"}, Data: tc.data}
-			problem := checkTLSSecret(db, secret, true, now)
+			target := db
+			if tc.db != nil {
+				target = tc.db
+			}
+			problem := checkTLSSecret(target, secret, true, now)
 			if tc.words == nil {
 				g.Expect(problem).To(BeNil())
 				return
@@ -153,6 +174,7 @@ func TestTLSDependentsHeldBack(t *testing.T) {
 	}
 }
 
+// must returns v, or panics with err: for values a test builds itself.
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)

@@ -166,7 +166,7 @@ func (postgres) probe() []string {
 
 // postgresBootstrapReplica runs before the database container of every pod.
 // Pod 0, the primary, is left alone. A replica's data directory is made a
-// copy of the primary's, once: pg_basebackup -R copies it and writes
+// copy of the primary's, once: pg_basebackup copies it and the script adds
 // standby.signal, so the server starts as a hot standby. The copy goes to a
 // side directory first, so an interrupted copy never looks like a data
 // directory.
@@ -176,9 +176,10 @@ func (postgres) probe() []string {
 // port, user, password, application_name (the pod's name, as
 // pg_stat_replication shows it) and the TLS settings of the current spec
 // (sslmode and sslrootcert from PGSSLMODE and PGSSLROOTCERT; sslmode=prefer
-// without TLS). pg_basebackup -R records the settings of the day the replica
-// was copied, so without this turning TLS on or off (or a new replication
-// password) would leave existing replicas with stale ones. Values are quoted
+// without TLS). Written once (as pg_basebackup -R would), the settings of
+// the day the replica was copied would stay, and turning TLS on or off
+// would leave existing replicas with stale ones; -R also writes a password
+// with a line break raw, which the server refuses to parse. Values are quoted
 // twice, as the conninfo syntax wants ('...' with \ escapes) and as
 // postgresql.auto.conf's syntax wants ('...' with quotes doubled); the
 // password only passes through bash expansions and printf, never a command
@@ -200,7 +201,8 @@ else
   rm -rf "$partial"
   PGPASSWORD="$REPLICATION_PASSWORD" pg_basebackup \
     --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --username="$REPLICATION_USER" --no-password \
-    --pgdata="$partial" --write-recovery-conf --wal-method=stream --checkpoint=fast
+    --pgdata="$partial" --wal-method=stream --checkpoint=fast
+  touch "$partial/standby.signal"
   chmod 0700 "$partial"
   rm -rf "$PGDATA"
   mv "$partial" "$PGDATA"
@@ -213,9 +215,12 @@ conninfo_value() {
   printf "'%s'" "${v//\'/\\\'}"
 }
 # conf_string quotes a configuration-file string: '...' with backslashes and
-# single quotes doubled.
+# single quotes doubled, and line breaks as \n and \r escapes (a raw line
+# break inside a quoted value is a syntax error that stops the server).
 conf_string() {
   local v="${1//\\/\\\\}"
+  v="${v//$'\n'/\\n}"
+  v="${v//$'\r'/\\r}"
   printf "'%s'" "${v//\'/\'\'}"
 }
 sslmode="${PGSSLMODE:-prefer}"
@@ -232,6 +237,8 @@ touch "$auto_conf"
   awk 'tolower($0) !~ /^[[:space:]]*primary_conninfo[[:space:]]*=/' "$auto_conf" >"$auto_conf.tmp"
   printf 'primary_conninfo = %s\n' "$(conf_string "$conninfo")" >>"$auto_conf.tmp"
 )
+# Flushed before the rename, so a node crash cannot leave an empty file.
+sync "$auto_conf.tmp"
 mv "$auto_conf.tmp" "$auto_conf"
 echo "primary_conninfo set: host=$PRIMARY_HOST sslmode=$sslmode${PGSSLROOTCERT:+ sslrootcert=$PGSSLROOTCERT}"
 `

@@ -168,7 +168,8 @@ func checkContract(t *testing.T, db *databasev1.Database) {
 		bootstrap := containerNamed(g, pod.InitContainers, "bootstrap-replica")
 		script := strings.Join(bootstrap.Command, " ")
 		g.Expect(script).To(ContainSubstring("pg_basebackup"))
-		g.Expect(script).To(ContainSubstring("--write-recovery-conf"))
+		g.Expect(script).To(ContainSubstring(`touch "$partial/standby.signal"`), "the copy starts as a standby")
+		g.Expect(script).To(ContainSubstring("primary_conninfo = "), "written by the script, from the spec")
 		g.Expect(script).To(ContainSubstring(`if [ -s "$PGDATA/PG_VERSION" ]`), "bootstrap only into an empty data directory")
 		g.Expect(envByName(bootstrap)["PRIMARY_HOST"].Value).To(Equal("orders-0.orders-headless.shop.svc"), "the fully qualified name the certificate carries")
 		conf := cm.Data["postgresql.conf"]

@@ -30,7 +30,10 @@ type TLSSpecApplyConfiguration struct {
 	// creates once (a CA and a server certificate valid for 10 years, for
 	// every Service and pod DNS name of the Database; the CA's private key
 	// is not kept). The operator never renews or replaces <database>-tls:
-	// to rotate, delete the Secret and restart the pods. In production,
+	// to rotate, delete the Secret; the operator issues a new one and the
+	// pods roll onto it, as they do when a secretName certificate is
+	// renewed. Replicas verify the primary's name, so a secretName
+	// certificate must carry *.<database>-headless.<namespace>.svc. In production,
 	// unencrypted TCP connections are refused. Defaults to false. For MySQL
 	// it can only change while the Database has 1 replica (before and after
 	// the change): replicas keep the replication settings they were created
