@@ -14,9 +14,23 @@ var ServiceMonitorGVK = schema.GroupVersionKind{Group: "monitoring.coreos.com", 
 // every pod, so each exporter is scraped once.
 func buildServiceMonitor(s *spec) *unstructured.Unstructured {
 	selector := anyMap(with(SelectorLabels(s.name), LabelServiceRole, serviceRoleHeadless))
+	return monitoringObject(s, ServiceMonitorGVK, ServiceMonitorName(s.name), map[string]any{
+		"selector": map[string]any{"matchLabels": selector},
+		"endpoints": []any{map[string]any{
+			"port":     metricsPortName,
+			"interval": "30s",
+		}},
+	})
+}
+
+// monitoringObject is a Prometheus Operator object of the Database: the
+// monitoring.coreos.com API has no typed apply configurations, so it is a
+// plain object with the child's metadata (labels, controller owner
+// reference) and the given spec.
+func monitoringObject(s *spec, gvk schema.GroupVersionKind, name string, objSpec map[string]any) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"metadata": map[string]any{
-			"name":      ServiceMonitorName(s.name),
+			"name":      name,
 			"namespace": s.namespace,
 			"labels":    anyMap(labels(s.db, "monitoring")),
 			"ownerReferences": []any{map[string]any{
@@ -28,15 +42,9 @@ func buildServiceMonitor(s *spec) *unstructured.Unstructured {
 				"blockOwnerDeletion": true,
 			}},
 		},
-		"spec": map[string]any{
-			"selector": map[string]any{"matchLabels": selector},
-			"endpoints": []any{map[string]any{
-				"port":     metricsPortName,
-				"interval": "30s",
-			}},
-		},
+		"spec": objSpec,
 	}}
-	u.SetGroupVersionKind(ServiceMonitorGVK)
+	u.SetGroupVersionKind(gvk)
 	return u
 }
 

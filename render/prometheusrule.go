@@ -136,29 +136,12 @@ func buildPrometheusRule(s *spec) *unstructured.Unstructured {
 			},
 		})
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"metadata": map[string]any{
-			"name":      PrometheusRuleName(s.name),
-			"namespace": s.namespace,
-			"labels":    anyMap(labels(s.db, "monitoring")),
-			"ownerReferences": []any{map[string]any{
-				"apiVersion":         *ownerReference(s.db).APIVersion,
-				"kind":               "Database",
-				"name":               s.name,
-				"uid":                string(s.db.UID),
-				"controller":         true,
-				"blockOwnerDeletion": true,
-			}},
-		},
-		"spec": map[string]any{
-			"groups": []any{map[string]any{
-				"name":  "database-operator." + s.name,
-				"rules": list,
-			}},
-		},
-	}}
-	u.SetGroupVersionKind(PrometheusRuleGVK)
-	return u
+	return monitoringObject(s, PrometheusRuleGVK, PrometheusRuleName(s.name), map[string]any{
+		"groups": []any{map[string]any{
+			"name":  "database-operator." + s.name,
+			"rules": list,
+		}},
+	})
 }
 
 // runbookURL is the runbook section of an alert: docs/runbooks.md has one
