@@ -12,6 +12,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
@@ -58,17 +59,19 @@ var (
 	kindCronJob                 = ownedKind{"CronJob", func() client.ObjectList { return &batchv1.CronJobList{} }}
 	kindHorizontalPodAutoscaler = ownedKind{"HorizontalPodAutoscaler", func() client.ObjectList { return &autoscalingv2.HorizontalPodAutoscalerList{} }}
 	kindNetworkPolicy           = ownedKind{"NetworkPolicy", func() client.ObjectList { return &networkingv1.NetworkPolicyList{} }}
-	kindServiceMonitor          = ownedKind{"ServiceMonitor", func() client.ObjectList {
-		l := &unstructured.UnstructuredList{}
-		l.SetGroupVersionKind(render.ServiceMonitorGVK.GroupVersion().WithKind("ServiceMonitorList"))
-		return l
-	}}
-	kindPrometheusRule = ownedKind{"PrometheusRule", func() client.ObjectList {
-		l := &unstructured.UnstructuredList{}
-		l.SetGroupVersionKind(render.PrometheusRuleGVK.GroupVersion().WithKind("PrometheusRuleList"))
-		return l
-	}}
+	kindServiceMonitor          = unstructuredKind(render.ServiceMonitorGVK)
+	kindPrometheusRule          = unstructuredKind(render.PrometheusRuleGVK)
 )
+
+// unstructuredKind is an owned kind without Go types (the Prometheus
+// Operator's), listed as unstructured objects of gvk.
+func unstructuredKind(gvk schema.GroupVersionKind) ownedKind {
+	return ownedKind{gvk.Kind, func() client.ObjectList {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		return l
+	}}
+}
 
 // children lists the rendered objects in apply order: configuration, the
 // NetworkPolicy and Services before the pods that use them. The StatefulSet

@@ -43,9 +43,7 @@ func CacheOptions(namespaces []string, served MonitoringAPIs) cache.Options {
 		&networkingv1.NetworkPolicy{}:            managed,
 	}
 	for _, gvk := range served.kinds() {
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(gvk)
-		byObject[u] = managed
+		byObject[unstructuredObject(gvk)] = managed
 	}
 	opts := cache.Options{
 		ByObject:         byObject,
@@ -80,6 +78,13 @@ type MonitoringAPIs struct {
 	PrometheusRules bool
 }
 
+// unstructuredObject is an empty object of gvk, for caches and watches.
+func unstructuredObject(gvk schema.GroupVersionKind) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	return u
+}
+
 // kinds lists the served kinds.
 func (m MonitoringAPIs) kinds() []schema.GroupVersionKind {
 	var out []schema.GroupVersionKind
@@ -105,18 +110,6 @@ func MonitoringServed(cfg *rest.Config) (MonitoringAPIs, error) {
 		return MonitoringAPIs{}, err
 	}
 	return m, nil
-}
-
-// ServiceMonitorsServed asks the API server whether the Prometheus
-// Operator's ServiceMonitor kind exists.
-func ServiceMonitorsServed(cfg *rest.Config) (bool, error) {
-	return KindServed(cfg, render.ServiceMonitorGVK)
-}
-
-// PrometheusRulesServed asks the API server whether the Prometheus
-// Operator's PrometheusRule kind exists.
-func PrometheusRulesServed(cfg *rest.Config) (bool, error) {
-	return KindServed(cfg, render.PrometheusRuleGVK)
 }
 
 // KindServed asks discovery whether the API server serves gvk.

@@ -23,7 +23,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -62,12 +61,10 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	// Render holds the operator-wide render settings (exporter images).
 	Render render.Options
-	// ServiceMonitors is true when the monitoring.coreos.com ServiceMonitor
-	// kind is served; without it no ServiceMonitor is applied.
-	ServiceMonitors bool
-	// PrometheusRules is true when the monitoring.coreos.com PrometheusRule
-	// kind is served; without it no PrometheusRule is applied.
-	PrometheusRules bool
+	// Monitoring says which monitoring.coreos.com kinds are served; a
+	// ServiceMonitor or PrometheusRule is only applied (and watched, and
+	// pruned) when its kind is.
+	Monitoring MonitoringAPIs
 	// Now is the clock for condition transition times, TLS certificate
 	// issuing and expiry; time.Now when nil.
 	Now func() time.Time
@@ -121,15 +118,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.PersistentVolumeClaim{}, toDatabase, labelled("PersistentVolumeClaim", true)).
 		// Backup Jobs belong to the CronJob; their outcome is BackupReady's.
 		Watches(&batchv1.Job{}, toDatabase, labelled("Job", false))
-	if r.ServiceMonitors {
-		sm := &unstructured.Unstructured{}
-		sm.SetGroupVersionKind(render.ServiceMonitorGVK)
-		b = b.Owns(sm, owned(kindServiceMonitor))
-	}
-	if r.PrometheusRules {
-		pr := &unstructured.Unstructured{}
-		pr.SetGroupVersionKind(render.PrometheusRuleGVK)
-		b = b.Owns(pr, owned(kindPrometheusRule))
+	for _, gvk := range r.Monitoring.kinds() {
+		b = b.Owns(unstructuredObject(gvk), owned(unstructuredKind(gvk)))
 	}
 	return b.Complete(r)
 }
@@ -213,8 +203,8 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 		o.degraded = &degradation{reason: "InvalidSpec", message: err.Error()}
 		return true, r.applyStatus(ctx, db, o)
 	}
-	o.serviceMonitorSkipped = rendered.ServiceMonitor != nil && !r.ServiceMonitors
-	o.prometheusRuleSkipped = rendered.PrometheusRule != nil && !r.PrometheusRules
+	o.serviceMonitorSkipped = rendered.ServiceMonitor != nil && !r.Monitoring.ServiceMonitors
+	o.prometheusRuleSkipped = rendered.PrometheusRule != nil && !r.Monitoring.PrometheusRules
 
 	// What existed before this reconcile, for events and storage growth.
 	current, err := r.getOptional(ctx, db, render.StatefulSetName(db.Name), &appsv1.StatefulSet{})
@@ -239,7 +229,7 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 	}
 	o.resizing = resizing
 
-	list := children(rendered, MonitoringAPIs{ServiceMonitors: r.ServiceMonitors, PrometheusRules: r.PrometheusRules})
+	list := children(rendered, r.Monitoring)
 	if tlsProblem != nil {
 		list = withoutTLSDependents(list)
 	}
@@ -292,11 +282,8 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 		}
 		kinds := []ownedKind{kindStatefulSet, kindService, kindConfigMap, kindPodDisruptionBudget, kindCronJob,
 			kindHorizontalPodAutoscaler, kindNetworkPolicy}
-		if r.ServiceMonitors {
-			kinds = append(kinds, kindServiceMonitor)
-		}
-		if r.PrometheusRules {
-			kinds = append(kinds, kindPrometheusRule)
+		for _, gvk := range r.Monitoring.kinds() {
+			kinds = append(kinds, unstructuredKind(gvk))
 		}
 		pruned, err := prune(ctx, r.Client, db, kinds, keep)
 		for _, p := range pruned {

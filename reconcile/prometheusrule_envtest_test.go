@@ -3,17 +3,14 @@ package reconcile_test
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/gomega"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
 	"github.com/example/database-operator/reconcile"
@@ -54,11 +51,11 @@ func TestPrometheusRule(t *testing.T) {
 
 	// The Prometheus Operator's PrometheusRule CRD gets installed, and the
 	// operator restarted: it finds that kind served, and only that kind.
-	installPrometheusRuleCRD(t, g)
+	installMonitoringCRD(t, g, prometheusRuleCRDFile, render.PrometheusRuleGVK)
 	served, err = reconcile.MonitoringServed(env.Config)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(served).To(Equal(reconcile.MonitoringAPIs{PrometheusRules: true}))
-	restartOperatorPrometheusRules(t, served.PrometheusRules)
+	restartOperatorMonitoring(t, served)
 
 	name := render.PrometheusRuleName(db.Name)
 	pr := get(ctx, g, ns, name, newPrometheusRule())
@@ -145,68 +142,4 @@ func ruleAlerts(g Gomega, pr *unstructured.Unstructured) []string {
 		}
 	}
 	return out
-}
-
-// installPrometheusRuleCRD creates the PrometheusRule CRD of testdata and
-// waits until discovery serves the kind; cleanup deletes it and waits until
-// discovery no longer does.
-func installPrometheusRuleCRD(t *testing.T, g *WithT) {
-	t.Helper()
-	raw, err := os.ReadFile(prometheusRuleCRDFile)
-	g.Expect(err).NotTo(HaveOccurred())
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	g.Expect(yaml.UnmarshalStrict(raw, crd)).To(Succeed(), "%s", prometheusRuleCRDFile)
-	g.Expect(crd.Spec.Group).To(Equal(render.PrometheusRuleGVK.Group))
-	g.Expect(crd.Spec.Names.Kind).To(Equal(render.PrometheusRuleGVK.Kind))
-
-	ctx := context.Background()
-	g.Expect(env.Client.Create(ctx, crd)).To(Succeed())
-	t.Cleanup(func() {
-		g := newG(t)
-		if err := env.Client.Delete(ctx, crd); err != nil && !apierrors.IsNotFound(err) {
-			t.Errorf("deleting CRD %s: %v", crd.Name, err)
-			return
-		}
-		g.Eventually(func() error {
-			return env.Client.Get(ctx, client.ObjectKey{Name: crd.Name}, &apiextensionsv1.CustomResourceDefinition{})
-		}).Should(Satisfy(apierrors.IsNotFound), "CRD %s should be deleted", crd.Name)
-		g.Eventually(func() (bool, error) {
-			return reconcile.PrometheusRulesServed(env.Config)
-		}).Should(BeFalse(), "PrometheusRulesServed after deleting CRD %s", crd.Name)
-	})
-	g.Eventually(func() (bool, error) {
-		return reconcile.PrometheusRulesServed(env.Config)
-	}).Should(BeTrue(), "PrometheusRulesServed after creating CRD %s", crd.Name)
-}
-
-// restartOperatorPrometheusRules restarts the shared operator as the binary
-// would start with served as discovery's answer for PrometheusRules, and
-// restores the operator as it was when t ends.
-func restartOperatorPrometheusRules(t *testing.T, served bool) {
-	t.Helper()
-	operatorMu.Lock()
-	original := prometheusRules
-	operatorMu.Unlock()
-	restart := func(rules bool) error {
-		operatorMu.Lock()
-		defer operatorMu.Unlock()
-		if err := current.stop(); err != nil {
-			return err
-		}
-		prometheusRules = rules
-		op, err := startOperator()
-		if err != nil {
-			return err
-		}
-		current = op
-		return nil
-	}
-	if err := restart(served); err != nil {
-		t.Fatalf("restarting the operator with PrometheusRules=%v: %v", served, err)
-	}
-	t.Cleanup(func() {
-		if err := restart(original); err != nil {
-			t.Errorf("restoring the operator with PrometheusRules=%v: %v", original, err)
-		}
-	})
 }

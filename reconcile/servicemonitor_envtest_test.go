@@ -1,21 +1,15 @@
 package reconcile_test
 
 import (
-	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
 	"github.com/example/database-operator/reconcile"
@@ -40,12 +34,12 @@ func TestServiceMonitor(t *testing.T) {
 	ns := env.Namespace(t)
 
 	// The Prometheus Operator gets installed ...
-	installServiceMonitorCRD(t, g)
+	installMonitoringCRD(t, g, serviceMonitorCRDFile, render.ServiceMonitorGVK)
 	// ... and the operator restarted: it finds the kind served.
-	served, err := reconcile.ServiceMonitorsServed(env.Config)
+	served, err := reconcile.KindServed(env.Config, render.ServiceMonitorGVK)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(served).To(BeTrue(), "ServiceMonitorsServed after installing the CRD")
-	restartOperatorServiceMonitors(t, served)
+	g.Expect(served).To(BeTrue(), "ServiceMonitor served after installing the CRD")
+	restartOperatorMonitoring(t, reconcile.MonitoringAPIs{ServiceMonitors: served})
 
 	db := readyDatabase(ctx, g, newDatabase(ns, "pg", func(db *databasev1.Database) {
 		db.Spec.Monitoring = &databasev1.MonitoringSpec{Enabled: true, Metrics: true}
@@ -180,89 +174,4 @@ func serviceMonitorEndpoints(g Gomega, sm *unstructured.Unstructured) []map[stri
 func noMissingAPIMessage(g Gomega, db *databasev1.Database) {
 	c := condition(g, db, databasev1.ConditionReady)
 	g.Expect(c.Message).NotTo(ContainSubstring("ServiceMonitor"), "Ready: %+v", c)
-}
-
-// installServiceMonitorCRD creates the ServiceMonitor CRD of testdata and
-// waits until it is Established and discovery serves the kind. Cleanup
-// deletes it and waits until it is gone and discovery no longer serves the
-// kind, as the rest of the suite expects.
-func installServiceMonitorCRD(t *testing.T, g *WithT) {
-	t.Helper()
-	raw, err := os.ReadFile(serviceMonitorCRDFile)
-	g.Expect(err).NotTo(HaveOccurred())
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	g.Expect(yaml.UnmarshalStrict(raw, crd)).To(Succeed(), "%s", serviceMonitorCRDFile)
-	g.Expect(crd.Spec.Group).To(Equal(render.ServiceMonitorGVK.Group))
-	g.Expect(crd.Spec.Names.Kind).To(Equal(render.ServiceMonitorGVK.Kind))
-
-	ctx := context.Background()
-	g.Expect(env.Client.Create(ctx, crd)).To(Succeed())
-	t.Cleanup(func() { uninstallServiceMonitorCRD(t, crd.Name) })
-
-	g.Eventually(func(g Gomega) {
-		got := &apiextensionsv1.CustomResourceDefinition{}
-		g.Expect(env.Client.Get(ctx, client.ObjectKey{Name: crd.Name}, got)).To(Succeed())
-		g.Expect(got.Status.Conditions).To(ContainElement(And(
-			HaveField("Type", apiextensionsv1.Established),
-			HaveField("Status", apiextensionsv1.ConditionTrue),
-		)), "CRD %s conditions", crd.Name)
-	}).Should(Succeed())
-	g.Eventually(func() (bool, error) {
-		return reconcile.ServiceMonitorsServed(env.Config)
-	}).Should(BeTrue(), "ServiceMonitorsServed after CRD %s is Established", crd.Name)
-}
-
-// uninstallServiceMonitorCRD deletes the CRD (the API server deletes the
-// ServiceMonitors with it) and waits until it and the kind are gone.
-func uninstallServiceMonitorCRD(t *testing.T, name string) {
-	t.Helper()
-	g := newG(t)
-	ctx := context.Background()
-	crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if err := env.Client.Delete(ctx, crd); err != nil && !apierrors.IsNotFound(err) {
-		t.Errorf("deleting CRD %s: %v", name, err)
-		return
-	}
-	g.Eventually(func() error {
-		return env.Client.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{})
-	}).Should(Satisfy(apierrors.IsNotFound), "CRD %s should be deleted", name)
-	g.Eventually(func() (bool, error) {
-		return reconcile.ServiceMonitorsServed(env.Config)
-	}).Should(BeFalse(), "ServiceMonitorsServed after deleting CRD %s", name)
-}
-
-// restartOperatorServiceMonitors restarts the shared operator the way the
-// binary would start with served as discovery's answer, and restores the
-// operator as it was when t ends. The suite's startOperator reads the answer
-// from serviceMonitors, so that is what changes for the new operator.
-func restartOperatorServiceMonitors(t *testing.T, served bool) {
-	t.Helper()
-	operatorMu.Lock()
-	original := serviceMonitors
-	operatorMu.Unlock()
-	if err := replaceOperator(served); err != nil {
-		t.Fatalf("restarting the operator with ServiceMonitors=%v: %v", served, err)
-	}
-	t.Cleanup(func() {
-		if err := replaceOperator(original); err != nil {
-			t.Errorf("restoring the operator with ServiceMonitors=%v: %v", original, err)
-		}
-	})
-}
-
-// replaceOperator stops the running operator and starts one with
-// ServiceMonitors=served (and the cache options for it).
-func replaceOperator(served bool) error {
-	operatorMu.Lock()
-	defer operatorMu.Unlock()
-	if err := current.stop(); err != nil {
-		return fmt.Errorf("stopping the operator: %w", err)
-	}
-	serviceMonitors = served
-	op, err := startOperator()
-	if err != nil {
-		return err
-	}
-	current = op
-	return nil
 }

@@ -62,11 +62,9 @@ const (
 var (
 	// env is the control plane shared by every test of this package.
 	env *testenv.Env
-	// serviceMonitors is what the operator found out about the
+	// monitoring is what the operator found out about the
 	// monitoring.coreos.com API at start (envtest: not installed).
-	serviceMonitors bool
-	// prometheusRules likewise for the PrometheusRule kind.
-	prometheusRules bool
+	monitoring reconcile.MonitoringAPIs
 
 	operatorMu sync.Mutex
 	// current is the running operator.
@@ -89,14 +87,13 @@ func run(m *testing.M) int {
 	defer stop()
 
 	// The binary asks discovery; envtest serves no ServiceMonitor CRD.
-	served, err := reconcile.MonitoringServed(env.Config)
-	serviceMonitors, prometheusRules = served.ServiceMonitors, served.PrometheusRules
+	monitoring, err = reconcile.MonitoringServed(env.Config)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "MonitoringServed:", err)
 		return 1
 	}
-	if serviceMonitors || prometheusRules {
-		fmt.Fprintf(os.Stderr, "MonitoringServed: %+v, but envtest installs no monitoring.coreos.com CRD\n", served)
+	if monitoring != (reconcile.MonitoringAPIs{}) {
+		fmt.Fprintf(os.Stderr, "MonitoringServed: %+v, but envtest installs no monitoring.coreos.com CRD\n", monitoring)
 		return 1
 	}
 
@@ -139,7 +136,7 @@ type operator struct {
 func startOperator() (*operator, error) {
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Scheme,
-		Cache:                  reconcile.CacheOptions(nil, reconcile.MonitoringAPIs{ServiceMonitors: serviceMonitors, PrometheusRules: prometheusRules}),
+		Cache:                  reconcile.CacheOptions(nil, monitoring),
 		Client:                 reconcile.ClientOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -150,12 +147,11 @@ func startOperator() (*operator, error) {
 		return nil, fmt.Errorf("new manager: %w", err)
 	}
 	r := &reconcile.Reconciler{
-		Client:          mgr.GetClient(),
-		APIReader:       mgr.GetAPIReader(),
-		Recorder:        mgr.GetEventRecorder("database-operator"),
-		Render:          render.DefaultOptions(),
-		ServiceMonitors: serviceMonitors,
-		PrometheusRules: prometheusRules,
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   mgr.GetEventRecorder("database-operator"),
+		Render:     render.DefaultOptions(),
+		Monitoring: monitoring,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up the reconciler: %w", err)

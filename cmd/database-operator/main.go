@@ -324,12 +324,11 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	}
 
 	r := &reconcile.Reconciler{
-		Client:          mgr.GetClient(),
-		APIReader:       mgr.GetAPIReader(),
-		Recorder:        mgr.GetEventRecorder(eventSource),
-		Render:          o.Render,
-		ServiceMonitors: monitoring.ServiceMonitors,
-		PrometheusRules: monitoring.PrometheusRules,
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   mgr.GetEventRecorder(eventSource),
+		Render:     o.Render,
+		Monitoring: monitoring,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up Database controller: %w", err)
