@@ -35,22 +35,14 @@ const (
 // data directory was initialised with.
 func (r *Reconciler) ensureCredentials(ctx context.Context, db *databasev1.Database) (created bool, problem *degradation, err error) {
 	key := client.ObjectKey{Namespace: db.Namespace, Name: render.CredentialsSecretName(db.Name)}
-	var existing corev1.Secret
-	err = r.Client.Get(ctx, key, &existing)
-	if err == nil {
+	// A Secret the user created beforehand may lack the operator's labels;
+	// getSecret asks the API server when the cache does not have it.
+	existing, err := r.getSecret(ctx, key.Namespace, key.Name)
+	if err != nil {
+		return false, nil, err
+	}
+	if existing != nil {
 		return false, nil, nil
-	}
-	if !apierrors.IsNotFound(err) {
-		return false, nil, fmt.Errorf("get Secret %s: %w", key.Name, err)
-	}
-	// A Secret the user created beforehand may lack the operator's labels,
-	// and the cache only holds labelled Secrets: ask the API server.
-	err = r.APIReader.Get(ctx, key, &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}})
-	if err == nil {
-		return false, nil, nil
-	}
-	if !apierrors.IsNotFound(err) {
-		return false, nil, fmt.Errorf("get Secret %s: %w", key.Name, err)
 	}
 
 	hasData, err := r.hasDataVolumes(ctx, db)
@@ -83,6 +75,38 @@ func (r *Reconciler) ensureCredentials(ctx context.Context, db *databasev1.Datab
 	return true, nil, nil
 }
 
+// getSecret reads a Secret from the cache and, when the cache does not have
+// it (it only holds Secrets with the operator's label), from the API
+// server; nil when it does not exist.
+func (r *Reconciler) getSecret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	key := client.ObjectKey{Namespace: namespace, Name: name}
+	secret := &corev1.Secret{}
+	err := r.Client.Get(ctx, key, secret)
+	if err == nil {
+		return secret, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("get Secret %s: %w", name, err)
+	}
+	err = r.APIReader.Get(ctx, key, secret)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get Secret %s: %w", name, err)
+	}
+	return secret, nil
+}
+
+// keptSecretMeta is the metadata of a Secret the operator creates for db and
+// keeps: its labels (so the cache holds it and its events map to db) and no
+// owner reference, so it outlives the Database like the data it unlocks.
+func keptSecretMeta(db *databasev1.Database, name, component string) metav1.ObjectMeta {
+	labels := render.SelectorLabels(db.Name)
+	labels[render.LabelComponent] = component
+	return metav1.ObjectMeta{Name: name, Namespace: db.Namespace, Labels: labels}
+}
+
 // hasDataVolumes reports whether any data PVC of db's StatefulSet exists.
 func (r *Reconciler) hasDataVolumes(ctx context.Context, db *databasev1.Database) (bool, error) {
 	pvcs, err := r.dataVolumes(ctx, db)
@@ -111,15 +135,9 @@ func newCredentialsSecret(db *databasev1.Database) (*corev1.Secret, error) {
 		Host:   fmt.Sprintf("%s:%d", host, endpoint.Port),
 		Path:   "/" + database,
 	}
-	labels := render.SelectorLabels(db.Name)
-	labels[render.LabelComponent] = "credentials"
 	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      render.CredentialsSecretName(db.Name),
-			Namespace: db.Namespace,
-			Labels:    labels,
-		},
-		Type: corev1.SecretTypeOpaque,
+		ObjectMeta: keptSecretMeta(db, render.CredentialsSecretName(db.Name), "credentials"),
+		Type:       corev1.SecretTypeOpaque,
 		StringData: map[string]string{
 			render.SecretKeyRootPassword:        root,
 			render.SecretKeyUsername:            appUser,

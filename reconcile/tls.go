@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
@@ -94,29 +93,6 @@ func (r *Reconciler) createTLSSecret(ctx context.Context, db *databasev1.Databas
 	r.event(db, corev1.EventTypeNormal, "TLSCertificateCreated", "Create",
 		fmt.Sprintf("generated a CA and a server certificate valid until %s in Secret %s",
 			r.now().Add(pki.DefaultValidity).UTC().Format(time.DateOnly), secret.Name))
-	return secret, nil
-}
-
-// getSecret reads a Secret from the cache and, when the cache does not have
-// it (it only holds Secrets with the operator's label), from the API
-// server; nil when it does not exist.
-func (r *Reconciler) getSecret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
-	key := client.ObjectKey{Namespace: namespace, Name: name}
-	secret := &corev1.Secret{}
-	err := r.Client.Get(ctx, key, secret)
-	if err == nil {
-		return secret, nil
-	}
-	if !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("get Secret %s: %w", name, err)
-	}
-	err = r.APIReader.Get(ctx, key, secret)
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get Secret %s: %w", name, err)
-	}
 	return secret, nil
 }
 
@@ -225,15 +201,9 @@ func newTLSSecret(db *databasev1.Database, now time.Time, random io.Reader) (*co
 	if err != nil {
 		return nil, fmt.Errorf("issue the TLS certificate of Database %s: %w", db.Name, err)
 	}
-	labels := render.SelectorLabels(db.Name)
-	labels[render.LabelComponent] = "tls"
 	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      render.TLSSecretName(db.Name),
-			Namespace: db.Namespace,
-			Labels:    labels,
-		},
-		Type: corev1.SecretTypeTLS,
+		ObjectMeta: keptSecretMeta(db, render.TLSSecretName(db.Name), "tls"),
+		Type:       corev1.SecretTypeTLS,
 		Data: map[string][]byte{
 			render.TLSCertKey:       bundle.CertPEM,
 			render.TLSPrivateKeyKey: bundle.KeyPEM,
