@@ -139,11 +139,11 @@ func mysqlConf(s *spec) string {
 	return b.String()
 }
 
-// mysqlInitReplicationFor is mysqlInitReplication, with TLS when it is on:
-// the replica's copy of the source (mysqldump --ssl-mode=VERIFY_IDENTITY)
-// and its replication connection (SOURCE_SSL_VERIFY_SERVER_CERT=1) are
-// encrypted, check the source's certificate against the CA, and check that
-// it names the host: the source is reached by its fully qualified pod name
+// mysqlInitReplicationFor is mysqlInitReplication with its TLS marks filled
+// in: nothing without TLS. With TLS the replica's copy of the source
+// (mysqldump --ssl-mode=VERIFY_IDENTITY) and its replication connection
+// (SOURCE_SSL_VERIFY_SERVER_CERT=1) are encrypted, check the source's
+// certificate against the CA, and check that it names the host: the source is reached by its fully qualified pod name
 // (PrimaryHost), which the certificate carries. Without the host check any
 // certificate from the same CA (a shared cert-manager issuer) would pass.
 //
@@ -151,15 +151,21 @@ func mysqlConf(s *spec) string {
 // when it is initialised; the API refuses turning TLS on or off while a
 // MySQL Database has replicas (see DatabaseSpec's rules).
 func mysqlInitReplicationFor(s *spec) string {
-	if s.tlsSecret == "" {
-		return mysqlInitReplication
+	dumpTLS, sourceTLS := "", ""
+	if s.tlsSecret != "" {
+		ca := tlsFile(TLSCAKey)
+		dumpTLS = " --ssl-mode=VERIFY_IDENTITY --ssl-ca=" + ca
+		sourceTLS = ",\n      SOURCE_SSL=1, SOURCE_SSL_CA='" + ca + "', SOURCE_SSL_VERIFY_SERVER_CERT=1"
 	}
-	ca := tlsFile(TLSCAKey)
-	return strings.NewReplacer(
-		"--user=root \\\n", "--user=root --ssl-mode=VERIFY_IDENTITY --ssl-ca="+ca+" \\\n",
-		"SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1;", "SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1,\n      SOURCE_SSL=1, SOURCE_SSL_CA='"+ca+"', SOURCE_SSL_VERIFY_SERVER_CERT=1;",
-	).Replace(mysqlInitReplication)
+	return strings.NewReplacer(mysqlDumpTLSMark, dumpTLS, mysqlSourceTLSMark, sourceTLS).Replace(mysqlInitReplication)
 }
+
+// The places in mysqlInitReplication that take the TLS options: every
+// rendering replaces them, with nothing when TLS is off.
+const (
+	mysqlDumpTLSMark   = "{{dump-tls}}"
+	mysqlSourceTLSMark = "{{source-tls}}"
+)
 
 const (
 	// mysqlExporterConfigKey is the ConfigMap key of the exporter's client
@@ -202,13 +208,13 @@ else
     sleep 2
   done
   docker_process_sql --database=mysql <<<"${RESET_BINARY_LOGS};"
-  MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysqldump --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --user=root \
+  MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysqldump --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --user=root{{dump-tls}} \
     --all-databases --single-transaction --triggers --routines --events --set-gtid-purged=ON |
     docker_process_sql --database=mysql
   docker_process_sql --database=mysql <<EOSQL
     CHANGE REPLICATION SOURCE TO SOURCE_HOST='${PRIMARY_HOST}', SOURCE_PORT=${PRIMARY_PORT},
       SOURCE_USER='${REPLICATION_USER}', SOURCE_PASSWORD=${replication_password_sql},
-      SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1;
+      SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1{{source-tls}};
     SET PERSIST read_only = ON;
     SET PERSIST super_read_only = ON;
 EOSQL
