@@ -99,36 +99,41 @@ func (m MonitoringAPIs) kinds() []schema.GroupVersionKind {
 
 // MonitoringServed asks the API server which monitoring.coreos.com kinds
 // exist; each is detected on its own (an installation may carry one CRD and
-// not the other).
+// not the other), from one discovery request.
 func MonitoringServed(cfg *rest.Config) (MonitoringAPIs, error) {
-	var m MonitoringAPIs
-	var err error
-	if m.ServiceMonitors, err = KindServed(cfg, render.ServiceMonitorGVK); err != nil {
+	kinds, err := servedKinds(cfg, render.ServiceMonitorGVK.GroupVersion())
+	if err != nil {
 		return MonitoringAPIs{}, err
 	}
-	if m.PrometheusRules, err = KindServed(cfg, render.PrometheusRuleGVK); err != nil {
-		return MonitoringAPIs{}, err
-	}
-	return m, nil
+	return MonitoringAPIs{
+		ServiceMonitors: kinds[render.ServiceMonitorGVK.Kind],
+		PrometheusRules: kinds[render.PrometheusRuleGVK.Kind],
+	}, nil
 }
 
 // KindServed asks discovery whether the API server serves gvk.
 func KindServed(cfg *rest.Config, gvk schema.GroupVersionKind) (bool, error) {
+	kinds, err := servedKinds(cfg, gvk.GroupVersion())
+	return kinds[gvk.Kind], err
+}
+
+// servedKinds asks discovery which kinds of gv the API server serves; none
+// when it does not serve gv at all.
+func servedKinds(cfg *rest.Config, gv schema.GroupVersion) (map[string]bool, error) {
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
-		return false, fmt.Errorf("discovery client: %w", err)
+		return nil, fmt.Errorf("discovery client: %w", err)
 	}
-	resources, err := dc.ServerResourcesForGroupVersion(gvk.GroupVersion().String())
+	resources, err := dc.ServerResourcesForGroupVersion(gv.String())
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return false, nil
+			return nil, nil
 		}
-		return false, fmt.Errorf("discover %s: %w", gvk.GroupVersion(), err)
+		return nil, fmt.Errorf("discover %s: %w", gv, err)
 	}
+	kinds := map[string]bool{}
 	for _, r := range resources.APIResources {
-		if r.Kind == gvk.Kind {
-			return true, nil
-		}
+		kinds[r.Kind] = true
 	}
-	return false, nil
+	return kinds, nil
 }
