@@ -17,12 +17,16 @@ KWOK_VERSION := v0.8.0
 HELM3_VERSION := v3.22.0
 HELM4_VERSION := v4.3.1
 PROMTOOL_VERSION := v0.316.0
+CRICTL_VERSION := v1.37.0
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUBE_APISERVER := $(BIN)/k8s-$(KUBE_VERSION)/kube-apiserver
 KUBE_CONTROLLER_MANAGER := $(BIN)/k8s-$(KUBE_VERSION)/kube-controller-manager
 KUBE_SCHEDULER := $(BIN)/k8s-$(KUBE_VERSION)/kube-scheduler
 KUBECTL := $(BIN)/k8s-$(KUBE_VERSION)/kubectl
+KUBELET := $(BIN)/k8s-$(KUBE_VERSION)/kubelet
+KUBE_PROXY := $(BIN)/k8s-$(KUBE_VERSION)/kube-proxy
+CRICTL := $(BIN)/crictl-$(CRICTL_VERSION)/crictl
 ETCD := $(BIN)/etcd-$(ETCD_VERSION)/etcd
 KWOK := $(BIN)/kwok-$(KWOK_VERSION)/kwok
 KWOKCTL := $(BIN)/kwok-$(KWOK_VERSION)/kwokctl
@@ -41,6 +45,11 @@ LOCAL := $(CURDIR)/.local
 LOCAL_KUBECONFIG := $(LOCAL)/kubeconfig
 E2E_CLUSTER := database-operator-e2e
 E2E_KUBECONFIG := $(LOCAL)/$(E2E_CLUSTER).kubeconfig
+# The real-pod cluster (one per machine): its state, kubeconfig and the
+# image archives its nodes import.
+REAL_STATE := $(LOCAL)/real
+REAL_KUBECONFIG := $(LOCAL)/real.kubeconfig
+REAL_IMAGES := $(BIN)/images
 # envtest wants kube-apiserver and etcd side by side in one folder.
 ENVTEST_ASSETS := $(BIN)/envtest-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
@@ -122,17 +131,23 @@ test: verify-generate vet verify-render-pure verify-chart test-rules envtest-ass
 	cd test/dockerfile && go vet ./... && go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) test-engines
 	$(MAKE) test-e2e
+	$(MAKE) test-e2e-real
 
 ENGINE_PACKAGES := postgresql-15 mariadb-server mariadb-client shellcheck
 
-.PHONY: engines
-engines: ## Install the engines the engine tests run (Debian packages) when missing; fails if apt cannot.
-	@missing=$$(for p in $(ENGINE_PACKAGES); do \
+# apt_install installs the Debian packages $(1) that are missing; fails if apt cannot.
+define apt_install
+	@missing=$$(for p in $(1); do \
 		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' || echo "$$p"; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi
+endef
+
+.PHONY: engines
+engines: ## Install the engines the engine tests run (Debian packages) when missing; fails if apt cannot.
+	$(call apt_install,$(ENGINE_PACKAGES))
 
 .PHONY: test-engines
 test-engines: engines ## Run render's configs and scripts against real PostgreSQL 15 and MariaDB (the MySQL stand-in).
@@ -144,7 +159,15 @@ test-e2e: test-e2e-deps ## Run the end-to-end suite on a local cluster of its ow
 	trap 'e2e/cluster.sh down' EXIT; \
 	e2e/cluster.sh up && \
 	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_OPERATOR=$(OPERATOR) E2E_KUBECTL=$(KUBECTL) E2E_HELM3=$(HELM3) E2E_HELM4=$(HELM4) \
-		go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./e2e/...
+		go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./e2e/
+
+.PHONY: test-e2e-real
+test-e2e-real: real-deps ## Run the real-pod suite (e2e/realpods) on the real-pod cluster (started and removed, or reused when already up).
+	mkdir -p $(LOCAL); export $(REAL_ENV); \
+	if e2e/realcluster/cluster.sh status >/dev/null 2>&1; then echo "reusing the running real-pod cluster (left running)"; \
+	else trap 'e2e/realcluster/cluster.sh down' EXIT; e2e/realcluster/cluster.sh up; fi; \
+	E2E_KUBECONFIG=$(REAL_KUBECONFIG) E2E_KUBECTL=$(KUBECTL) E2E_HELM4=$(HELM4) E2E_REPO=$(CURDIR) \
+		go test $(GO_TEST_FLAGS) -count=1 -timeout 40m -v ./e2e/realpods/ 2>&1 | tee $(LOCAL)/realpods.log
 
 .PHONY: test-e2e-deps
 test-e2e-deps: cluster-binaries operator $(HELM3) $(HELM4)
@@ -227,6 +250,34 @@ operator: build
 provisioner:
 	go build -o $(PROVISIONER) ./e2e/local-provisioner
 
+##@ Real-pod cluster
+
+# Debian packages the real-pod cluster's nodes run, and debootstrap for the images.
+REAL_PACKAGES := containerd runc containernetworking-plugins iptables conntrack debootstrap
+# What e2e/realcluster/cluster.sh needs to know.
+REAL_ENV := KUBE_BIN=$(BIN)/k8s-$(KUBE_VERSION) ETCD=$(ETCD) CRICTL=$(CRICTL) PROVISIONER=$(PROVISIONER) \
+	IMAGES=$(REAL_IMAGES) STATE=$(REAL_STATE) KUBECONFIG_OUT=$(REAL_KUBECONFIG)
+
+.PHONY: real-packages
+real-packages:
+	$(call apt_install,$(REAL_PACKAGES))
+
+.PHONY: real-images
+real-images: real-packages ## Build the real-pod cluster's image archives into bin/images (each rebuilt only when its inputs change).
+	e2e/realcluster/images/build.sh $(REAL_IMAGES)
+
+.PHONY: real-deps
+real-deps: real-packages real-images $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KUBECTL) \
+	$(KUBELET) $(KUBE_PROXY) $(ETCD) $(CRICTL) $(HELM4) provisioner
+
+.PHONY: real-up
+real-up: real-deps ## Start the real-pod cluster (3 nodes whose pods really run), or reuse it; kubeconfig in .local/real.kubeconfig.
+	$(REAL_ENV) e2e/realcluster/cluster.sh up
+
+.PHONY: real-down
+real-down: ## Stop the real-pod cluster and undo its changes to the host.
+	$(REAL_ENV) e2e/realcluster/cluster.sh down
+
 ##@ Tools (built from the Go module proxy)
 
 $(CONTROLLER_GEN):
@@ -238,7 +289,7 @@ $(KUBE_APISERVER):
 $(ETCD):
 	cd tools/etcd && go build -o $@ go.etcd.io/etcd/server/v3
 
-$(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KUBECTL):
+$(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KUBECTL) $(KUBELET) $(KUBE_PROXY):
 	cd tools/kube && go build -ldflags "$(KUBE_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/$(@F)
 
 $(HELM3):
@@ -249,6 +300,9 @@ $(HELM4):
 
 $(PROMTOOL):
 	cd tools/promtool && go build -o $@ github.com/prometheus/prometheus/cmd/promtool
+
+$(CRICTL):
+	cd tools/crictl && go build -o $@ sigs.k8s.io/cri-tools/cmd/crictl
 
 $(KWOK) $(KWOKCTL):
 	cd tools/kwok && go build -o $@ sigs.k8s.io/kwok/cmd/$(@F)

@@ -1,21 +1,35 @@
-// Command local-provisioner makes every PersistentVolumeClaim of the local
+// Command local-provisioner makes every PersistentVolumeClaim of a local
 // test cluster bindable, whatever StorageClass it names: for each pending
 // claim it creates a PersistentVolume of the requested size and class,
 // pre-bound to the claim, and the cluster's own PV controller binds the two.
-// It deletes the volumes it made once their claim is gone. The volumes are
-// hostPath volumes nobody mounts: the local cluster's nodes are simulated by
-// kwok, so no pod ever reads or writes them.
+// It deletes the volumes it made once their claim is gone.
 //
-// It is test tooling for `make cluster-up`, not part of the operator.
+// It has two modes. Without --node-volumes (the kwok cluster of `make
+// cluster-up`) the volumes are hostPath volumes nobody mounts: kwok plays
+// the kubelets, so no pod ever reads or writes them. With --node-volumes DIR
+// (the real-pod cluster of `make real-up`, whose nodes all run on this
+// machine) each volume is a directory DIR/<node>/<volume> served as a
+// `local` PersistentVolume with node affinity to that node, so the pod and
+// its volume meet, and the kubelet applies the pod's fsGroup to it (it does
+// not for hostPath). A fresh directory looks like the root of a new
+// filesystem, root-owned 0755 with lost+found, as real block storage does;
+// it is removed with its volume.
+//
+// It is test tooling, not part of the operator.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -29,8 +43,19 @@ import (
 // provisionedBy marks the volumes this program made, so it deletes only those.
 const provisionedBy = "local-provisioner.database.example.com"
 
-// claims provisions a volume for each pending claim.
-type claims struct{ client.Client }
+// selectedNodeAnnotation is where the scheduler records the node it chose
+// for a pod whose claim's class binds WaitForFirstConsumer.
+const selectedNodeAnnotation = "volume.kubernetes.io/selected-node"
+
+// nodeLabel names the node a local volume lives on.
+const nodeLabel = "local-provisioner.database.example.com/node"
+
+// claims provisions a volume for each pending claim. nodeVolumes, when set,
+// is the folder of the node-local volumes (see the package comment).
+type claims struct {
+	client.Client
+	nodeVolumes string
+}
 
 func (c claims) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var pvc corev1.PersistentVolumeClaim
@@ -44,11 +69,33 @@ func (c claims) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, e
 	if pvc.Spec.StorageClassName != nil {
 		class = *pvc.Spec.StorageClassName
 	}
+	source := corev1.PersistentVolumeSource{
+		HostPath: &corev1.HostPathVolumeSource{Path: "/tmp/local-provisioner/" + string(pvc.UID)},
+	}
+	var affinity *corev1.VolumeNodeAffinity
+	name := "local-" + string(pvc.UID)
+	node := ""
+	if c.nodeVolumes != "" {
+		var err error
+		if node, err = c.nodeFor(ctx, &pvc); err != nil || node == "" {
+			return ctrl.Result{}, err
+		}
+		dir := filepath.Join(c.nodeVolumes, node, name)
+		if err := freshFilesystemRoot(dir); err != nil {
+			return ctrl.Result{}, fmt.Errorf("volume folder for %s/%s: %w", pvc.Namespace, pvc.Name, err)
+		}
+		source = corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: dir}}
+		affinity = &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchExpressions: []corev1.NodeSelectorRequirement{{
+				Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{node},
+			}},
+		}}}}
+	}
 	pv := &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        "local-" + string(pvc.UID),
+			Name:        name,
 			Annotations: map[string]string{"pv.kubernetes.io/provisioned-by": provisionedBy},
-			Labels:      map[string]string{"app.kubernetes.io/managed-by": provisionedBy},
+			Labels:      map[string]string{"app.kubernetes.io/managed-by": provisionedBy, nodeLabel: node},
 		},
 		Spec: corev1.PersistentVolumeSpec{
 			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: pvc.Spec.Resources.Requests[corev1.ResourceStorage]},
@@ -60,9 +107,8 @@ func (c claims) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, e
 				Kind: "PersistentVolumeClaim", APIVersion: "v1",
 				Namespace: pvc.Namespace, Name: pvc.Name, UID: pvc.UID,
 			},
-			PersistentVolumeSource: corev1.PersistentVolumeSource{
-				HostPath: &corev1.HostPathVolumeSource{Path: "/tmp/local-provisioner/" + string(pvc.UID)},
-			},
+			PersistentVolumeSource: source,
+			NodeAffinity:           affinity,
 		},
 	}
 	if err := c.Create(ctx, pv); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -71,8 +117,90 @@ func (c claims) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, e
 	return ctrl.Result{}, nil
 }
 
-// volumes deletes the volumes this program made once their claim is gone.
-type volumes struct{ client.Client }
+// nodeFor is the node a claim's volume must live on: the one the scheduler
+// selected (WaitForFirstConsumer classes), else, for classes that bind at
+// once or do not exist (or no class, when there is no default class), the
+// Ready node holding the fewest of our volumes.
+// An empty answer means wait: the scheduler has not chosen yet.
+func (c claims) nodeFor(ctx context.Context, pvc *corev1.PersistentVolumeClaim) (string, error) {
+	if node := pvc.Annotations[selectedNodeAnnotation]; node != "" {
+		return node, nil
+	}
+	name := ""
+	if pvc.Spec.StorageClassName != nil {
+		name = *pvc.Spec.StorageClassName
+	}
+	if name != "" {
+		var class storagev1.StorageClass
+		err := c.Get(ctx, client.ObjectKey{Name: name}, &class)
+		if err == nil && class.VolumeBindingMode != nil && *class.VolumeBindingMode == storagev1.VolumeBindingWaitForFirstConsumer {
+			return "", nil
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			return "", fmt.Errorf("storage class %s: %w", name, err)
+		}
+	}
+	var nodes corev1.NodeList
+	if err := c.List(ctx, &nodes); err != nil {
+		return "", fmt.Errorf("list nodes: %w", err)
+	}
+	var pvs corev1.PersistentVolumeList
+	if err := c.List(ctx, &pvs, client.HasLabels{nodeLabel}); err != nil {
+		return "", fmt.Errorf("list volumes: %w", err)
+	}
+	count := map[string]int{}
+	for _, pv := range pvs.Items {
+		count[pv.Labels[nodeLabel]]++
+	}
+	var ready []string
+	for _, n := range nodes.Items {
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				ready = append(ready, n.Name)
+			}
+		}
+	}
+	if len(ready) == 0 {
+		return "", errors.New("no Ready node for a volume")
+	}
+	sort.Slice(ready, func(i, j int) bool {
+		if count[ready[i]] != count[ready[j]] {
+			return count[ready[i]] < count[ready[j]]
+		}
+		return ready[i] < ready[j]
+	})
+	return ready[0], nil
+}
+
+// freshFilesystemRoot makes dir look like a newly formatted filesystem's
+// root: owned by root, mode 0755, holding only lost+found (0700). Images
+// that refuse a non-empty data folder, or that run as a non-root user and
+// rely on fsGroup, meet here what they meet on real block storage.
+func freshFilesystemRoot(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil // made by an earlier attempt
+		}
+		return err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+		return err
+	}
+	if err := os.Chown(dir, 0, 0); err != nil {
+		return err
+	}
+	return os.Mkdir(filepath.Join(dir, "lost+found"), 0o700)
+}
+
+// volumes deletes the volumes this program made once their claim is gone
+// (and, for node-local volumes, their folder).
+type volumes struct {
+	client.Client
+	nodeVolumes string
+}
 
 func (v volumes) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var pv corev1.PersistentVolume
@@ -82,13 +210,27 @@ func (v volumes) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	if pv.Annotations["pv.kubernetes.io/provisioned-by"] != provisionedBy || pv.Status.Phase != corev1.VolumeReleased {
 		return ctrl.Result{}, nil
 	}
+	if local := pv.Spec.Local; local != nil && v.nodeVolumes != "" && strings.HasPrefix(local.Path, v.nodeVolumes+string(filepath.Separator)) {
+		if err := os.RemoveAll(local.Path); err != nil {
+			return ctrl.Result{}, fmt.Errorf("remove the folder of %s: %w", pv.Name, err)
+		}
+	}
 	return ctrl.Result{}, client.IgnoreNotFound(v.Delete(ctx, &pv))
 }
 
 func main() {
+	nodeVolumes := flag.String("node-volumes", "", "Serve node-local volumes from this folder (one subfolder per node) instead of hostPath volumes nobody mounts.")
 	opts := zap.Options{Development: true}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if *nodeVolumes != "" {
+		abs, err := filepath.Abs(*nodeVolumes)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		*nodeVolumes = abs
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 
 	scheme := runtime.NewScheme()
@@ -102,10 +244,10 @@ func main() {
 		HealthProbeBindAddress: "0",
 	})
 	if err == nil {
-		err = ctrl.NewControllerManagedBy(mgr).Named("claims").For(&corev1.PersistentVolumeClaim{}).Complete(claims{mgr.GetClient()})
+		err = ctrl.NewControllerManagedBy(mgr).Named("claims").For(&corev1.PersistentVolumeClaim{}).Complete(claims{mgr.GetClient(), *nodeVolumes})
 	}
 	if err == nil {
-		err = ctrl.NewControllerManagedBy(mgr).Named("volumes").For(&corev1.PersistentVolume{}).Complete(volumes{mgr.GetClient()})
+		err = ctrl.NewControllerManagedBy(mgr).Named("volumes").For(&corev1.PersistentVolume{}).Complete(volumes{mgr.GetClient(), *nodeVolumes})
 	}
 	if err == nil {
 		err = mgr.Start(ctrl.SetupSignalHandler())
