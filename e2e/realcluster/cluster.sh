@@ -38,6 +38,9 @@ KCM_PORT=17357
 SCHEDULER_PORT=17359
 KUBELET_PORT_BASE=17250 # node N serves on 17250+N
 EGRESS_CHAIN=DBOP-REAL-EGRESS
+# Host folders the nodes write to outside STATE (fixed paths in containerd's
+# shims, the CNI plugins and the kubelet).
+HOST_FOLDERS="/run/containerd /run/netns /var/lib/cni /var/log/containers"
 
 log() { echo "[$(date +%T)] real cluster: $*"; }
 kubectl() { "$KUBE_BIN/kubectl" --kubeconfig "$KUBECONFIG_OUT" "$@"; }
@@ -123,7 +126,7 @@ EOF
 
 pki() {
 	local dir="$STATE/pki" ip
-	[ -f "$dir/done" ] && return 0
+	[ -f "$dir/complete" ] && return 0
 	ip=$(host_ip)
 	mkdir -p "$dir"
 	(
@@ -146,7 +149,7 @@ pki() {
 		openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
 		for who in admin kube-proxy kcm scheduler; do kubeconfig "$who"; done
 		chmod 0644 ./*.crt
-		touch done
+		touch complete
 	)
 }
 
@@ -326,6 +329,7 @@ node_stop() {
 	stop "kubelet-$n" KILL
 	for h in $(cgroup_hierarchies); do
 		[ -d "$h/$name" ] || continue
+		# shellcheck disable=SC2038 # cgroup.procs files hold PIDs only
 		find "$h/$name" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null || true
 		break
 	done
@@ -381,15 +385,25 @@ up() {
 		return 0
 	fi
 	log "starting ($NODES nodes)"
-	# Recorded once, restored by down.
+	# Recorded once, restored by down: the forwarding switch, and which of the
+	# host folders that containerd, the CNI plugins and the kubelet use
+	# outside STATE existed before (those that did not are removed).
 	[ -f "$STATE/ip_forward.orig" ] || cat /proc/sys/net/ipv4/ip_forward >"$STATE/ip_forward.orig"
+	if [ ! -f "$STATE/host-folders.orig" ]; then
+		for f in $HOST_FOLDERS; do if [ -e "$f" ]; then echo "$f"; fi; done >"$STATE/host-folders.orig"
+	fi
 	echo 1 >/proc/sys/net/ipv4/ip_forward
 	pki
 	egress_guard
 	control_plane
 	log "control plane up ($((SECONDS - t0)) s)"
-	for n in $(seq 0 $((NODES - 1))); do node_up "$n" & done
-	wait
+	# In parallel; `wait` names them, as the daemons are children too.
+	local pids=()
+	for n in $(seq 0 $((NODES - 1))); do
+		node_up "$n" &
+		pids+=($!)
+	done
+	for n in "${pids[@]}"; do wait "$n"; done
 	log "containerd and images on $NODES nodes ($((SECONDS - t0)) s)"
 	kubectl create clusterrolebinding dbop-real-kube-proxy --clusterrole system:node-proxier --user system:kube-proxy \
 		--dry-run=client -o yaml | kubectl apply --server-side --field-manager=real-up -f - >/dev/null
@@ -414,7 +428,7 @@ down() {
 	for n in $(seq 0 $((NODES - 1))); do
 		stop "kubelet-$n"
 		if [ -S "$(node_sock "$n")" ] && running "containerd-$n"; then
-			"$CRICTL" -r "unix://$(node_sock "$n")" stopp $("$CRICTL" -r "unix://$(node_sock "$n")" pods -q 2>/dev/null) >/dev/null 2>&1 || true
+			# Pods stopped properly first, so the CNI plugins release their addresses and veths.
 			"$CRICTL" -r "unix://$(node_sock "$n")" rmp -a -f >/dev/null 2>&1 || true
 		fi
 		node_stop "$n"
@@ -441,6 +455,13 @@ down() {
 		done
 	done
 	[ -f "$STATE/ip_forward.orig" ] && cat "$STATE/ip_forward.orig" >/proc/sys/net/ipv4/ip_forward
+	# The kubelet's log links point into STATE; folders that were not there before go.
+	find /var/log/containers -maxdepth 1 -type l -lname "$STATE/*" -delete 2>/dev/null || true
+	if [ -f "$STATE/host-folders.orig" ]; then
+		for f in $HOST_FOLDERS; do
+			grep -qx "$f" "$STATE/host-folders.orig" || { mountpoint -q "$f" && umount "$f"; rm -rf "$f"; } 2>/dev/null || true
+		done
+	fi
 	rm -rf "$STATE" "$KUBECONFIG_OUT"
 	log "removed"
 }
