@@ -49,7 +49,7 @@ E2E_KUBECONFIG := $(LOCAL)/$(E2E_CLUSTER).kubeconfig
 # image archives its nodes import.
 REAL_STATE := $(LOCAL)/real
 REAL_KUBECONFIG := $(LOCAL)/real.kubeconfig
-REAL_IMAGES := $(BIN)/images
+REAL_IMAGES := $(BIN)/realcluster/images
 # envtest wants kube-apiserver and etcd side by side in one folder.
 ENVTEST_ASSETS := $(BIN)/envtest-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
@@ -263,7 +263,7 @@ real-packages:
 	$(call apt_install,$(REAL_PACKAGES))
 
 .PHONY: real-images
-real-images: real-packages ## Build the real-pod cluster's image archives into bin/images (each rebuilt only when its inputs change).
+real-images: real-packages ## Build the real-pod cluster's image archives into bin/realcluster/images (each rebuilt only when its inputs change).
 	e2e/realcluster/images/build.sh $(REAL_IMAGES)
 
 .PHONY: real-deps

@@ -381,7 +381,8 @@ up() {
 	local t0=$SECONDS n
 	mkdir -p "$STATE" "$(dirname "$KUBECONFIG_OUT")"
 	if answers && running kube-proxy && running provisioner; then
-		log "reusing the running cluster ($KUBECONFIG_OUT)"
+		for n in $(seq 0 $((NODES - 1))); do import_images "$n"; done
+		log "reusing the running cluster ($KUBECONFIG_OUT); images current"
 		return 0
 	fi
 	log "starting ($NODES nodes)"

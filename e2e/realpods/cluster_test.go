@@ -199,7 +199,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	clusterScript(t, "node-stop", ordinal)
 	t.Cleanup(func() { clusterScript(t, "node-start", ordinal) }) // also when the test fails half-way
 	g.Expect(hostProcessOf(containerID)).To(BeZero(), "the pod's process died with its node")
-	Eventually(func() bool {
+	NewWithT(t).Eventually(func() bool {
 		var n corev1.Node
 		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Name: node}, &n)).To(Succeed())
 		return nodeReady(&n)
@@ -208,12 +208,12 @@ func TestClusterNodeLoss(t *testing.T) {
 
 	start = time.Now()
 	clusterScript(t, "node-start", ordinal)
-	Eventually(func() bool {
+	NewWithT(t).Eventually(func() bool {
 		var n corev1.Node
 		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Name: node}, &n)).To(Succeed())
 		return nodeReady(&n)
 	}).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(BeTrue())
-	Eventually(func(g Gomega) {
+	NewWithT(t).Eventually(func(g Gomega) {
 		p := getPod(t, ns, pod.Name)
 		g.Expect(podReady(p)).To(BeTrue())
 		g.Expect(p.Status.ContainerStatuses[0].ContainerID).NotTo(Equal(containerID), "a new container")
@@ -221,7 +221,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	measured(t, "node back: Ready and its pod running again %s after the restart", time.Since(start).Round(time.Second))
 	// The cluster's own pods that lived on the node (CoreDNS, the operator)
 	// are back too before the next test starts.
-	Eventually(func(g Gomega) {
+	NewWithT(t).Eventually(func(g Gomega) {
 		for _, ns := range []string{"kube-system", operatorNamespace} {
 			var pods corev1.PodList
 			g.Expect(k8s.List(context.Background(), &pods, client.InNamespace(ns))).To(Succeed())

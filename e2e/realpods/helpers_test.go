@@ -96,7 +96,7 @@ func newNamespace(t *testing.T, prefix string) string {
 		t.Fatalf("create namespace %s: %v", name, err)
 	}
 	// Pods are refused until the namespace's default ServiceAccount exists.
-	Eventually(func() error {
+	NewWithT(t).Eventually(func() error {
 		return k8s.Get(ctx, client.ObjectKey{Namespace: name, Name: "default"}, &corev1.ServiceAccount{})
 	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
 	t.Cleanup(func() {
@@ -221,7 +221,7 @@ func podHost(ns, db string, ordinal int) string {
 // waitPodsReady waits until the named pods are Running and Ready.
 func waitPodsReady(t *testing.T, ns string, timeout time.Duration, pods ...string) {
 	t.Helper()
-	Eventually(func(g Gomega) {
+	NewWithT(t).Eventually(func(g Gomega) {
 		for _, name := range pods {
 			var pod corev1.Pod
 			g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &pod)).To(Succeed())
@@ -245,7 +245,7 @@ func podReady(pod *corev1.Pod) bool {
 func waitDatabaseReady(t *testing.T, ns, name string, timeout time.Duration) *databasev1.Database {
 	t.Helper()
 	db := &databasev1.Database{}
-	Eventually(func(g Gomega) {
+	NewWithT(t).Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, db)).To(Succeed())
 		g.Expect(db.Status.ObservedGeneration).To(Equal(db.Generation))
 		g.Expect(meta.IsStatusConditionTrue(db.Status.Conditions, databasev1.ConditionReady)).To(BeTrue(),

@@ -19,7 +19,7 @@ import (
 func TestOperatorInCluster(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	Eventually(func(g Gomega) {
+	NewWithT(t).Eventually(func(g Gomega) {
 		var deploy appsv1.Deployment
 		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: "database-operator"}, &deploy)).To(Succeed())
 		g.Expect(deploy.Status.ReadyReplicas).To(Equal(int32(2)))

@@ -105,7 +105,7 @@ func testPostgresProduction(t *testing.T, version string) {
 		written := time.Now()
 		hosts := []string{render.ReadServiceName(name) + "." + ns + ".svc", podHost(ns, name, 1), podHost(ns, name, 2)}
 		for _, host := range hosts {
-			Eventually(func() (string, error) {
+			NewWithT(t).Eventually(func() (string, error) {
 				return c.viaHost(host, "SELECT note FROM items WHERE id = 1000")
 			}).WithTimeout(replicateWithin).WithPolling(200*time.Millisecond).Should(Equal("fresh"), "row readable through %s", host)
 		}
@@ -119,7 +119,7 @@ func testPostgresProduction(t *testing.T, version string) {
 	t.Run("metrics", func(t *testing.T) {
 		for _, p := range pods {
 			pod := getPod(t, ns, p)
-			Eventually(func() (string, error) {
+			NewWithT(t).Eventually(func() (string, error) {
 				return c.httpGet(pod.Status.PodIP, 9187, "/metrics")
 			}).WithTimeout(time.Minute).WithPolling(2*time.Second).Should(MatchRegexp(`(?m)^pg_up 1$`), "the exporter of %s", p)
 		}
@@ -184,7 +184,7 @@ func insertRows(t *testing.T, c *dbClient, from, to int) {
 // standby streaming.
 func expectStreaming(t *testing.T, ns, db string, standbys []string, timeout time.Duration) {
 	t.Helper()
-	Eventually(func() (string, error) {
+	NewWithT(t).Eventually(func() (string, error) {
 		return superuserSQL(ns, db+"-0", "SELECT string_agg(application_name || '=' || state, ',' ORDER BY application_name) FROM pg_stat_replication")
 	}).WithTimeout(timeout).WithPolling(time.Second).Should(Equal(standbyStates(standbys)), "pg_stat_replication on the primary")
 }
@@ -198,24 +198,26 @@ func standbyStates(standbys []string) string {
 }
 
 // healAfter writes rows, breaks the primary with breakIt, then measures how
-// long until a write through <db> succeeds again and until every standby
-// streams again, and checks that no acknowledged row was lost, on the
-// primary and on every replica.
+// long until a write through <db> succeeds on the primary's new server
+// (another postmaster start time: an old server still shutting down does not
+// count) and until every standby streams again, and checks that no
+// acknowledged row was lost, on the primary and on every replica.
 func healAfter(t *testing.T, c *dbClient, ns, db string, pods []string, base int, breakIt func(), what string) {
 	g := NewWithT(t)
 	insertRows(t, c, base, base+99)
 	before, err := c.viaURI("SELECT count(*) FROM items")
 	g.Expect(err).NotTo(HaveOccurred())
+	started, err := c.viaURI("SELECT pg_postmaster_start_time()")
+	g.Expect(err).NotTo(HaveOccurred())
 	restarts := containerStatus(getPod(t, ns, pods[0]), "database").RestartCount
 
 	start := time.Now()
 	breakIt()
-	var writeBack time.Duration
-	Eventually(func() error {
-		_, err := c.viaURI(fmt.Sprintf("INSERT INTO items VALUES (%d, 'after')", base+100))
-		return err
-	}).WithTimeout(recoverTimeout).WithPolling(500 * time.Millisecond).Should(Succeed())
-	writeBack = time.Since(start)
+	NewWithT(t).Eventually(func() (string, error) {
+		// One transaction: the row is written only by a new server.
+		return c.viaURI(fmt.Sprintf(`INSERT INTO items SELECT %d, 'after' WHERE pg_postmaster_start_time() <> '%s' RETURNING id`, base+100, started))
+	}).WithTimeout(recoverTimeout).WithPolling(500 * time.Millisecond).Should(Equal(strconv.Itoa(base + 100)))
+	writeBack := time.Since(start)
 	expectStreaming(t, ns, db, pods[1:], recoverTimeout)
 	streamBack := time.Since(start)
 	measured(t, "%s: primary %s: writes through %s resumed after %s, every replica streaming after %s",
@@ -226,7 +228,7 @@ func healAfter(t *testing.T, c *dbClient, ns, db string, pods []string, base int
 	b, _ := strconv.Atoi(before)
 	g.Expect(after).To(Equal(strconv.Itoa(b+1)), "every acknowledged row is still there")
 	for i := range pods[1:] {
-		Eventually(func() (string, error) {
+		NewWithT(t).Eventually(func() (string, error) {
 			return c.viaHost(podHost(ns, db, i+1), "SELECT count(*) FROM items")
 		}).WithTimeout(replicateWithin).WithPolling(200*time.Millisecond).Should(Equal(after), "replica %d has every row", i+1)
 	}
@@ -243,7 +245,7 @@ func runBackup(t *testing.T, ns, db string) string {
 	job := db + "-backup-now"
 	start := time.Now()
 	mustKubectl(t, "-n", ns, "create", "job", job, "--from=cronjob/"+render.BackupName(db))
-	Eventually(func(g Gomega) {
+	NewWithT(t).Eventually(func(g Gomega) {
 		var j batchv1.Job
 		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: job}, &j)).To(Succeed())
 		for _, c := range j.Status.Conditions {
@@ -258,7 +260,7 @@ func runBackup(t *testing.T, ns, db string) string {
 	file := strings.Fields(logs[i+len("/backup/"):])[0]
 	g.Expect(file).To(MatchRegexp(`^` + db + `-\d{8}T\d{6}Z\.sql\.gz$`))
 
-	Eventually(func(g Gomega) {
+	NewWithT(t).Eventually(func(g Gomega) {
 		var d databasev1.Database
 		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: db}, &d)).To(Succeed())
 		g.Expect(d.Status.LastBackup).NotTo(BeNil(), "status.lastBackup")
