@@ -473,7 +473,7 @@ remove_chains() {
 	local table chain rule
 	for table in filter nat mangle; do
 		for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N (KUBE-|CNI-)/ {print $2}'); do
-			iptables -t "$table" -S | grep -E -- "-j $chain( |\$)" | sed 's/^-A /-D /' | while read -r rule; do
+			{ iptables -t "$table" -S | grep -E -- "-j $chain( |\$)" || true; } | sed 's/^-A /-D /' | while read -r rule; do
 				eval iptables -t "$table" "$rule" 2>/dev/null || true
 			done
 		done

@@ -105,7 +105,7 @@ psql_as() {
 # wait_ready: the final server accepts connections (the temporary one has
 # stopped once either message is logged).
 wait_ready() {
-	local i
+	local _
 	for _ in $(seq 60); do
 		if grep -Eq 'init process complete|skipping initialization' "$T/server.log" &&
 			chroot --userspec=999:999 "$R" env -i "${image_env[@]}" pg_isready -q -h /var/run/postgresql; then
