@@ -119,6 +119,10 @@ verify-chart: $(HELM3) $(HELM4) ## helm lint --strict (Helm 3 and 4); the chart 
 	b=$$($(HELM3) template ci $(CHART) -n ci --kube-version $(KUBE_VERSION) --set replicaCount=2,metrics.serviceMonitor.enabled=true,dashboards.enabled=true | sha256sum); \
 	if [ "$$a" != "$$b" ]; then echo "the chart renders differently twice (random values or timestamps in templates?)" >&2; exit 1; fi
 
+.PHONY: verify-scripts
+verify-scripts: engines ## shellcheck the repository's shell scripts (the clusters', the images', hack/).
+	shellcheck -S warning $$(git ls-files '*.sh')
+
 .PHONY: verify-render-pure
 verify-render-pure: ## Fail when render/ depends on a client package (see the script for the one upstream exception).
 	hack/verify-render-pure.sh
@@ -126,7 +130,7 @@ verify-render-pure: ## Fail when render/ depends on a client package (see the sc
 ##@ Test
 
 .PHONY: test
-test: verify-generate vet verify-render-pure verify-chart test-rules envtest-assets test-e2e-deps ## Run every check and test: unit, envtest and e2e (the CI entry point).
+test: verify-generate vet verify-render-pure verify-scripts verify-chart test-rules envtest-assets test-e2e-deps ## Run every check and test: unit, envtest and e2e (the CI entry point).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e '/e2e$$' -e /e2e/realpods -e /enginetest)
 	cd test/dockerfile && go vet ./... && go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) test-engines
@@ -135,13 +139,14 @@ test: verify-generate vet verify-render-pure verify-chart test-rules envtest-ass
 
 ENGINE_PACKAGES := postgresql-15 mariadb-server mariadb-client shellcheck
 
-# apt_install installs the Debian packages $(1) that are missing; fails if apt cannot.
+# apt_install installs the Debian packages $(1) that are missing, with apt-get
+# options $(2); fails if apt cannot.
 define apt_install
 	@missing=$$(for p in $(1); do \
 		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' || echo "$$p"; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(2) $$missing; \
 	fi
 endef
 
@@ -260,7 +265,7 @@ REAL_ENV := KUBE_BIN=$(BIN)/k8s-$(KUBE_VERSION) ETCD=$(ETCD) CRICTL=$(CRICTL) PR
 
 .PHONY: real-packages
 real-packages:
-	$(call apt_install,$(REAL_PACKAGES))
+	$(call apt_install,$(REAL_PACKAGES),--no-install-recommends)
 
 .PHONY: real-images
 real-images: real-packages ## Build the real-pod cluster's image archives into bin/realcluster/images (each rebuilt only when its inputs change).

@@ -86,7 +86,6 @@ func testPostgresProduction(t *testing.T, version string) {
 	t.Logf("pods spread over %d nodes", len(nodes))
 
 	c := newClient(t, ns, name, true)
-	g := NewWithT(t)
 
 	t.Run("serves", func(t *testing.T) {
 		g := NewWithT(t)
@@ -132,7 +131,7 @@ func testPostgresProduction(t *testing.T, version string) {
 
 	t.Run("restore", func(t *testing.T) {
 		if backup == "" {
-			t.Skip("no backup to restore (the backup subtest failed)")
+			t.Fatal("no backup to restore (the backup subtest failed)")
 		}
 		restored := name + "-restored"
 		db := &databasev1.Database{
@@ -169,7 +168,6 @@ func testPostgresProduction(t *testing.T, version string) {
 			NewWithT(t).Expect(k8s.Delete(context.Background(), getPod(t, ns, pods[0]))).To(Succeed())
 		}, "pod deleted")
 	})
-	_ = g
 }
 
 // insertRows writes rows from..to through the uri, one transaction each,
