@@ -170,8 +170,10 @@ test-e2e: test-e2e-deps ## Run the end-to-end suite on a local cluster of its ow
 test-e2e-real: real-deps ## Run the real-pod suite (e2e/realpods) on the real-pod cluster (started and removed, or reused when already up).
 	mkdir -p $(LOCAL); export $(REAL_ENV); \
 	if e2e/realcluster/cluster.sh status >/dev/null 2>&1; then echo "reusing the running real-pod cluster (left running)"; \
-	else trap 'e2e/realcluster/cluster.sh down' EXIT; e2e/realcluster/cluster.sh up; fi; \
+	else trap 'e2e/realcluster/cluster.sh down' EXIT; fi; \
+	e2e/realcluster/cluster.sh up; \
 	E2E_KUBECONFIG=$(REAL_KUBECONFIG) E2E_KUBECTL=$(KUBECTL) E2E_HELM4=$(HELM4) E2E_REPO=$(CURDIR) \
+	E2E_OPERATOR_IMAGE_KEY=$$(cat $(REAL_IMAGES)/operator.tar.key) \
 		go test $(GO_TEST_FLAGS) -count=1 -timeout 40m -v ./e2e/realpods/ 2>&1 | tee $(LOCAL)/realpods.log
 
 .PHONY: test-e2e-deps

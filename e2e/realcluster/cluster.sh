@@ -41,6 +41,12 @@ EGRESS_CHAIN=DBOP-REAL-EGRESS
 # Host folders the nodes write to outside STATE (fixed paths in containerd's
 # shims, the CNI plugins and the kubelet).
 HOST_FOLDERS="/run/containerd /run/netns /var/lib/cni /var/log/containers"
+# Kernel settings the kubelets and kube-proxy change (kubelet: what it
+# expects of a node's kernel; kube-proxy: route_localnet, conntrack).
+HOST_SYSCTLS="net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
+kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.conf.all.route_localnet
+net.netfilter.nf_conntrack_max net.netfilter.nf_conntrack_tcp_timeout_established
+net.netfilter.nf_conntrack_tcp_timeout_close_wait net.bridge.bridge-nf-call-iptables"
 
 log() { echo "[$(date +%T)] real cluster: $*"; }
 kubectl() { "$KUBE_BIN/kubectl" --kubeconfig "$KUBECONFIG_OUT" "$@"; }
@@ -48,6 +54,17 @@ kubectl() { "$KUBE_BIN/kubectl" --kubeconfig "$KUBECONFIG_OUT" "$@"; }
 # host_ip is the address of the interface the default route uses: the
 # nodes' InternalIP, and the API server's advertised address.
 host_ip() { ip -4 route get 192.0.2.255 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") {print $(i + 1); exit}}'; }
+
+# PID files are only trusted within the boot that wrote them (after a
+# reboot their numbers name other processes).
+boot_id() { cat /proc/sys/kernel/random/boot_id; }
+forget_old_boot() {
+	if [ -d "$STATE/run" ] && [ "$(cat "$STATE/run/boot_id" 2>/dev/null)" != "$(boot_id)" ]; then
+		rm -f "$STATE/run/"*.pid
+	fi
+	mkdir -p "$STATE/run"
+	boot_id >"$STATE/run/boot_id"
+}
 
 # start NAME CMD...: runs CMD in the background, detached, logging to
 # STATE/logs/NAME.log, with its PID in STATE/run/NAME.pid.
@@ -101,7 +118,7 @@ keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=$usage"
 	[ -n "$sans" ] && ext+=$'\n'"subjectAltName=$sans"
 	openssl req -new -newkey rsa:2048 -nodes -keyout "$name.key" -subj "$subject" -out "$name.csr" 2>/dev/null
-	openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 \
+	openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 365 \
 		-extfile <(echo "$ext") -out "$name.crt" 2>/dev/null
 	rm -f "$name.csr"
 }
@@ -132,7 +149,7 @@ pki() {
 	(
 		cd "$dir"
 		umask 077
-		openssl req -x509 -new -newkey rsa:2048 -nodes -keyout ca.key -subj "/CN=database-operator-real-ca" -days 7 -out ca.crt 2>/dev/null
+		openssl req -x509 -new -newkey rsa:2048 -nodes -keyout ca.key -subj "/CN=database-operator-real-ca" -days 365 -out ca.crt 2>/dev/null
 		sign apiserver "/CN=kube-apiserver" serverAuth \
 			"DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.96.0.1,IP:$ip"
 		sign apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
@@ -370,12 +387,36 @@ clusterCIDR: $POD_CIDR
 bindAddress: 0.0.0.0
 metricsBindAddress: 127.0.0.1:17249
 healthzBindAddress: 127.0.0.1:17256
-conntrack: {maxPerCore: 0}
+# Leave the host's conntrack settings and route_localnet alone.
+conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+iptables: {localhostNodePorts: false}
 EOF
 	start kube-proxy "$KUBE_BIN/kube-proxy" --config "$STATE/kube-proxy.yaml"
 }
 
 # --- up / down -------------------------------------------------------------------
+
+# record_host prints what the host had before the cluster: kernel settings,
+# folders, KUBE-/CNI- chains (IPv4 and IPv6) and CNI network namespaces.
+record_host() {
+	local k f ipt table chain
+	for k in $HOST_SYSCTLS; do
+		if v=$(sysctl -n "$k" 2>/dev/null); then echo "sysctl $k $v"; fi
+	done
+	for f in $HOST_FOLDERS; do if [ -e "$f" ]; then echo "folder $f"; fi; done
+	for ipt in iptables ip6tables; do
+		for table in filter nat mangle; do
+			for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '/^-N (KUBE-|CNI-)/ {print $2}'); do
+				echo "chain $ipt/$table/$chain"
+			done
+		done
+	done
+	for f in /run/netns/cni-*; do if [ -e "$f" ]; then echo "netns $f"; fi; done
+}
+
+# was_there KIND NAME: whether record_host saw NAME before the cluster (when
+# nothing was recorded, everything counts as the cluster's own).
+was_there() { [ -f "$STATE/host.orig" ] && grep -qxF "$1 $2" "$STATE/host.orig"; }
 
 up() {
 	local t0=$SECONDS n
@@ -386,12 +427,13 @@ up() {
 		return 0
 	fi
 	log "starting ($NODES nodes)"
-	# Recorded once, restored by down: the forwarding switch, and which of the
-	# host folders that containerd, the CNI plugins and the kubelet use
-	# outside STATE existed before (those that did not are removed).
-	[ -f "$STATE/ip_forward.orig" ] || cat /proc/sys/net/ipv4/ip_forward >"$STATE/ip_forward.orig"
-	if [ ! -f "$STATE/host-folders.orig" ]; then
-		for f in $HOST_FOLDERS; do if [ -e "$f" ]; then echo "$f"; fi; done >"$STATE/host-folders.orig"
+	forget_old_boot
+	# Recorded once, restored by down: the kernel settings, which host folders,
+	# firewall chains and network namespaces existed before (down removes only
+	# the others).
+	if [ ! -f "$STATE/host.orig" ]; then
+		record_host >"$STATE/host.orig.tmp"
+		mv "$STATE/host.orig.tmp" "$STATE/host.orig"
 	fi
 	echo 1 >/proc/sys/net/ipv4/ip_forward
 	pki
@@ -404,7 +446,11 @@ up() {
 		node_up "$n" &
 		pids+=($!)
 	done
-	for n in "${pids[@]}"; do wait "$n"; done
+	# Every one is waited for, so none is still starting when a failure's
+	# teardown runs.
+	local rc=0
+	for n in "${pids[@]}"; do wait "$n" || rc=1; done
+	[ "$rc" = 0 ] || { echo "real cluster: a node failed to start (see $STATE/logs)" >&2; return 1; }
 	log "containerd and images on $NODES nodes ($((SECONDS - t0)) s)"
 	kubectl create clusterrolebinding dbop-real-kube-proxy --clusterrole system:node-proxier --user system:kube-proxy \
 		--dry-run=client -o yaml | kubectl apply --server-side --field-manager=real-up -f - >/dev/null
@@ -424,6 +470,7 @@ down() {
 		log "not running"
 		return 0
 	}
+	forget_old_boot
 	stop provisioner
 	stop kube-proxy
 	for n in $(seq 0 $((NODES - 1))); do
@@ -438,15 +485,22 @@ down() {
 	stop kube-controller-manager
 	stop kube-apiserver
 	stop etcd
-	# kube-proxy's chains, then the CNI plugins' and ours.
-	[ -x "$KUBE_BIN/kube-proxy" ] && "$KUBE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+	# kube-proxy's rules (unless the host had kube-proxy chains of its own
+	# before), then the chains left by the kubelets, the CNI plugins and ours.
+	if ! grep -q '^chain .*/KUBE-' "$STATE/host.orig" 2>/dev/null && [ -x "$KUBE_BIN/kube-proxy" ]; then
+		"$KUBE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+	fi
 	iptables -t mangle -D POSTROUTING -s "$POD_CIDR" -j "$EGRESS_CHAIN" 2>/dev/null || true
 	iptables -t mangle -F "$EGRESS_CHAIN" 2>/dev/null || true
 	iptables -t mangle -X "$EGRESS_CHAIN" 2>/dev/null || true
 	remove_chains
 	for n in $(seq 0 $((NODES - 1))); do ip link del "dbr$n" 2>/dev/null || true; done
 	# Network namespaces the CNI plugins left behind (their pods are gone).
-	for m in $(awk '$5 ~ "^/run/netns/cni-" {print $5}' /proc/self/mountinfo); do umount "$m" 2>/dev/null || true; rm -f "$m"; done
+	for m in $(awk '$5 ~ "^/run/netns/cni-" {print $5}' /proc/self/mountinfo); do
+		was_there netns "$m" && continue
+		umount -l "$m" 2>/dev/null || true
+		rm -f "$m" 2>/dev/null || true
+	done
 	# Mounts under the state folder (volumes, secrets, overlay snapshots), deepest first.
 	for m in $(awk -v s="$STATE/" 'index($5, s) == 1 {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null || true; done
 	for n in $(seq 0 $((NODES - 1))); do
@@ -455,30 +509,38 @@ down() {
 			[ -d "$h/$name" ] && find "$h/$name" -depth -type d -exec rmdir {} \; 2>/dev/null || true
 		done
 	done
-	[ -f "$STATE/ip_forward.orig" ] && cat "$STATE/ip_forward.orig" >/proc/sys/net/ipv4/ip_forward
+	# Kernel settings back as they were.
+	if [ -f "$STATE/host.orig" ]; then
+		awk '$1 == "sysctl" {print $2 "=" $3}' "$STATE/host.orig" | while read -r kv; do sysctl -q -w "$kv" >/dev/null 2>&1 || true; done
+	fi
 	# The kubelet's log links point into STATE; folders that were not there before go.
 	find /var/log/containers -maxdepth 1 -type l -lname "$STATE/*" -delete 2>/dev/null || true
-	if [ -f "$STATE/host-folders.orig" ]; then
-		for f in $HOST_FOLDERS; do
-			grep -qx "$f" "$STATE/host-folders.orig" || { mountpoint -q "$f" && umount "$f"; rm -rf "$f"; } 2>/dev/null || true
-		done
-	fi
+	for f in $HOST_FOLDERS; do
+		was_there folder "$f" || { mountpoint -q "$f" && umount "$f"; rm -rf "$f"; } 2>/dev/null || true
+	done
 	rm -rf "$STATE" "$KUBECONFIG_OUT"
 	log "removed"
 }
 
-# remove_chains deletes the KUBE-* and CNI-* chains of every table, with the
-# rules that jump to them.
+# remove_chains deletes the KUBE-* and CNI-* chains the cluster made (IPv4
+# and IPv6, every table), with the rules that jump to them; chains that were
+# there before are left alone.
 remove_chains() {
-	local table chain rule
-	for table in filter nat mangle; do
-		for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N (KUBE-|CNI-)/ {print $2}'); do
-			{ iptables -t "$table" -S | grep -E -- "-j $chain( |\$)" || true; } | sed 's/^-A /-D /' | while read -r rule; do
-				eval iptables -t "$table" "$rule" 2>/dev/null || true
+	local ipt table chain rule chains
+	for ipt in iptables ip6tables; do
+		for table in filter nat mangle; do
+			chains=()
+			for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '/^-N (KUBE-|CNI-)/ {print $2}'); do
+				was_there chain "$ipt/$table/$chain" || chains+=("$chain")
 			done
+			for chain in "${chains[@]}"; do
+				{ "$ipt" -t "$table" -S | grep -E -- "-j $chain( |\$)" || true; } | sed 's/^-A /-D /' | while read -r rule; do
+					eval "$ipt" -t "$table" "$rule" 2>/dev/null || true
+				done
+			done
+			for chain in "${chains[@]}"; do "$ipt" -t "$table" -F "$chain" 2>/dev/null || true; done
+			for chain in "${chains[@]}"; do "$ipt" -t "$table" -X "$chain" 2>/dev/null || true; done
 		done
-		for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N (KUBE-|CNI-)/ {print $2}'); do iptables -t "$table" -F "$chain" 2>/dev/null || true; done
-		for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N (KUBE-|CNI-)/ {print $2}'); do iptables -t "$table" -X "$chain" 2>/dev/null || true; done
 	done
 }
 

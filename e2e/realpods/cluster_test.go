@@ -194,10 +194,11 @@ func TestClusterNodeLoss(t *testing.T) {
 	g.Expect(k8s.Create(context.Background(), pod)).To(Succeed())
 	waitPodsReady(t, ns, 2*time.Minute, pod.Name)
 	containerID := getPod(t, ns, pod.Name).Status.ContainerStatuses[0].ContainerID
+	g.Expect(hostProcessOf(containerID)).NotTo(BeZero(), "the pod's process runs on the host before the node is lost")
 
+	t.Cleanup(func() { clusterScript(t, "node-start", ordinal) }) // also when the test fails half-way
 	start := time.Now()
 	clusterScript(t, "node-stop", ordinal)
-	t.Cleanup(func() { clusterScript(t, "node-start", ordinal) }) // also when the test fails half-way
 	g.Expect(hostProcessOf(containerID)).To(BeZero(), "the pod's process died with its node")
 	NewWithT(t).Eventually(func() bool {
 		var n corev1.Node

@@ -184,7 +184,10 @@ func (c *dbClient) viaURI(sql string) (string, error) {
 	if c.tls {
 		query = "sslmode=verify-full&sslrootcert=/tls/ca.crt"
 	}
-	script := `psql "$(cat /creds/uri)?` + query + `&connect_timeout=3" -v ON_ERROR_STOP=1 -qtAc "$1"`
+	// The uri without its password, which goes through the environment
+	// rather than psql's command line (the host's process list shows that).
+	script := `u="$(cat /creds/uri)"; rest="${u#*://}"; u="${u%%://*}://${rest%%:*}@${rest#*@}"
+PGPASSWORD="$(cat /creds/password)" psql "$u?` + query + `&connect_timeout=3" -v ON_ERROR_STOP=1 -qtAc "$1"`
 	out, err := execIn(c.ns, c.pod, "client", 30*time.Second, "bash", "-c", script, "psql", sql)
 	return strings.TrimSpace(out), err
 }

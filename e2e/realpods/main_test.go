@@ -10,6 +10,7 @@
 //	E2E_KUBECTL     a kubectl matching the server
 //	E2E_HELM4       Helm 4 (the operator is installed with --server-side)
 //	E2E_REPO        the repository (the chart, e2e/realcluster/cluster.sh)
+//	E2E_OPERATOR_IMAGE_KEY  the operator image archive's build key
 //
 // and the environment of e2e/realcluster/cluster.sh, which the node-loss
 // test calls to stop and start a node.
@@ -104,7 +105,10 @@ func installOperator() error {
 	out, err := runCommand(ctx, "", helmBinary, "--kubeconfig", kubeconfigPath, "upgrade", "--install",
 		"database-operator", filepath.Join(repoRoot, "charts", "database-operator"),
 		"-n", operatorNamespace, "--server-side=true", "--wait", "--timeout", "4m",
-		"--set", "replicaCount=2", "--set", "logFormat=json")
+		"--set", "replicaCount=2", "--set", "logFormat=json",
+		// The image's tag never changes; its build key does, so a rebuilt
+		// operator image rolls the pods of a reused cluster.
+		"--set-string", "podAnnotations.database\\.example\\.com/image-key="+os.Getenv("E2E_OPERATOR_IMAGE_KEY"))
 	if err != nil {
 		return fmt.Errorf("helm install: %v\n%s", err, out)
 	}

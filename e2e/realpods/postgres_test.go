@@ -213,7 +213,9 @@ func healAfter(t *testing.T, c *dbClient, ns, db string, pods []string, base int
 	breakIt()
 	NewWithT(t).Eventually(func() (string, error) {
 		// One transaction: the row is written only by a new server.
-		return c.viaURI(fmt.Sprintf(`INSERT INTO items SELECT %d, 'after' WHERE pg_postmaster_start_time() <> '%s' RETURNING id`, base+100, started))
+		// ON CONFLICT: an insert that committed while its answer was lost is not retried into a duplicate key.
+		return c.viaURI(fmt.Sprintf(`INSERT INTO items SELECT %d, 'after' WHERE pg_postmaster_start_time() <> '%s'
+ON CONFLICT (id) DO UPDATE SET note = excluded.note RETURNING id`, base+100, started))
 	}).WithTimeout(recoverTimeout).WithPolling(500 * time.Millisecond).Should(Equal(strconv.Itoa(base + 100)))
 	writeBack := time.Since(start)
 	expectStreaming(t, ns, db, pods[1:], recoverTimeout)
