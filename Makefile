@@ -172,7 +172,7 @@ test-e2e-real: real-deps ## Run the real-pod suite (e2e/realpods) on the real-po
 	if e2e/realcluster/cluster.sh status >/dev/null 2>&1; then echo "reusing the running real-pod cluster (left running)"; \
 	else trap 'e2e/realcluster/cluster.sh down' EXIT; fi; \
 	e2e/realcluster/cluster.sh up; \
-	E2E_KUBECONFIG=$(REAL_KUBECONFIG) E2E_KUBECTL=$(KUBECTL) E2E_HELM4=$(HELM4) E2E_REPO=$(CURDIR) \
+	E2E_KUBECONFIG=$(REAL_KUBECONFIG) E2E_KUBECTL=$(KUBECTL) E2E_HELM4=$(HELM4) \
 	E2E_OPERATOR_IMAGE_KEY=$$(cat $(REAL_IMAGES)/operator.tar.key) \
 		go test $(GO_TEST_FLAGS) -count=1 -timeout 40m -v ./e2e/realpods/ 2>&1 | tee $(LOCAL)/realpods.log
 

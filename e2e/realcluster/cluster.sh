@@ -103,9 +103,11 @@ wait_for() { # what timeout-seconds command...
 	return 1
 }
 
+# nodes_ready: every node is registered and Ready.
+nodes_ready() { [ "$(kubectl get nodes --no-headers 2>/dev/null | grep -c ' Ready ')" = "$NODES" ]; }
+
 answers() {
-	[ -f "$KUBECONFIG_OUT" ] && kubectl --request-timeout=5s get --raw /readyz >/dev/null 2>&1 &&
-		[ "$(kubectl get nodes --no-headers 2>/dev/null | grep -c ' Ready ')" = "$NODES" ]
+	[ -f "$KUBECONFIG_OUT" ] && kubectl --request-timeout=5s get --raw /readyz >/dev/null 2>&1 && nodes_ready
 }
 
 # --- certificates ------------------------------------------------------------
@@ -455,7 +457,7 @@ up() {
 	kubectl create clusterrolebinding dbop-real-kube-proxy --clusterrole system:node-proxier --user system:kube-proxy \
 		--dry-run=client -o yaml | kubectl apply --server-side --field-manager=real-up -f - >/dev/null
 	kube_proxy
-	wait_for "$NODES Ready nodes" 120 sh -c "[ \$('$KUBE_BIN/kubectl' --kubeconfig '$KUBECONFIG_OUT' get nodes --no-headers | grep -c ' Ready ') = $NODES ]"
+	wait_for "$NODES Ready nodes" 120 nodes_ready
 	running provisioner || start provisioner "$PROVISIONER" --kubeconfig "$KUBECONFIG_OUT" --node-volumes "$STATE/volumes"
 	wait_for "the default ServiceAccount" 60 kubectl -n default get serviceaccount default
 	kubectl apply --server-side --field-manager=real-up -f "$here/storageclass.yaml" -f "$here/coredns.yaml" >/dev/null

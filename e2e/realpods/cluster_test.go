@@ -41,8 +41,11 @@ func TestClusterNodes(t *testing.T) {
 func TestClusterStorage(t *testing.T) {
 	ns := newNamespace(t, "storage")
 	ctx := context.Background()
-	for _, class := range []string{"", "no-such-class"} {
-		name := "vol-" + map[string]string{"": "default", "no-such-class": "other"}[class]
+	for _, tc := range []struct{ name, class string }{
+		{name: "vol-default"},
+		{name: "vol-other", class: "no-such-class"},
+	} {
+		name, class := tc.name, tc.class
 		pvc := &corev1.PersistentVolumeClaim{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 			Spec: corev1.PersistentVolumeClaimSpec{
@@ -254,6 +257,9 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
+// ppidField is the parent PID line of /proc/<pid>/status.
+var ppidField = regexp.MustCompile(`(?m)^PPid:\s+(\d+)$`)
+
 // hostProcessOf is the host PID of a container's first process (the one
 // its runtime started; the server, for the database containers), 0 when it
 // has none. It is found by the container's cgroup: the process in it whose
@@ -272,7 +278,6 @@ func hostProcessOf(containerID string) int {
 			inContainer[pid] = true
 		}
 	}
-	ppidField := regexp.MustCompile(`(?m)^PPid:\s+(\d+)$`)
 	for pid := range inContainer {
 		status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 		if err != nil {

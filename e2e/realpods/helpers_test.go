@@ -113,7 +113,8 @@ func newNamespace(t *testing.T, prefix string) string {
 	return name
 }
 
-// restrictedPodSecurity is a pod security context the restricted standard admits.
+// restrictedPod returns spec with the security settings the restricted
+// standard requires, on the pod and on each container.
 func restrictedPod(spec corev1.PodSpec) corev1.PodSpec {
 	spec.SecurityContext = &corev1.PodSecurityContext{
 		RunAsNonRoot:   ptr.To(true),

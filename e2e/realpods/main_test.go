@@ -9,7 +9,6 @@
 //	E2E_KUBECONFIG  the cluster's kubeconfig
 //	E2E_KUBECTL     a kubectl matching the server
 //	E2E_HELM4       Helm 4 (the operator is installed with --server-side)
-//	E2E_REPO        the repository (the chart, e2e/realcluster/cluster.sh)
 //	E2E_OPERATOR_IMAGE_KEY  the operator image archive's build key
 //
 // and the environment of e2e/realcluster/cluster.sh, which the node-loss
@@ -29,19 +28,16 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/internal/testenv"
 )
 
 var (
 	kubeconfigPath, kubectlBinary, helmBinary, repoRoot string
 	// k8s reads and writes the cluster as its administrator.
-	k8s    client.Client
-	scheme = runtime.NewScheme()
+	k8s client.Client
 )
 
 // operatorNamespace is where the chart runs the operator.
@@ -65,16 +61,14 @@ func setup() error {
 		dst  *string
 	}{
 		{"E2E_KUBECONFIG", &kubeconfigPath}, {"E2E_KUBECTL", &kubectlBinary},
-		{"E2E_HELM4", &helmBinary}, {"E2E_REPO", &repoRoot},
+		{"E2E_HELM4", &helmBinary},
 	} {
 		if *v.dst = os.Getenv(v.name); *v.dst == "" {
 			return fmt.Errorf("%s is not set (run the suite with make test-e2e-real)", v.name)
 		}
 	}
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := databasev1.AddToScheme(scheme); err != nil {
+	var err error
+	if repoRoot, err = testenv.RepoRoot(); err != nil {
 		return err
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
@@ -82,7 +76,7 @@ func setup() error {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	cfg.QPS, cfg.Burst = 50, 100
-	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+	if k8s, err = client.New(cfg, client.Options{Scheme: testenv.Scheme()}); err != nil {
 		return err
 	}
 	return installOperator()
