@@ -153,6 +153,9 @@ func TestMySQLResetStatementFollowsVersion(t *testing.T) {
 	for version, want := range map[string]string{
 		"8.0": "RESET MASTER", "8.0.40": "RESET MASTER", "8.4": "RESET BINARY LOGS AND GTIDS",
 		"8.4.3-oraclelinux9": "RESET BINARY LOGS AND GTIDS", "9": "RESET BINARY LOGS AND GTIDS",
+		// A tag without a minor version is the newest release: mysql:8 is 8.4.
+		"8": "RESET BINARY LOGS AND GTIDS", "8-oracle": "RESET BINARY LOGS AND GTIDS", "9.1": "RESET BINARY LOGS AND GTIDS",
+		"8.1": "RESET MASTER", "8.2.0": "RESET BINARY LOGS AND GTIDS", "8.0-debian": "RESET MASTER",
 	} {
 		g := NewWithT(t)
 		sts := typed[appsv1.StatefulSet](t, mustRender(t, newDatabase(databasev1.MySQL, version)).StatefulSet)

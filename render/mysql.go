@@ -56,23 +56,27 @@ func (mysql) env(s *spec) []*corev1ac.EnvVarApplyConfiguration {
 }
 
 // mysqlResetBinaryLogs is the statement that clears a server's binary logs
-// and GTID history: MySQL 8.2 renamed RESET MASTER and 8.4 removed the old name.
+// and GTID history: MySQL 8.2 renamed RESET MASTER and 8.4 removed the old
+// name. A tag without a minor version is the newest release of its major
+// version: "8" runs 8.4 (the last 8.x series), "9" the newest 9.x.
 func mysqlResetBinaryLogs(version string) string {
-	major, minor := leadingVersion(version)
-	if major > 8 || (major == 8 && minor >= 2) {
+	major, minor, hasMinor := leadingVersion(version)
+	if major > 8 || (major == 8 && (!hasMinor || minor >= 2)) {
 		return "RESET BINARY LOGS AND GTIDS"
 	}
 	return "RESET MASTER"
 }
 
-// leadingVersion parses the "<major>.<minor>" a version tag starts with.
-func leadingVersion(version string) (major, minor int) {
-	parts := strings.SplitN(version, ".", 3)
+// leadingVersion parses the "<major>[.<minor>]" a version tag starts with;
+// hasMinor says whether the tag names a minor version at all.
+func leadingVersion(version string) (major, minor int, hasMinor bool) {
+	parts := strings.SplitN(strings.SplitN(version, "-", 2)[0], ".", 3)
 	major, _ = strconv.Atoi(strings.TrimRightFunc(parts[0], notDigit))
 	if len(parts) > 1 {
-		minor, _ = strconv.Atoi(strings.Split(parts[1], "-")[0])
+		minor, _ = strconv.Atoi(parts[1])
+		hasMinor = true
 	}
-	return major, minor
+	return major, minor, hasMinor
 }
 
 func notDigit(r rune) bool { return r < '0' || r > '9' }

@@ -34,7 +34,10 @@ const (
 // The transition rules compare the version's leading numbers: for PostgreSQL
 // the major version (the first number) is fixed, because a new major version
 // needs pg_upgrade or a dump and restore; for MySQL the version may only move
-// forward, because MySQL cannot downgrade a data directory.
+// forward, because MySQL cannot downgrade a data directory. A MySQL tag
+// without a minor version is the newest release of its major version: "8"
+// counts as 8.4 (the last 8.x series), "9" as newer than any 9.x, so "9" may
+// not become "9.1" (that could be a downgrade) while "9.1" may become "9".
 //
 // A MySQL replica's replication settings (SOURCE_SSL, SOURCE_SSL_CA, ...)
 // live in its data directory and are written once, when the replica is
@@ -46,7 +49,10 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || (has(self.replicas) && self.replicas >= 2)",message="spec.replicas must be at least 2 when spec.environment is production",fieldPath=".replicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || !has(self.resources) || has(self.resources.limits)",message="spec.resources.limits must be set when spec.environment is production and spec.resources is given (omit spec.resources to get the production profile)",fieldPath=".resources"
 // +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || oldSelf.type != 'postgresql' || self.version.find('^[0-9]+') == oldSelf.version.find('^[0-9]+')",message="spec.version: the PostgreSQL major version cannot change in place; restore a backup into a new Database with the new version",fieldPath=".version"
-// +kubebuilder:validation:XValidation:rule="self.type != 'mysql' || oldSelf.type != 'mysql' || !self.version.matches('^[0-9]{1,4}([.][0-9]{1,4})?([.-]|$)') || !oldSelf.version.matches('^[0-9]{1,4}([.][0-9]{1,4})?([.-]|$)') || int(self.version.find('^[0-9]+')) > int(oldSelf.version.find('^[0-9]+')) || (int(self.version.find('^[0-9]+')) == int(oldSelf.version.find('^[0-9]+')) && (self.version.matches('^[0-9]+[.][0-9]') ? int(self.version.find('^[0-9]+[.][0-9]+').find('[0-9]+$')) : 0) >= (oldSelf.version.matches('^[0-9]+[.][0-9]') ? int(oldSelf.version.find('^[0-9]+[.][0-9]+').find('[0-9]+$')) : 0))",message="spec.version: MySQL cannot be downgraded; the version may only stay or move forward",fieldPath=".version"
+// +kubebuilder:validation:XValidation:rule="self.type != 'mysql' || oldSelf.type != 'mysql' || !self.version.matches('^[0-9]{1,4}([.][0-9]{1,4})?([.-]|$)') || !oldSelf.version.matches('^[0-9]{1,4}([.][0-9]{1,4})?([.-]|$)') || int(self.version.find('^[0-9]+')) > int(oldSelf.version.find('^[0-9]+')) || (int(self.version.find('^[0-9]+')) == int(oldSelf.version.find('^[0-9]+')) && (self.version.matches('^[0-9]+[.][0-9]') ? int(self.version.find('^[0-9]+[.][0-9]+').find('[0-9]+$')) : (self.version.find('^[0-9]+') == '8' ? 4 : 9999)) >= (oldSelf.version.matches('^[0-9]+[.][0-9]') ? int(oldSelf.version.find('^[0-9]+[.][0-9]+').find('[0-9]+$')) : (oldSelf.version.find('^[0-9]+') == '8' ? 4 : 9999)))",message="spec.version: MySQL cannot be downgraded; the version may only stay or move forward",fieldPath=".version"
+// +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || !self.version.matches('^[0-9]{1,4}([.]|-|$)') || (int(self.version.find('^[0-9]+')) >= 14 && int(self.version.find('^[0-9]+')) <= 18)",message="spec.version: PostgreSQL 14 to 18 are supported (tags such as 14, 16.4 or 17-trixie); older versions store an md5 superuser password and lack settings the operator renders",fieldPath=".version"
+// +kubebuilder:validation:XValidation:rule="self.type != 'mysql' || self.version.matches('^(8|8[.]0|8[.]0[.](3[2-9]|[4-9][0-9]|[1-9][0-9]{2})|8[.][1-9]([.][0-9]{1,4})?|9([.][0-9]{1,4}){0,2})(-.*)?$')",message="spec.version: MySQL 8.0.32 or later is supported: 8.0 (the newest 8.0), 8.0.32 and later 8.0 releases, 8.4 (LTS), 8 (the newest 8.x, today 8.4) and 9.x (9 is the newest 9.x); 5.7 and 8.0 before 8.0.32 are refused (no CHANGE REPLICATION SOURCE, or mysqldump's GTID bug that loses transactions on replicas)",fieldPath=".version"
+// +kubebuilder:validation:XValidation:rule="!self.version.contains('alpine')",message="spec.version: alpine tags are not supported: the database pods run as uid 999, the database user of the Debian- and Oracle-based official images (alpine's postgres user is uid 70); use the tag without -alpine, such as 17 or 17-trixie",fieldPath=".version"
 // +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.environment) || self.environment != 'production' || (has(self.autoscaling.minReplicas) && self.autoscaling.minReplicas >= 2)",message="spec.autoscaling.minReplicas must be at least 2 when spec.environment is production",fieldPath=".autoscaling.minReplicas"
 // +kubebuilder:validation:XValidation:rule="has(oldSelf.restore) || !has(self.restore)",message="spec.restore can only be set when the Database is created",fieldPath=".restore"
 // +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(oldSelf.restore) || self.restore == oldSelf.restore",message="spec.restore is immutable; it may only be removed, once the restore is done",fieldPath=".restore"
@@ -60,13 +66,17 @@ type DatabaseSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.type is immutable; create a new Database to change the engine"
 	Type DatabaseType `json:"type"`
 
-	// Version is the engine version and the tag of the official image, for
-	// example "8.0" or "8.4" for MySQL and "14" or "16" for PostgreSQL. It must
-	// start with the numeric version; a suffix such as "-alpine" is allowed.
+	// Version is the engine version and the tag of the official image. It
+	// must start with the numeric version; a suffix such as "-trixie" or
+	// "-oracle" is allowed, "-alpine" is not (the pods run as uid 999, which
+	// alpine images do not use). Supported: PostgreSQL 14 to 18 ("17" is
+	// the newest 17.x, "17.6" exactly that release); MySQL "8.0" (the newest
+	// 8.0) or 8.0.32 and later, "8.4" (LTS), "8" (the newest 8.x, today
+	// 8.4) and "9", "9.x" (innovation releases). Other versions are refused.
 	// +required
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:XValidation:rule="self.size() > 0",message="spec.version must not be empty"
-	// +kubebuilder:validation:XValidation:rule="self.size() == 0 || self.matches('^[0-9]{1,4}([.][0-9]{1,4}){0,2}(-[A-Za-z0-9._-]{1,40})?$')",message="spec.version must be a numeric version such as 8.0, 8.4, 14 or 16, optionally with an image tag suffix such as 16.4-alpine"
+	// +kubebuilder:validation:XValidation:rule="self.size() == 0 || self.matches('^[0-9]{1,4}([.][0-9]{1,4}){0,2}(-[A-Za-z0-9._-]{1,40})?$')",message="spec.version must be a numeric version such as 8.0, 8.4, 14 or 16, optionally with an image tag suffix such as 16.4-bookworm"
 	Version string `json:"version"`
 
 	// Image overrides the container image, for example to pull the engine from

@@ -63,6 +63,9 @@ const (
 	msgProdLimits     = testenv.MsgProdLimits
 	msgPostgresMajor  = testenv.MsgPostgresMajor
 	msgMySQLDowngrade = testenv.MsgMySQLDowngrade
+	msgPGVersions     = testenv.MsgPostgresVersions
+	msgMySQLVersions  = testenv.MsgMySQLVersions
+	msgAlpine         = testenv.MsgAlpine
 	msgSchedule       = testenv.MsgSchedule
 	msgRetention      = testenv.MsgRetention
 	msgBackupSize     = testenv.MsgBackupSize
@@ -151,7 +154,31 @@ func TestCreateValidation(t *testing.T) {
 		{name: "version 8.0.36", spec: `{type: mysql, version: "8.0.36", storage: {size: 1Gi}}`},
 		{name: "version 14", spec: `{type: postgresql, version: "14", storage: {size: 1Gi}}`},
 		{name: "version 16", spec: `{type: postgresql, version: "16", storage: {size: 1Gi}}`},
-		{name: "version 16.4-alpine", spec: `{type: postgresql, version: "16.4-alpine", storage: {size: 1Gi}}`},
+		{name: "version 17-trixie", spec: `{type: postgresql, version: "17-trixie", storage: {size: 1Gi}}`},
+
+		// spec.version: only versions the rendered files run.
+		{name: "postgresql 18", spec: `{type: postgresql, version: "18", storage: {size: 1Gi}}`},
+		{name: "postgresql 14.12-bookworm", spec: `{type: postgresql, version: "14.12-bookworm", storage: {size: 1Gi}}`},
+		{name: "postgresql 13", spec: `{type: postgresql, version: "13", storage: {size: 1Gi}}`, want: refused("spec.version", msgPGVersions)},
+		{name: "postgresql 12.20", spec: `{type: postgresql, version: "12.20", storage: {size: 1Gi}}`, want: refused("spec.version", msgPGVersions)},
+		{name: "postgresql 9.6", spec: `{type: postgresql, version: "9.6", storage: {size: 1Gi}}`, want: refused("spec.version", msgPGVersions)},
+		{name: "postgresql 19 (not yet tested)", spec: `{type: postgresql, version: "19", storage: {size: 1Gi}}`, want: refused("spec.version", msgPGVersions)},
+		{name: "postgresql 16.4-alpine", spec: `{type: postgresql, version: "16.4-alpine", storage: {size: 1Gi}}`, want: refused("spec.version", msgAlpine)},
+		{name: "postgresql 17-alpine3.22", spec: `{type: postgresql, version: "17-alpine3.22", storage: {size: 1Gi}}`, want: refused("spec.version", msgAlpine)},
+		{name: "mysql 8", spec: `{type: mysql, version: "8", storage: {size: 1Gi}}`},
+		{name: "mysql 8.0.32", spec: `{type: mysql, version: "8.0.32", storage: {size: 1Gi}}`},
+		{name: "mysql 8.0.100", spec: `{type: mysql, version: "8.0.100", storage: {size: 1Gi}}`},
+		{name: "mysql 8.4.6-oracle", spec: `{type: mysql, version: "8.4.6-oracle", storage: {size: 1Gi}}`},
+		{name: "mysql 8.0-debian", spec: `{type: mysql, version: "8.0-debian", storage: {size: 1Gi}}`},
+		{name: "mysql 9", spec: `{type: mysql, version: "9", storage: {size: 1Gi}}`},
+		{name: "mysql 9.4.0", spec: `{type: mysql, version: "9.4.0", storage: {size: 1Gi}}`},
+		{name: "mysql 8.0.31", spec: `{type: mysql, version: "8.0.31", storage: {size: 1Gi}}`, want: refused("spec.version", msgMySQLVersions)},
+		{name: "mysql 8.0.22", spec: `{type: mysql, version: "8.0.22", storage: {size: 1Gi}}`, want: refused("spec.version", msgMySQLVersions)},
+		{name: "mysql 8.0.3", spec: `{type: mysql, version: "8.0.3", storage: {size: 1Gi}}`, want: refused("spec.version", msgMySQLVersions)},
+		{name: "mysql 5.7", spec: `{type: mysql, version: "5.7", storage: {size: 1Gi}}`, want: refused("spec.version", msgMySQLVersions)},
+		{name: "mysql 5", spec: `{type: mysql, version: "5", storage: {size: 1Gi}}`, want: refused("spec.version", msgMySQLVersions)},
+		{name: "mysql 10", spec: `{type: mysql, version: "10", storage: {size: 1Gi}}`, want: refused("spec.version", msgMySQLVersions)},
+		{name: "mysql 16 (a PostgreSQL version)", spec: `{type: mysql, version: "16", storage: {size: 1Gi}}`, want: refused("spec.version", msgMySQLVersions)},
 		{name: "version empty", spec: `{type: mysql, version: "", storage: {size: 1Gi}}`, want: refused("spec.version", msgVersionEmpty)},
 		{name: "version latest", spec: `{type: mysql, version: latest, storage: {size: 1Gi}}`, want: refused("spec.version", msgVersionForm)},
 		{name: "version with shell", spec: `{type: mysql, version: "8.0; rm -rf", storage: {size: 1Gi}}`, want: refused("spec.version", msgVersionForm)},
@@ -332,8 +359,8 @@ type updateCase struct {
 func TestTransitionRules(t *testing.T) {
 	cases := []updateCase{
 		// spec.type is immutable.
-		{name: "type mysql to postgresql", spec: `{type: mysql, version: "16", storage: {size: 1Gi}}`, patch: `{type: postgresql}`, want: refused("spec.type", msgTypeImmutable)},
-		{name: "type postgresql to mysql", spec: `{type: postgresql, version: "16", storage: {size: 1Gi}}`, patch: `{type: mysql}`, want: refused("spec.type", msgTypeImmutable)},
+		{name: "type mysql to postgresql", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}}`, patch: `{type: postgresql, version: "16"}`, want: refused("spec.type", msgTypeImmutable)},
+		{name: "type postgresql to mysql", spec: `{type: postgresql, version: "16", storage: {size: 1Gi}}`, patch: `{type: mysql, version: "8.4"}`, want: refused("spec.type", msgTypeImmutable)},
 		{name: "type unchanged", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}}`, patch: `{type: mysql, replicas: 3}`},
 
 		// spec.storage.size never shrinks.
@@ -346,7 +373,8 @@ func TestTransitionRules(t *testing.T) {
 		{name: "postgresql 14 to 16", spec: `{type: postgresql, version: "14", storage: {size: 1Gi}}`, patch: `{version: "16"}`, want: refused("spec.version", msgPostgresMajor)},
 		{name: "postgresql 16 to 15", spec: `{type: postgresql, version: "16", storage: {size: 1Gi}}`, patch: `{version: "15"}`, want: refused("spec.version", msgPostgresMajor)},
 		{name: "postgresql 16 to 16.4", spec: `{type: postgresql, version: "16", storage: {size: 1Gi}}`, patch: `{version: "16.4"}`},
-		{name: "postgresql 16.4 to 16.4-alpine", spec: `{type: postgresql, version: "16.4", storage: {size: 1Gi}}`, patch: `{version: "16.4-alpine"}`},
+		{name: "postgresql 16.4 to 16.4-bookworm", spec: `{type: postgresql, version: "16.4", storage: {size: 1Gi}}`, patch: `{version: "16.4-bookworm"}`},
+		{name: "postgresql 16.4 to 16.4-alpine", spec: `{type: postgresql, version: "16.4", storage: {size: 1Gi}}`, patch: `{version: "16.4-alpine"}`, want: refused("spec.version", msgAlpine)},
 		{name: "postgresql 16.4 to 16.2", spec: `{type: postgresql, version: "16.4", storage: {size: 1Gi}}`, patch: `{version: "16.2"}`},
 
 		// MySQL: the version only stays or moves forward.
@@ -356,6 +384,11 @@ func TestTransitionRules(t *testing.T) {
 		{name: "mysql 8.0 to 8.0.36", spec: `{type: mysql, version: "8.0", storage: {size: 1Gi}}`, patch: `{version: "8.0.36"}`},
 		{name: "mysql 8.4 to 9.1", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}}`, patch: `{version: "9.1"}`},
 		{name: "mysql 8 to 8.4", spec: `{type: mysql, version: "8", storage: {size: 1Gi}}`, patch: `{version: "8.4"}`},
+		{name: "mysql 8.4 to 8", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}}`, patch: `{version: "8"}`},
+		{name: "mysql 8 to 8.0 (8 is 8.4)", spec: `{type: mysql, version: "8", storage: {size: 1Gi}}`, patch: `{version: "8.0"}`, want: refused("spec.version", msgMySQLDowngrade)},
+		{name: "mysql 9 to 9.1 (9 is the newest 9.x)", spec: `{type: mysql, version: "9", storage: {size: 1Gi}}`, patch: `{version: "9.1"}`, want: refused("spec.version", msgMySQLDowngrade)},
+		{name: "mysql 9.1 to 9", spec: `{type: mysql, version: "9.1", storage: {size: 1Gi}}`, patch: `{version: "9"}`},
+		{name: "mysql 8 to 9", spec: `{type: mysql, version: "8", storage: {size: 1Gi}}`, patch: `{version: "9"}`},
 		{name: "mysql 8.4 to 8.4-oracle", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}}`, patch: `{version: "8.4-oracle"}`},
 
 		// Validation rules of create also hold on update.

@@ -31,7 +31,10 @@ import (
 // The transition rules compare the version's leading numbers: for PostgreSQL
 // the major version (the first number) is fixed, because a new major version
 // needs pg_upgrade or a dump and restore; for MySQL the version may only move
-// forward, because MySQL cannot downgrade a data directory.
+// forward, because MySQL cannot downgrade a data directory. A MySQL tag
+// without a minor version is the newest release of its major version: "8"
+// counts as 8.4 (the last 8.x series), "9" as newer than any 9.x, so "9" may
+// not become "9.1" (that could be a downgrade) while "9.1" may become "9".
 //
 // A MySQL replica's replication settings (SOURCE_SSL, SOURCE_SSL_CA, ...)
 // live in its data directory and are written once, when the replica is
@@ -43,9 +46,13 @@ type DatabaseSpecApplyConfiguration struct {
 	// Type is the database engine: mysql or postgresql. It cannot be changed
 	// after creation.
 	Type *databasev1.DatabaseType `json:"type,omitempty"`
-	// Version is the engine version and the tag of the official image, for
-	// example "8.0" or "8.4" for MySQL and "14" or "16" for PostgreSQL. It must
-	// start with the numeric version; a suffix such as "-alpine" is allowed.
+	// Version is the engine version and the tag of the official image. It
+	// must start with the numeric version; a suffix such as "-trixie" or
+	// "-oracle" is allowed, "-alpine" is not (the pods run as uid 999, which
+	// alpine images do not use). Supported: PostgreSQL 14 to 18 ("17" is
+	// the newest 17.x, "17.6" exactly that release); MySQL "8.0" (the newest
+	// 8.0) or 8.0.32 and later, "8.4" (LTS), "8" (the newest 8.x, today
+	// 8.4) and "9", "9.x" (innovation releases). Other versions are refused.
 	Version *string `json:"version,omitempty"`
 	// Image overrides the container image, for example to pull the engine from
 	// a private registry. When empty the official image mysql:<version> or
