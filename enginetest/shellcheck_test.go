@@ -42,6 +42,12 @@ func TestRenderedScriptsAreShellcheckClean(t *testing.T) {
 			shellcheck(t, "initdb-replication.sh", r.config(t, "initdb-replication.sh"))
 		})
 		t.Run("mysql-"+version+"/start", func(t *testing.T) { shellcheck(t, "start.sh", bashScript(t, r.database(t))) })
+		t.Run("mysql-"+version+"/readiness", func(t *testing.T) {
+			shellcheck(t, "readiness.sh", r.database(t).ReadinessProbe.Exec.Command[2])
+		})
+		t.Run("mysql-"+version+"/initdb-initialised.sh", func(t *testing.T) {
+			shellcheck(t, "initdb-initialised.sh", r.config(t, "initdb-initialised.sh"))
+		})
 		t.Run("mysql-"+version+"/initdb-restore.sh", func(t *testing.T) {
 			shellcheck(t, "initdb-restore.sh", r.config(t, "initdb-restore.sh"))
 		})
@@ -58,6 +64,10 @@ func TestRenderedScriptsAreShellcheckClean(t *testing.T) {
 	t.Run("postgresql/tls/bootstrap-replica", func(t *testing.T) {
 		rTLS := renderDB(t, newDatabase("orders", databasev1.PostgreSQL, "16", withReplicas(3), withTLS("")))
 		shellcheck(t, "bootstrap-replica.sh", bashScript(t, rTLS.initContainer(t, "bootstrap-replica")))
+	})
+	t.Run("postgresql/start", func(t *testing.T) { shellcheck(t, "start.sh", bashScript(t, r.database(t))) })
+	t.Run("postgresql/initdb-initialised.sh", func(t *testing.T) {
+		shellcheck(t, "initdb-initialised.sh", r.config(t, "initdb-initialised.sh"))
 	})
 	t.Run("postgresql/initdb-users.sh", func(t *testing.T) { shellcheck(t, "initdb-users.sh", r.config(t, "initdb-users.sh")) })
 	t.Run("postgresql/initdb-restore.sh", func(t *testing.T) {

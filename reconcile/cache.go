@@ -30,7 +30,10 @@ import (
 // exist, and so may be cached.
 func CacheOptions(namespaces []string, served MonitoringAPIs) cache.Options {
 	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: FieldManager})}
+	restoring := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: FieldManager, render.LabelRestoring: "true"})}
 	byObject := map[client.Object]cache.ByObject{
+		// Only the pods that restore: their outcome is the Restored condition.
+		&corev1.Pod{}:                            restoring,
 		&appsv1.StatefulSet{}:                    managed,
 		&corev1.Service{}:                        managed,
 		&corev1.ConfigMap{}:                      managed,

@@ -43,6 +43,7 @@ import (
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
@@ -117,7 +118,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, toDatabase, labelled("Secret", true)).
 		Watches(&corev1.PersistentVolumeClaim{}, toDatabase, labelled("PersistentVolumeClaim", true)).
 		// Backup Jobs belong to the CronJob; their outcome is BackupReady's.
-		Watches(&batchv1.Job{}, toDatabase, labelled("Job", false))
+		Watches(&batchv1.Job{}, toDatabase, labelled("Job", false)).
+		// Pod 0 of a restoring Database: its readiness or its restore
+		// failure is the Restored condition's outcome.
+		Watches(&corev1.Pod{}, toDatabase, builder.WithPredicates(predicate.NewPredicateFuncs(restoringPods),
+			r.echoes.note("Pod", false, labelledDatabase)))
 	for _, gvk := range r.Monitoring.kinds() {
 		b = b.Owns(unstructuredObject(gvk), owned(unstructuredKind(gvk)))
 	}
@@ -162,6 +167,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 	degraded, err := r.reconcile(ctx, &db)
+	if namespaceTerminating(err) {
+		// Nothing can be created there any more, and the Database goes with
+		// the namespace: not an error to retry.
+		ctrl.LoggerFrom(ctx).V(1).Info("namespace is terminating; not reconciling", "namespace", db.Namespace)
+		err = nil
+	}
 	r.echoes.end(&db, err)
 	switch {
 	case err != nil:
@@ -198,7 +209,16 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 		o.degraded = tlsProblem
 	}
 
-	rendered, err := render.RenderObserved(db, r.Render, render.Observed{TLSCertificate: tlsCertificate})
+	pod0, err := r.restoringPod(ctx, db)
+	if err != nil {
+		return false, err
+	}
+	o.restore = decideRestore(db, pod0)
+	if o.restore.done() && !meta.IsStatusConditionTrue(db.Status.Conditions, databasev1.ConditionRestored) {
+		r.event(db, corev1.EventTypeNormal, reasonRestoreSucceeded, "Restore", o.restore.message)
+	}
+
+	rendered, err := render.RenderObserved(db, r.Render, render.Observed{TLSCertificate: tlsCertificate, RestoreDone: o.restore.done()})
 	if err != nil {
 		o.degraded = &degradation{reason: "InvalidSpec", message: err.Error()}
 		return true, r.applyStatus(ctx, db, o)
@@ -374,11 +394,17 @@ func (r *Reconciler) event(db *databasev1.Database, eventType, reason, action, n
 	}
 }
 
+// namespaceTerminating reports an API server's refusal to create an object
+// in a namespace that is being deleted.
+func namespaceTerminating(err error) bool {
+	return err != nil && apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause)
+}
+
 // needsHuman tells problems a retry cannot fix (the API server refused the
 // object, or the operator may not do it) from transient ones.
 func needsHuman(err error) bool {
 	var status apierrors.APIStatus
-	if !errors.As(err, &status) {
+	if !errors.As(err, &status) || namespaceTerminating(err) {
 		return false
 	}
 	return apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) ||

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -42,7 +43,7 @@ func (r *Reconciler) ensureCredentials(ctx context.Context, db *databasev1.Datab
 		return false, nil, err
 	}
 	if existing != nil {
-		return false, nil, nil
+		return false, credentialsProblem(db, existing), nil
 	}
 
 	hasData, err := r.hasDataVolumes(ctx, db)
@@ -73,6 +74,32 @@ func (r *Reconciler) ensureCredentials(ctx context.Context, db *databasev1.Datab
 	}
 	r.echoes.wrote(db, "Secret", secret.Name, secret.ResourceVersion)
 	return true, nil, nil
+}
+
+// mysqlReplicationPasswordLimit is the longest password MySQL's CHANGE
+// REPLICATION SOURCE accepts for SOURCE_PASSWORD (error 3056,
+// ER_CHANGE_SOURCE_PASSWORD_LENGTH), in characters.
+const mysqlReplicationPasswordLimit = 32
+
+// credentialsProblem is what an existing credentials Secret holds that the
+// engine cannot use: with MySQL, a replication password longer than the
+// limit, which would fail every replica's set-up. The operator generates
+// passwords within it; a Secret the user supplies may not.
+func credentialsProblem(db *databasev1.Database, secret *corev1.Secret) *degradation {
+	if db.Spec.Type != databasev1.MySQL {
+		return nil
+	}
+	n := utf8.RuneCount(secret.Data[render.SecretKeyReplicationPassword])
+	if n <= mysqlReplicationPasswordLimit {
+		return nil
+	}
+	return &degradation{
+		reason: "ReplicationPasswordTooLong",
+		message: fmt.Sprintf("Secret %s: key %s holds %d characters; MySQL replication accepts at most %d "+
+			"(CHANGE REPLICATION SOURCE fails with error 3056). Set a password of at most %d characters; "+
+			"the Database is left as it is until then.",
+			secret.Name, render.SecretKeyReplicationPassword, n, mysqlReplicationPasswordLimit, mysqlReplicationPasswordLimit),
+	}
 }
 
 // getSecret reads a Secret from the cache and, when the cache does not have

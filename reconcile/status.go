@@ -42,6 +42,8 @@ type observed struct {
 	// prometheusRuleSkipped is true when metrics are on but the
 	// PrometheusRule kind is not served.
 	prometheusRuleSkipped bool
+	// restore is the Restored condition to report; nil leaves it as it is.
+	restore *restoreOutcome
 }
 
 // computeStatus derives the Database's status from what was observed.
@@ -67,9 +69,15 @@ func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databas
 	}
 	s.Replicas = ready
 	allReady := o.statefulSet != nil && !o.resizing && settled && ready == desired && updated == desired && current == desired
+	// A failed restore needs a human only if retrying cannot fix it; the pod
+	// retries meanwhile, so it is reported without stopping the applies.
+	degraded := o.degraded
+	if degraded == nil && o.restore.failed() {
+		degraded = &degradation{reason: reasonRestoreFailed, message: o.restore.message}
+	}
 
 	switch {
-	case o.degraded != nil:
+	case degraded != nil:
 		s.Phase = databasev1.PhaseFailed
 	case o.statefulSet == nil:
 		s.Phase = databasev1.PhasePending
@@ -112,6 +120,8 @@ func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databas
 	switch {
 	case o.resizing:
 		set(databasev1.ConditionProgressing, metav1.ConditionTrue, "Resizing", "re-creating the StatefulSet for the new volume size")
+	case o.restore != nil && !o.restore.done():
+		set(databasev1.ConditionProgressing, metav1.ConditionTrue, reasonRestoring, o.restore.message+"; the replicas follow once it is done")
 	case o.statefulSet == nil:
 		set(databasev1.ConditionProgressing, metav1.ConditionTrue, "Creating", "creating the StatefulSet")
 	case !settled || updated != current:
@@ -124,10 +134,14 @@ func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databas
 		set(databasev1.ConditionProgressing, metav1.ConditionFalse, "Stable", "all replicas are up to date")
 	}
 
-	if o.degraded != nil {
-		set(databasev1.ConditionDegraded, metav1.ConditionTrue, o.degraded.reason, o.degraded.message)
+	if degraded != nil {
+		set(databasev1.ConditionDegraded, metav1.ConditionTrue, degraded.reason, degraded.message)
 	} else {
 		set(databasev1.ConditionDegraded, metav1.ConditionFalse, "AsExpected", "no problem found")
+	}
+
+	if o.restore != nil {
+		set(databasev1.ConditionRestored, o.restore.status, o.restore.reason, o.restore.message)
 	}
 
 	if db.Spec.Backup != nil && db.Spec.Backup.Enabled {

@@ -51,7 +51,7 @@ func utilizationMetric(name corev1.ResourceName, percent int32) *autoscalingv2ac
 		WithType(autoscalingv2.ContainerResourceMetricSourceType).
 		WithContainerResource(autoscalingv2ac.ContainerResourceMetricSource().
 			WithName(name).
-			WithContainer(databaseContainerName).
+			WithContainer(DatabaseContainerName).
 			WithTarget(autoscalingv2ac.MetricTarget().
 				WithType(autoscalingv2.UtilizationMetricType).
 				WithAverageUtilization(percent)))

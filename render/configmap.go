@@ -18,9 +18,11 @@ func buildConfigMap(s *spec) *corev1ac.ConfigMapApplyConfiguration {
 }
 
 // configFiles is the engine's configuration and init scripts, plus the
-// restore script when the Database starts from a dump.
+// restore script when the Database starts from a dump, and the init script
+// that marks an initialisation complete (initialise.go).
 func configFiles(s *spec) map[string]string {
 	files := s.eng.configFiles(s)
+	files[initialisedKey] = initialisedScript(s.eng, s)
 	if s.restore != nil {
 		files[restoreScriptKey] = restoreScript(s.eng)
 	}

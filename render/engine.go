@@ -16,17 +16,22 @@ type engine interface {
 	portName() string
 	// dataPath is where the data volume is mounted.
 	dataPath() string
-	// command and args of the database container (nil command keeps the
-	// image's entrypoint).
-	command(s *spec) (command, args []string)
+	// initialisation is how the database container starts the image's
+	// entrypoint, and how it tells and empties an initialised data
+	// directory (initialise.go).
+	initialisation(s *spec) initialisation
 	// env of the database container; secrets only through secretKeyRef.
 	env(s *spec) []*corev1ac.EnvVarApplyConfiguration
 	// configFiles is the ConfigMap's data: configuration and init scripts.
 	configFiles(s *spec) map[string]string
 	// configMounts says where ConfigMap keys appear in the database container.
 	configMounts() []configMount
-	// probe is the exec command of the readiness, liveness and startup probes.
+	// probe is the exec command of the liveness and startup probes: the
+	// server answers.
 	probe() []string
+	// readinessProbe is the exec command of the readiness probe: the pod
+	// may serve (a replica must be replicating).
+	readinessProbe() []string
 	// initContainers run before the database container (replica bootstrap).
 	initContainers(s *spec) []*corev1ac.ContainerApplyConfiguration
 	// restore is the engine's part of the restore script (restore.go).

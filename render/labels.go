@@ -21,6 +21,10 @@ const (
 	// so a ServiceMonitor can pick the headless one and scrape each pod once.
 	LabelServiceRole = "database.example.com/service"
 
+	// LabelRestoring is "true" on the pods of a Database whose restore is
+	// in progress; the operator watches only those pods, for the outcome.
+	LabelRestoring = "database.example.com/restoring"
+
 	// podNameLabel is set by the StatefulSet controller on each pod.
 	podNameLabel = "statefulset.kubernetes.io/pod-name"
 

@@ -30,13 +30,20 @@ func (mysql) metricsPort() int32                 { return mysqlExporterPort }
 
 // mysqlStart gives each pod a distinct server id from its ordinal (0 is not
 // allowed for replication) before handing over to the image's entrypoint.
-const mysqlStart = `set -euo pipefail
-ordinal="${POD_NAME##*-}"
-exec docker-entrypoint.sh mysqld --server-id="$((ordinal + 1))" --report-host="${POD_NAME}.${HEADLESS_SERVICE}"
-`
+const mysqlStart = `ordinal="${POD_NAME##*-}"
+exec docker-entrypoint.sh mysqld --server-id="$((ordinal + 1))" --report-host="${POD_NAME}.${HEADLESS_SERVICE}"`
 
-func (mysql) command(*spec) ([]string, []string) {
-	return []string{"bash", "-c", mysqlStart}, nil
+// initialisation: the entrypoint initialises when $DATADIR/mysql is
+// missing. The volume is the data directory (DATA_VOLUME), so emptying keeps
+// lost+found and the marker.
+func (mysql) initialisation(*spec) initialisation {
+	return initialisation{
+		marker:      `"$DATA_VOLUME/` + initialisingMarker + `"`,
+		initialised: `[ -d "$DATA_VOLUME/mysql" ]`,
+		empty: `find "$DATA_VOLUME" -mindepth 1 -maxdepth 1 ! -name lost+found ! -name ` + initialisingMarker +
+			` -exec rm -rf -- {} +`,
+		start: mysqlStart,
+	}
 }
 
 func (mysql) env(s *spec) []*corev1ac.EnvVarApplyConfiguration {
@@ -50,6 +57,7 @@ func (mysql) env(s *spec) []*corev1ac.EnvVarApplyConfiguration {
 		valueEnv("PRIMARY_HOST", PrimaryHost(s.name, s.namespace)),
 		valueEnv("PRIMARY_PORT", fmt.Sprint(mysqlPort)),
 		valueEnv("HEADLESS_SERVICE", HeadlessServiceName(s.name)),
+		valueEnv("DATA_VOLUME", mysqlDataPath),
 		valueEnv("RESET_BINARY_LOGS", mysqlResetBinaryLogs(s.db.Spec.Version)),
 		podNameEnv(),
 	}
@@ -231,18 +239,60 @@ func (mysql) probe() []string {
 	return []string{"mysqladmin", "ping", "--host=127.0.0.1", fmt.Sprintf("--port=%d", mysqlPort), "--silent"}
 }
 
+// mysqlReadiness makes a replica Ready only while it replicates: its
+// replication is configured, the SQL thread runs and the I/O thread runs or
+// is reconnecting (the source restarting). A replica whose copy failed, or
+// whose replication stopped with an error, then serves no reads from
+// <db>-ro. Pod 0, the source, is Ready when it answers. The client connects
+// as root on the local socket (which require_secure_transport allows), with
+// the password from the environment, never on a command line. SHOW REPLICA
+// STATUS names its columns Replica_* in MySQL and Slave_* in MariaDB.
+const mysqlReadiness = `set -uo pipefail
+if [ "${POD_NAME##*-}" = "0" ]; then
+  exec mysqladmin ping --host=127.0.0.1 --port=3306 --silent
+fi
+status="$(MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysql --protocol=socket --user=root --batch --execute='SHOW REPLICA STATUS\G')" || exit 1
+grep -Eq '^ *(Replica|Slave)_SQL_Running: Yes$' <<<"$status" || { echo "not replicating: the SQL thread is not running"; exit 1; }
+grep -Eq '^ *(Replica|Slave)_IO_Running: (Yes|Connecting)$' <<<"$status" || { echo "not replicating: the I/O thread is stopped"; exit 1; }
+`
+
+func (mysql) readinessProbe() []string { return []string{"bash", "-c", mysqlReadiness} }
+
 func (mysql) initContainers(*spec) []*corev1ac.ContainerApplyConfiguration { return nil }
 
 // restore loads the dump into MYSQL_DATABASE: the entrypoint's
 // docker_process_sql connects as root with --database="$MYSQL_DATABASE", and
-// the dump names no database (see backupScript). DATADIR is the entrypoint's.
+// the dump names no database (see backupScript).
+//
+// The dump's views, triggers, routines and events name their definer, an
+// account of the source (DEFINER=`app`@`%`); on a Database with another
+// application user that account does not exist, and using the object fails
+// (ERROR 1449). The restore makes the application user the definer of
+// everything it loads. Rows are left alone: mysqldump writes every row
+// statement on one line that starts with INSERT INTO, and the rewrite skips
+// those lines.
 func (mysql) restore() restoreSteps {
 	return restoreSteps{
 		file:    "60-restore.sh",
-		dataDir: "$DATADIR",
-		load:    `gunzip -c -- "$restore_file" | docker_process_sql`,
+		prepare: mysqlRestoreDefiner,
+		load:    mysqlRestoreLoad,
 	}
 }
+
+// mysqlRestoreDefiner quotes the application user as a definer
+// (`user`@`%`, backticks doubled) for a sed replacement: \, & and the #
+// delimiter escaped, a line break as \n.
+const mysqlRestoreDefiner = `bt='` + "`" + `'
+restore_definer="${bt}${MYSQL_USER//$bt/$bt$bt}${bt}@${bt}%${bt}"
+  restore_definer="${restore_definer//\\/\\\\}"
+  restore_definer="${restore_definer//&/\\&}"
+  restore_definer="${restore_definer//#/\\#}"
+  restore_definer="${restore_definer//$'\n'/\\n}"`
+
+// mysqlRestoreLoad rewrites every definer outside row statements.
+const mysqlRestoreLoad = `gunzip -c -- "$restore_file" |
+    sed -E "/^INSERT INTO /!s#DEFINER=${bt}([^${bt}]|${bt}${bt})+${bt}@${bt}([^${bt}]|${bt}${bt})+${bt}#DEFINER=${restore_definer}#g" |
+    docker_process_sql`
 
 // backupScript dumps the application database without a CREATE DATABASE or
 // USE statement, so the dump loads into whichever database the client names

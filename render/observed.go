@@ -19,6 +19,13 @@ type Observed struct {
 	// their certificate files only when they start (or reload). With TLS
 	// off it is ignored; empty renders no annotation.
 	TLSCertificate string
+
+	// RestoreDone says the Database's restore finished: its Restored
+	// condition is True. spec.restore then no longer applies: the pods stop
+	// mounting the source's backup volume and the StatefulSet gets every
+	// replica. Until then a Database with spec.restore runs only pod 0,
+	// which restores.
+	RestoreDone bool
 }
 
 // TLSFingerprint returns the fingerprint of a TLS Secret's certificate, for

@@ -31,8 +31,16 @@ func (postgres) portName() string                   { return "postgresql" }
 func (postgres) dataPath() string                   { return postgresDataPath }
 func (postgres) metricsPort() int32                 { return postgresExporterPort }
 
-func (postgres) command(*spec) ([]string, []string) {
-	return nil, []string{"postgres", "-c", "config_file=" + postgresConfigDir + "/postgresql.conf"}
+// initialisation: the entrypoint initialises when $PGDATA/PG_VERSION is
+// missing or empty; PGDATA is a subdirectory of the volume, so the marker
+// sits on the volume beside it and emptying removes PGDATA whole.
+func (postgres) initialisation(*spec) initialisation {
+	return initialisation{
+		marker:      `"${PGDATA%/*}/` + initialisingMarker + `"`,
+		initialised: `[ -s "$PGDATA/PG_VERSION" ]`,
+		empty:       `rm -rf -- "$PGDATA"`,
+		start:       "exec docker-entrypoint.sh postgres -c config_file=" + postgresConfigDir + "/postgresql.conf",
+	}
 }
 
 func (postgres) env(s *spec) []*corev1ac.EnvVarApplyConfiguration {
@@ -160,6 +168,8 @@ CREATE ROLE ` + ReplicationUser + ` WITH REPLICATION LOGIN PASSWORD :'replicatio
 EOSQL
 `
 
+func (e postgres) readinessProbe() []string { return e.probe() }
+
 func (postgres) probe() []string {
 	return []string{"pg_isready", "--quiet", "--host=127.0.0.1", fmt.Sprintf("--port=%d", postgresPort), "--username=" + postgresSuperuser}
 }
@@ -170,6 +180,13 @@ func (postgres) probe() []string {
 // standby.signal, so the server starts as a hot standby. The copy goes to a
 // side directory first, so an interrupted copy never looks like a data
 // directory.
+//
+// The connection gives up on an unreachable primary within seconds
+// (connect_timeout, and tcp_user_timeout for unacknowledged data): when the
+// primary's pod is re-created with a new address, a replica still connected
+// to the old one otherwise waits for the kernel's TCP retransmission timeout,
+// minutes, before it reconnects and resolves the pod's name again. Keepalives
+// find a silent peer the same way while nothing is sent.
 //
 // Then, on every start of a replica, the primary_conninfo line of
 // $PGDATA/postgresql.auto.conf is written again from the environment: host,
@@ -227,6 +244,7 @@ sslmode="${PGSSLMODE:-prefer}"
 conninfo="host=$(conninfo_value "$PRIMARY_HOST") port=$(conninfo_value "$PRIMARY_PORT")"
 conninfo+=" user=$(conninfo_value "$REPLICATION_USER") password=$(conninfo_value "$REPLICATION_PASSWORD")"
 conninfo+=" application_name=$(conninfo_value "$POD_NAME") sslmode=$(conninfo_value "$sslmode")"
+conninfo+=" connect_timeout=5 tcp_user_timeout=5000 keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3"
 if [ -n "${PGSSLROOTCERT:-}" ]; then
   conninfo+=" sslrootcert=$(conninfo_value "$PGSSLROOTCERT")"
 fi
@@ -277,9 +295,8 @@ func (e postgres) initContainers(s *spec) []*corev1ac.ContainerApplyConfiguratio
 // docker_process_sql connects as the superuser to POSTGRES_DB.
 func (postgres) restore() restoreSteps {
 	return restoreSteps{
-		file:    "20-restore.sh",
-		dataDir: "$PGDATA",
-		load:    `{ printf 'SET ROLE "%s";\n' "${APP_USER//\"/\"\"}"; gunzip -c -- "$restore_file"; } | docker_process_sql`,
+		file: "20-restore.sh",
+		load: `{ printf 'SET ROLE "%s";\n' "${APP_USER//\"/\"\"}"; gunzip -c -- "$restore_file"; } | docker_process_sql`,
 	}
 }
 

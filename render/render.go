@@ -103,6 +103,9 @@ func RenderObserved(db *databasev1.Database, opts Options, observed Observed) (*
 	if s.tlsSecret != "" {
 		s.tlsCertificate = observed.TLSCertificate
 	}
+	if observed.RestoreDone {
+		s.restore = nil
+	}
 
 	configMap := buildConfigMap(s)
 	c := &Children{

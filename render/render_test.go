@@ -162,7 +162,9 @@ func checkContract(t *testing.T, db *databasev1.Database) {
 	switch db.Spec.Type {
 	case databasev1.PostgreSQL:
 		g.Expect(env["PGDATA"].Value).To(Equal("/var/lib/postgresql/data/pgdata"), "PGDATA is a subdirectory of the volume")
-		g.Expect(main.Args).To(Equal([]string{"postgres", "-c", "config_file=/etc/postgresql/postgresql.conf"}))
+		g.Expect(main.Command[:2]).To(Equal([]string{"bash", "-c"}))
+		g.Expect(main.Command[2]).To(HaveSuffix("exec docker-entrypoint.sh postgres -c config_file=/etc/postgresql/postgresql.conf\n"),
+			"the wrapper hands over to the image's entrypoint")
 		g.Expect(main.VolumeMounts).To(ContainElement(HaveField("MountPath", "/etc/postgresql")))
 		g.Expect(main.VolumeMounts).To(ContainElement(HaveField("MountPath", "/docker-entrypoint-initdb.d")))
 		bootstrap := containerNamed(g, pod.InitContainers, "bootstrap-replica")

@@ -21,18 +21,30 @@ import (
 //     at /restore in the database container; the script streams the dump
 //     from it (gunzip into the engine's client), so nothing is copied and no
 //     extra disk is needed.
-//   - Only pod 0 loads the dump. PostgreSQL replicas never initialise (the
-//     bootstrap-replica init container copies pod 0); MySQL replicas do
-//     initialise, copy pod 0 in initdb-replication.sh, and skip the restore.
-//   - A failed load must not leave a data directory that looks initialised
-//     (the next start would skip initialisation and serve an empty
-//     database). The script stops the temporary server, empties the data
-//     directory and exits non-zero: the container restarts, initialises
-//     again and retries, and the pod shows the failure meanwhile.
+//   - Only pod 0 loads the dump, and while the restore is in progress the
+//     StatefulSet runs pod 0 alone (spec.podCount): only the restoring pod
+//     mounts the source's backup volume, which a ReadWriteOnce volume could
+//     not give to pods on other nodes. Once pod 0 is Ready the reconciler
+//     sets the Restored condition (Observed.RestoreDone): the pods then
+//     render without the backup volume (pod 0 restarts once) and the
+//     replicas are created, as copies of pod 0. (PostgreSQL replicas never
+//     initialise: the bootstrap-replica init container copies pod 0; MySQL
+//     replicas copy pod 0 in initdb-replication.sh and skip the restore.)
+//   - A restore completes or starts again from scratch: the whole
+//     initialisation is all or nothing (initialise.go), so a container
+//     killed during the load, or a load that fails, leaves a marker that
+//     makes the next start empty the data directory and initialise it
+//     again. A failing load writes its reason to the container's
+//     termination message, which the reconciler reports in the Restored
+//     and Degraded conditions (RestoreFailedPrefix).
 //
 // The dump is the application database only, without owners or privileges
 // (see the backup scripts), so it loads into a Database whose application
 // database and user have other names or passwords.
+
+// RestoreFailedPrefix starts the termination message of a database
+// container whose restore failed; the rest is the reason.
+const RestoreFailedPrefix = "database-operator: restore failed: "
 
 const (
 	// restoreScriptKey is the restore script's key in the ConfigMap.
@@ -48,9 +60,8 @@ type restoreSteps struct {
 	// file is the script's name in /docker-entrypoint-initdb.d; it must sort
 	// after the engine's other init scripts.
 	file string
-	// dataDir is the shell expression of the data directory the image's
-	// entrypoint initialises (a variable it sets).
-	dataDir string
+	// prepare is shell code run before load (may be empty).
+	prepare string
 	// load reads the gzipped dump "$restore_file" into the application
 	// database with the entrypoint's docker_process_sql; it is one shell
 	// command (a pipeline), tested with if !.
@@ -65,14 +76,20 @@ type restoreSteps struct {
 // copying.
 func restoreScript(e engine) string {
 	steps := e.restore()
-	return strings.NewReplacer("DATA_DIR", steps.dataDir, "LOAD_DUMP", steps.load).Replace(`# shellcheck shell=bash
+	prepare := ""
+	if steps.prepare != "" {
+		prepare = "  " + steps.prepare + "\n"
+	}
+	return strings.NewReplacer("  PREPARE_LOAD\n", prepare, "LOAD_DUMP", steps.load).Replace(`# shellcheck shell=bash
 # Rendered by database-operator: restore a dump of Database ${RESTORE_FROM}.
 # Sourced by the image's entrypoint once, while it initialises an empty data
 # directory. Only pod 0 loads the dump; replicas copy pod 0.
+# restore_failed ends the initialisation: the next start finds it unfinished,
+# empties the data directory and restores again. The reason goes to the
+# termination message too, where the operator reads it.
 restore_failed() {
-  printf 'database-operator: restore failed: %s; emptying the data directory so the next start retries\n' "$1" >&2
-  (docker_temp_server_stop) || true
-  find "DATA_DIR" -mindepth 1 -maxdepth 1 ! -name lost+found -exec rm -rf -- {} +
+  printf '` + RestoreFailedPrefix + `%s; the next start restores again\n' "$1" >&2
+  printf '` + RestoreFailedPrefix + `%s' "$1" >/dev/termination-log 2>/dev/null || true
   exit 1
 }
 if [ "${POD_NAME##*-}" != "0" ]; then
@@ -93,6 +110,7 @@ else
     restore_failed "no dump ${RESTORE_BACKUP:-named ${RESTORE_FROM}-<timestamp>.sql.gz} in ${restore_dir}"
   fi
   echo "database-operator: restoring ${restore_file}"
+  PREPARE_LOAD
   if ! LOAD_DUMP; then
     restore_failed "could not load ${restore_file}"
   fi
@@ -101,22 +119,23 @@ fi
 `)
 }
 
-// configMounts is the engine's ConfigMap mounts, with the restore script
-// added to the init scripts when the Database starts from a dump.
+// configMounts is the engine's ConfigMap mounts, with the init script that
+// completes an initialisation added to the init scripts, and the restore
+// script when the Database starts from a dump.
 func configMounts(s *spec) []configMount {
 	mounts := s.eng.configMounts()
-	if s.restore == nil {
-		return mounts
-	}
 	for i, m := range mounts {
 		if m.mountPath != initdbMountPath {
 			continue
 		}
-		items := make(map[string]string, len(m.items)+1)
+		items := make(map[string]string, len(m.items)+2)
 		for k, v := range m.items {
 			items[k] = v
 		}
-		items[restoreScriptKey] = s.eng.restore().file
+		items[initialisedKey] = initialisedFile
+		if s.restore != nil {
+			items[restoreScriptKey] = s.eng.restore().file
+		}
 		mounts[i].items = items
 	}
 	return mounts

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/render"
 )
 
 // initScripts maps the file names the database container sees in
@@ -84,7 +85,8 @@ func TestRestoreShape(t *testing.T) {
 					files = append(files, file)
 				}
 				sort.Strings(files)
-				g.Expect(files[len(files)-1]).To(Equal(restoreFile), "the restore runs after the users are created")
+				g.Expect(files[len(files)-2]).To(Equal(restoreFile), "the restore runs after the users are created")
+				g.Expect(files[len(files)-1]).To(Equal("99-initialised.sh"), "the initialisation is complete only after the restore")
 				g.Expect(main.Command).NotTo(ContainElement(ContainSubstring("restore")))
 				g.Expect(main.Args).NotTo(ContainElement(ContainSubstring("restore")))
 
@@ -123,4 +125,52 @@ func TestRestoreKeepsOwnBackup(t *testing.T) {
 	g.Expect(c.BackupPVC).NotTo(BeNil())
 	g.Expect(*c.BackupPVC.Name).To(Equal("orders-backup"))
 	g.Expect(*c.BackupCronJob.Spec.JobTemplate.Spec.Template.Spec.Volumes[0].PersistentVolumeClaim.ClaimName).To(Equal("orders-backup"))
+}
+
+// While a restore is in progress only pod 0 runs, labelled as restoring and
+// mounting the source's backup volume; once it is done (Observed.RestoreDone)
+// the StatefulSet has every replica and no pod mounts that volume, which a
+// ReadWriteOnce claim could not give to pods on several nodes.
+func TestRestoreRunsPodZeroAlone(t *testing.T) {
+	for _, typ := range []databasev1.DatabaseType{databasev1.PostgreSQL, databasev1.MySQL} {
+		g := NewWithT(t)
+		db := newDatabase(typ, map[databasev1.DatabaseType]string{databasev1.PostgreSQL: "17", databasev1.MySQL: "8.4"}[typ],
+			replicas(3), restore("orders-old", ""))
+
+		during := typed[appsv1.StatefulSet](t, mustRender(t, db).StatefulSet)
+		g.Expect(*during.Spec.Replicas).To(Equal(int32(1)), "%s: pod 0 alone while restoring", typ)
+		g.Expect(during.Spec.Template.Labels).To(HaveKeyWithValue(render.LabelRestoring, "true"))
+		g.Expect(during.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("Name", "restore")))
+
+		c, err := render.RenderObserved(db, render.DefaultOptions(), render.Observed{RestoreDone: true})
+		g.Expect(err).NotTo(HaveOccurred())
+		after := typed[appsv1.StatefulSet](t, c.StatefulSet)
+		g.Expect(*after.Spec.Replicas).To(Equal(int32(3)), "%s: every replica once restored", typ)
+		g.Expect(after.Spec.Template.Labels).NotTo(HaveKey(render.LabelRestoring))
+		g.Expect(after.Spec.Template.Spec.Volumes).NotTo(ContainElement(HaveField("Name", "restore")))
+		for _, ct := range after.Spec.Template.Spec.Containers {
+			g.Expect(ct.VolumeMounts).NotTo(ContainElement(HaveField("Name", "restore")))
+		}
+		cm := typed[corev1.ConfigMap](t, c.ConfigMap)
+		g.Expect(cm.Data).NotTo(HaveKey("initdb-restore.sh"))
+	}
+}
+
+// /dev/shm is memory-backed and as large as the memory limit: PostgreSQL's
+// parallel queries keep their shared state there, and the runtime's default
+// is 64 MiB.
+func TestSharedMemoryFollowsMemoryLimit(t *testing.T) {
+	g := NewWithT(t)
+	sts := typed[appsv1.StatefulSet](t, mustRender(t, newDatabase(databasev1.PostgreSQL, "17", replicas(2), environment(databasev1.Production))).StatefulSet)
+	main := containerNamed(g, sts.Spec.Template.Spec.Containers, "database")
+	g.Expect(main.VolumeMounts).To(ContainElement(And(HaveField("Name", "shm"), HaveField("MountPath", "/dev/shm"))))
+	var shm *corev1.Volume
+	for i, v := range sts.Spec.Template.Spec.Volumes {
+		if v.Name == "shm" {
+			shm = &sts.Spec.Template.Spec.Volumes[i]
+		}
+	}
+	g.Expect(shm).NotTo(BeNil())
+	g.Expect(shm.EmptyDir.Medium).To(Equal(corev1.StorageMediumMemory))
+	g.Expect(shm.EmptyDir.SizeLimit.String()).To(Equal("4Gi"), "the production profile's memory limit")
 }

@@ -183,6 +183,18 @@ func newSpec(db *databasev1.Database, eng engine, opts Options) *spec {
 	return s
 }
 
+// podCount is the StatefulSet's replicas: one pod while a restore is in
+// progress. Only the restoring pod may mount the source's backup volume,
+// which storage attaching a volume to one node at a time (ReadWriteOnce)
+// could not give to pods on other nodes; the replicas are created, as copies
+// of pod 0, once the restore is done (Observed.RestoreDone).
+func (s *spec) podCount() int32 {
+	if s.restore != nil {
+		return 1
+	}
+	return s.replicas
+}
+
 // parseRetentionDays reads "<N>d"; the CRD only admits that form, so anything
 // else falls back to the default rather than deleting backups early.
 func parseRetentionDays(retention string) int {

@@ -20,7 +20,7 @@ func buildStatefulSet(s *spec, configChecksum string) *appsv1ac.StatefulSetApply
 		WithLabels(labels(s.db, "database")).
 		WithOwnerReferences(ownerReference(s.db)).
 		WithSpec(appsv1ac.StatefulSetSpec().
-			WithReplicas(s.replicas).
+			WithReplicas(s.podCount()).
 			WithServiceName(HeadlessServiceName(s.name)).
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(s.name))).
 			// Replicas copy pod 0, so pod 0 must be ready before pod 1 starts.
@@ -67,7 +67,8 @@ func podTemplate(s *spec, configChecksum string) *corev1ac.PodTemplateSpecApplyC
 		WithAffinity(spreadAcrossNodes(s)).
 		WithInitContainers(s.eng.initContainers(s)...).
 		WithContainers(databaseContainer(s)).
-		WithVolumes(configVolumes(s)...)
+		WithVolumes(configVolumes(s)...).
+		WithVolumes(sharedMemoryVolume(s))
 	if s.restore != nil {
 		pod.WithVolumes(restoreVolume(s))
 	}
@@ -81,10 +82,31 @@ func podTemplate(s *spec, configChecksum string) *corev1ac.PodTemplateSpecApplyC
 	if s.tlsCertificate != "" {
 		annotations[TLSCertificateAnnotation] = s.tlsCertificate
 	}
+	podLabels := labels(s.db, "database")
+	if s.restore != nil {
+		podLabels[LabelRestoring] = "true"
+	}
 	return corev1ac.PodTemplateSpec().
-		WithLabels(labels(s.db, "database")).
+		WithLabels(podLabels).
 		WithAnnotations(annotations).
 		WithSpec(pod)
+}
+
+// sharedMemoryVolumeName is the memory-backed volume on /dev/shm.
+const sharedMemoryVolumeName = "shm"
+
+// sharedMemoryVolume replaces the container runtime's 64 MiB /dev/shm:
+// PostgreSQL keeps parallel queries' shared state (a parallel hash join's
+// hash table, up to work_mem x hash_mem_multiplier per process) in dynamic
+// shared memory there. Its pages count against the pod's memory, so the
+// container's memory limit is the only bound that means anything; without a
+// limit the kubelet bounds it by the node's memory.
+func sharedMemoryVolume(s *spec) *corev1ac.VolumeApplyConfiguration {
+	dir := corev1ac.EmptyDirVolumeSource().WithMedium(corev1.StorageMediumMemory)
+	if limit, ok := s.limits[corev1.ResourceMemory]; ok {
+		dir.WithSizeLimit(limit)
+	}
+	return corev1ac.Volume().WithName(sharedMemoryVolumeName).WithEmptyDir(dir)
 }
 
 // spreadAcrossNodes prefers one pod per node, so a node failure takes at most
@@ -99,10 +121,9 @@ func spreadAcrossNodes(s *spec) *corev1ac.AffinityApplyConfiguration {
 }
 
 func databaseContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
-	command, args := s.eng.command(s)
 	probe := s.eng.probe()
 	c := corev1ac.Container().
-		WithName(databaseContainerName).
+		WithName(DatabaseContainerName).
 		WithImage(s.image).
 		WithImagePullPolicy(corev1.PullIfNotPresent).
 		WithPorts(corev1ac.ContainerPort().WithName(s.eng.portName()).WithContainerPort(s.eng.port()).WithProtocol(corev1.ProtocolTCP)).
@@ -112,15 +133,11 @@ func databaseContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
 		// A fresh data directory (initdb, or a copy of the primary) may take
 		// minutes; liveness starts only after the startup probe succeeded.
 		WithStartupProbe(execProbe(probe, 10, 5, 90)).
-		WithReadinessProbe(execProbe(probe, 10, 5, 3)).
+		WithReadinessProbe(execProbe(s.eng.readinessProbe(), 10, 5, 3)).
 		WithLivenessProbe(execProbe(probe, 10, 5, 6)).
 		WithVolumeMounts(corev1ac.VolumeMount().WithName(dataVolumeName).WithMountPath(s.eng.dataPath()))
-	if len(command) > 0 {
-		c.WithCommand(command...)
-	}
-	if len(args) > 0 {
-		c.WithArgs(args...)
-	}
+	c.WithCommand("bash", "-c", initialiseScript(s.eng, s)).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(sharedMemoryVolumeName).WithMountPath("/dev/shm"))
 	for _, m := range configMounts(s) {
 		c.WithVolumeMounts(corev1ac.VolumeMount().WithName(m.volume).WithMountPath(m.mountPath).WithReadOnly(true))
 	}
@@ -161,5 +178,5 @@ func exporterContainer(s *spec, image string, port int32) *corev1ac.ContainerApp
 		WithSecurityContext(containerSecurityContext().WithReadOnlyRootFilesystem(true))
 }
 
-// databaseContainerName names the engine's container in the database pods.
-const databaseContainerName = "database"
+// DatabaseContainerName names the engine's container in the database pods.
+const DatabaseContainerName = "database"

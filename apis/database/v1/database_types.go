@@ -132,7 +132,7 @@ type DatabaseSpec struct {
 	// namespace. The dump is loaded once, by pod 0, while its data directory
 	// is initialised; replicas copy pod 0 as usual. It can only be given
 	// when the Database is created and never changed; it may be removed once
-	// the Database is Ready, which releases the source's backup volume.
+	// the Database is Ready (the source's backup volume is released by then).
 	// +optional
 	Restore *RestoreSpec `json:"restore,omitempty"`
 
@@ -359,11 +359,16 @@ type NetworkPeer struct {
 // dump holds the application database only; the new Database gets its own
 // credentials, and PostgreSQL objects are owned by the new application user.
 //
-// While restore is set, every pod of the Database mounts the source's backup
-// volume (a pod template is the same for all pods). Storage that attaches a
-// volume to one node at a time (ReadWriteOnce) then needs those pods, and the
-// source's backup Jobs, on one node: restore with one replica, and remove
-// spec.restore once the Database is Ready, before scaling out.
+// The restore is all or nothing: if the load fails or the container is
+// killed before it finished, the next start empties the data directory and
+// restores again from scratch. The Restored condition reports the outcome
+// (Restoring, RestoreFailed with the reason, which also sets Degraded, or
+// RestoreSucceeded). While the restore is in progress the Database runs pod
+// 0 alone, so only the restoring pod mounts the source's backup volume
+// (ReadWriteOnce storage attaches it to one node); once it is done pod 0
+// restarts once without that volume and the replicas are created as copies
+// of pod 0. spec.restore may stay in Git: after the restore it changes
+// nothing.
 type RestoreSpec struct {
 	// FromDatabase is the name of the Database, in the same namespace and of
 	// the same type, whose backups are restored.
@@ -431,6 +436,12 @@ const (
 	ConditionDegraded = "Degraded"
 	// ConditionBackupReady reports the latest backup's outcome when backup is enabled.
 	ConditionBackupReady = "BackupReady"
+	// ConditionRestored reports the outcome of spec.restore: False with
+	// reason Restoring while pod 0 loads the dump, False with reason
+	// RestoreFailed (and Degraded) when the load failed, True with reason
+	// RestoreSucceeded once it is done. It stays after spec.restore is
+	// removed, as the record of where the data came from.
+	ConditionRestored = "Restored"
 )
 
 // DatabaseStatus is the observed state of a Database, written by the operator.
@@ -462,8 +473,8 @@ type DatabaseStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions are Ready, Progressing, Degraded and, with backup enabled,
-	// BackupReady.
+	// Conditions are Ready, Progressing, Degraded, with backup enabled
+	// BackupReady, and for a Database created with spec.restore Restored.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -85,7 +85,7 @@ type DatabaseSpecApplyConfiguration struct {
 	// namespace. The dump is loaded once, by pod 0, while its data directory
 	// is initialised; replicas copy pod 0 as usual. It can only be given
 	// when the Database is created and never changed; it may be removed once
-	// the Database is Ready, which releases the source's backup volume.
+	// the Database is Ready (the source's backup volume is released by then).
 	Restore *RestoreSpecApplyConfiguration `json:"restore,omitempty"`
 	// Autoscaling adds read capacity with a HorizontalPodAutoscaler that
 	// scales this Database (its scale subresource, spec.replicas) between

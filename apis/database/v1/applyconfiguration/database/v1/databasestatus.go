@@ -44,8 +44,8 @@ type DatabaseStatusApplyConfiguration struct {
 	LastBackup *metav1.Time `json:"lastBackup,omitempty"`
 	// ObservedGeneration is the metadata.generation this status describes.
 	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
-	// Conditions are Ready, Progressing, Degraded and, with backup enabled,
-	// BackupReady.
+	// Conditions are Ready, Progressing, Degraded, with backup enabled
+	// BackupReady, and for a Database created with spec.restore Restored.
 	Conditions []applyconfigurationsmetav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 }
 

@@ -36,11 +36,16 @@ package v1
 // dump holds the application database only; the new Database gets its own
 // credentials, and PostgreSQL objects are owned by the new application user.
 //
-// While restore is set, every pod of the Database mounts the source's backup
-// volume (a pod template is the same for all pods). Storage that attaches a
-// volume to one node at a time (ReadWriteOnce) then needs those pods, and the
-// source's backup Jobs, on one node: restore with one replica, and remove
-// spec.restore once the Database is Ready, before scaling out.
+// The restore is all or nothing: if the load fails or the container is
+// killed before it finished, the next start empties the data directory and
+// restores again from scratch. The Restored condition reports the outcome
+// (Restoring, RestoreFailed with the reason, which also sets Degraded, or
+// RestoreSucceeded). While the restore is in progress the Database runs pod
+// 0 alone, so only the restoring pod mounts the source's backup volume
+// (ReadWriteOnce storage attaches it to one node); once it is done pod 0
+// restarts once without that volume and the replicas are created as copies
+// of pod 0. spec.restore may stay in Git: after the restore it changes
+// nothing.
 type RestoreSpecApplyConfiguration struct {
 	// FromDatabase is the name of the Database, in the same namespace and of
 	// the same type, whose backups are restored.

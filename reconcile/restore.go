@@ -1,0 +1,116 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/render"
+)
+
+// Reasons of the Restored condition.
+const (
+	reasonRestoring        = "Restoring"
+	reasonRestoreFailed    = "RestoreFailed"
+	reasonRestoreSucceeded = "RestoreSucceeded"
+)
+
+// restoreOutcome is the Restored condition a reconcile reports; nil leaves
+// the condition as it is.
+type restoreOutcome struct {
+	status          metav1.ConditionStatus
+	reason, message string
+}
+
+// done says the restore finished: render no longer applies spec.restore.
+func (o *restoreOutcome) done() bool { return o != nil && o.status == metav1.ConditionTrue }
+
+// failed says the last attempt failed; the pod retries by itself.
+func (o *restoreOutcome) failed() bool { return o != nil && o.reason == reasonRestoreFailed }
+
+// decideRestore is where a restore stands, from the Database and its pod 0
+// (nil when it does not exist). Once Restored is True it stays True: later
+// restarts of pod 0 find an initialised data directory and load nothing.
+// Until then, pod 0 Ready means the restore completed: initialisation is all
+// or nothing, so a pod that serves has loaded the whole dump. A database
+// container whose termination message is a restore failure (the restore
+// script writes it) failed to load; its pod retries from scratch, and the
+// outcome stays failed until a retry succeeds.
+func decideRestore(db *databasev1.Database, pod0 *corev1.Pod) *restoreOutcome {
+	if db.Spec.Restore == nil {
+		return nil
+	}
+	if meta.IsStatusConditionTrue(db.Status.Conditions, databasev1.ConditionRestored) {
+		return &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded,
+			message: meta.FindStatusCondition(db.Status.Conditions, databasev1.ConditionRestored).Message}
+	}
+	source := "the latest dump of Database " + db.Spec.Restore.FromDatabase
+	if db.Spec.Restore.Backup != "" {
+		source = fmt.Sprintf("dump %s of Database %s", db.Spec.Restore.Backup, db.Spec.Restore.FromDatabase)
+	}
+	podName := render.StatefulSetName(db.Name) + "-0"
+	if pod0 == nil {
+		return &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoring,
+			message: fmt.Sprintf("waiting for pod %s to restore %s", podName, source)}
+	}
+	if podReady(pod0) {
+		return &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded,
+			message: fmt.Sprintf("pod %s restored %s", podName, source)}
+	}
+	if reason := restoreFailure(pod0); reason != "" {
+		return &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoreFailed,
+			message: fmt.Sprintf("pod %s could not restore %s: %s; it empties its data directory and tries again", podName, source, reason)}
+	}
+	return &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoring,
+		message: fmt.Sprintf("pod %s is restoring %s", podName, source)}
+}
+
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// restoreFailure is the reason in the database container's termination
+// message, current or last, when it is a restore failure; "" otherwise.
+func restoreFailure(pod *corev1.Pod) string {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name != render.DatabaseContainerName {
+			continue
+		}
+		for _, t := range []*corev1.ContainerStateTerminated{cs.State.Terminated, cs.LastTerminationState.Terminated} {
+			if t != nil && strings.HasPrefix(t.Message, render.RestoreFailedPrefix) {
+				return strings.TrimSpace(strings.TrimPrefix(t.Message, render.RestoreFailedPrefix))
+			}
+		}
+	}
+	return ""
+}
+
+// restoringPod reads pod 0 of a Database that is restoring; nil when there
+// is nothing to read (no restore, or it is done) or the pod does not exist.
+// The cache holds only pods labelled as restoring (render.LabelRestoring).
+func (r *Reconciler) restoringPod(ctx context.Context, db *databasev1.Database) (*corev1.Pod, error) {
+	if db.Spec.Restore == nil || meta.IsStatusConditionTrue(db.Status.Conditions, databasev1.ConditionRestored) {
+		return nil, nil
+	}
+	pod, err := r.getOptional(ctx, db, render.StatefulSetName(db.Name)+"-0", &corev1.Pod{})
+	if err != nil || pod == nil {
+		return nil, err
+	}
+	return pod.(*corev1.Pod), nil
+}
+
+// restoringPods is the predicate of the pod watch: only pods that restore.
+func restoringPods(o client.Object) bool {
+	return o.GetLabels()[render.LabelRestoring] == "true"
+}
