@@ -75,12 +75,20 @@ func writePostgresConfig(t testing.TB, r *rendered, dir string, owner osUser) pg
 		}
 	}
 	cfg := pgConfig{socketDir: mkdir(t, filepath.Join(dir, "socket"), owner, 0o700)}
-	args := append(append([]string{}, main.Command...), main.Args...)
-	if len(args) == 0 || args[0] != "postgres" {
-		t.Fatalf("the database container does not run postgres: %q", args)
+	// The container starts the image's entrypoint through the
+	// initialisation wrapper (bash -c), whose last line execs it with the
+	// server's command line.
+	if len(main.Command) != 3 || main.Command[0] != "bash" {
+		t.Fatalf("the database container does not start through the wrapper: %q", main.Command)
 	}
-	cfg.containerArgs = []string{args[0]}
-	for _, a := range args[1:] {
+	lines := strings.Split(strings.TrimSpace(main.Command[2]), "\n")
+	args, ok := strings.CutPrefix(lines[len(lines)-1], "exec docker-entrypoint.sh ")
+	if !ok || !strings.HasPrefix(args, "postgres ") {
+		t.Fatalf("the database container does not run postgres: %q", lines[len(lines)-1])
+	}
+	fields := strings.Fields(args)
+	cfg.containerArgs = []string{fields[0]}
+	for _, a := range fields[1:] {
 		if path, ok := strings.CutPrefix(a, "config_file="); ok {
 			cfg.confFile = local[path]
 			if cfg.confFile == "" {
@@ -225,12 +233,31 @@ func (in *pgInstance) env(t testing.TB, overrides map[string]string) map[string]
 	return containerEnv(t, in.r.database(t), in.secret, in.pod, o)
 }
 
-// init runs the entrypoint's initialisation into PGDATA and returns its
-// output and error.
+// init starts the database container's command as the pod does: the
+// rendered initialisation wrapper, which execs docker-entrypoint.sh. That is
+// the emulated entrypoint (entrypointInit), first on PATH, with the local
+// server arguments in place of the container's. It returns the output and
+// error of the initialisation.
 func (in *pgInstance) init(t testing.TB, overrides map[string]string) (string, error) {
 	t.Helper()
-	args := append([]string{"-c", entrypointInit, "entrypoint"}, in.cfg.serverArgs(in.port)[1:]...)
-	return run(t, 2*time.Minute, in.p.user, in.env(t, overrides), "", "bash", args...)
+	bin := filepath.Join(in.dir, "entrypoint-bin")
+	if _, err := os.Stat(bin); err != nil {
+		mkdir(t, bin, in.p.user, 0o755)
+		var quoted []string
+		for _, a := range in.cfg.serverArgs(in.port)[1:] {
+			quoted = append(quoted, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
+		}
+		writeFile(t, filepath.Join(bin, "docker-entrypoint.sh"),
+			"#!/bin/bash\nset -- "+strings.Join(quoted, " ")+"\n"+entrypointInit, 0o755)
+	}
+	env := in.env(t, overrides)
+	env["PATH"] = bin + ":" + env["PATH"]
+	return run(t, 2*time.Minute, in.p.user, env, "", "bash", "-c", bashScript(t, in.r.database(t)))
+}
+
+// marker is the path of the initialisation marker beside PGDATA.
+func (in *pgInstance) marker() string {
+	return filepath.Join(filepath.Dir(in.pgdata), ".database-operator-initialising")
 }
 
 func (in *pgInstance) mustInit(t testing.TB, overrides map[string]string) {

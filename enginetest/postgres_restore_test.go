@@ -98,9 +98,12 @@ func TestPostgresRestore(t *testing.T) {
 		g.Expect(err).To(HaveOccurred(), out)
 		g.Expect(isExitError(err)).To(BeTrue())
 		g.Expect(out).To(ContainSubstring("restore failed: no dump named orders-<timestamp>.sql.gz in " + empty))
-		g.Expect(listDir(t, in.pgdata)).To(BeEmpty(), "nothing that looks initialised is left")
+		g.Expect(in.marker()).To(BeAnExistingFile(), "the initialisation is marked unfinished")
 
+		// The next start empties the data directory and initialises again.
 		in.mustInit(t, fromBackups)
+		g.Expect(in.initLog).To(ContainSubstring("did not finish; emptying it"))
+		g.Expect(in.marker()).NotTo(BeAnExistingFile(), "complete now")
 		in.start(t)
 		g.Expect(in.mustApp(t, "SELECT count(*) FROM items")).To(Equal("2"))
 	})
@@ -113,6 +116,11 @@ func TestPostgresRestore(t *testing.T) {
 		out, err := in.init(t, map[string]string{"RESTORE_DIR": broken})
 		g.Expect(err).To(HaveOccurred(), out)
 		g.Expect(out).To(ContainSubstring("restore failed: could not load"))
-		g.Expect(listDir(t, in.pgdata)).To(BeEmpty())
+		g.Expect(in.marker()).To(BeAnExistingFile())
+		// Half loaded: the table exists. The next start must not serve it.
+		in.mustInit(t, fromBackups)
+		g.Expect(in.initLog).To(ContainSubstring("did not finish; emptying it"))
+		in.start(t)
+		g.Expect(in.mustApp(t, "SELECT count(*) FROM items")).To(Equal("2"), "the good dump, loaded from scratch")
 	})
 }

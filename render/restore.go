@@ -90,6 +90,7 @@ func restoreScript(e engine) string {
 restore_failed() {
   printf '` + RestoreFailedPrefix + `%s; the next start restores again\n' "$1" >&2
   printf '` + RestoreFailedPrefix + `%s' "$1" >/dev/termination-log 2>/dev/null || true
+  (docker_temp_server_stop) || true
   exit 1
 }
 if [ "${POD_NAME##*-}" != "0" ]; then
