@@ -126,16 +126,14 @@ INSERT INTO big SELECT i, md5(i::text) FROM generate_series(1, %d) i`, bigRows))
 		volume := dataVolumePath(t, ns, "data-"+pod1)
 		partial := filepath.Join(volume, "pgdata.partial")
 
-		// Before: the bootstrap container's first process, the moment it appears.
-		pid := waitPodProcess(t, string(p.UID), func(procs []hostProc) int { return rootProcess(procs) })
+		// Before: the bootstrap container's script, the moment it runs.
+		killPodProcess(t, string(p.UID), "bash")
 		_, statErr := os.Stat(partial)
-		NewWithT(t).Expect(killProcess(pid)).To(Succeed())
 		measured(t, "bootstrap: pod 1's bootstrap container killed at its start (copy begun: %t)", statErr == nil)
 		// During: the copy is tens of MB in.
 		NewWithT(t).Eventually(func() int64 { return dirSize(partial) }).WithTimeout(recoverTimeout).WithPolling(50*time.Millisecond).
 			Should(BeNumerically(">", 20<<20), "pg_basebackup copying into %s", partial)
-		pid = waitPodProcess(t, string(p.UID), func(procs []hostProc) int { return rootProcess(procs) })
-		NewWithT(t).Expect(killProcess(pid)).To(Succeed())
+		killPodProcess(t, string(p.UID), "bash")
 		measured(t, "bootstrap: pod 1's bootstrap container killed during the copy (%d MiB copied)", dirSize(partial)>>20)
 		// After: the copy is in place and the standby's container starts.
 		NewWithT(t).Eventually(func() string {
@@ -293,30 +291,28 @@ func podProcesses(uid string) []hostProc {
 	return out
 }
 
-// rootProcess is the first process of the pod's one running container
-// besides the pause container: the process whose parent is outside the pod.
-func rootProcess(procs []hostProc) int {
-	in := map[int]bool{}
-	for _, p := range procs {
-		in[p.pid] = true
-	}
-	for _, p := range procs {
-		if !in[p.ppid] && p.comm != "pause" {
-			return p.pid
-		}
-	}
-	return 0
-}
-
-// waitPodProcess polls the pod's host processes every few milliseconds
-// until pick finds one, and returns its PID.
-func waitPodProcess(t *testing.T, uid string, pick func([]hostProc) int) int {
+// killPodProcess polls the pod's host processes every few milliseconds for
+// a container's first process (its parent is outside the pod) named comm,
+// and SIGKILLs it; it tries again when the process is gone before the
+// signal (the runtime's short-lived helpers have such names too). It
+// returns the killed PID.
+func killPodProcess(t *testing.T, uid, comm string) int {
 	t.Helper()
 	var pid int
-	NewWithT(t).Eventually(func() int {
-		pid = pick(podProcesses(uid))
-		return pid
-	}).WithTimeout(recoverTimeout).WithPolling(10 * time.Millisecond).ShouldNot(BeZero())
+	NewWithT(t).Eventually(func() error {
+		procs := podProcesses(uid)
+		in := map[int]bool{}
+		for _, p := range procs {
+			in[p.pid] = true
+		}
+		for _, p := range procs {
+			if !in[p.ppid] && p.comm == comm {
+				pid = p.pid
+				return killProcess(p.pid)
+			}
+		}
+		return fmt.Errorf("no %s process in pod %s yet", comm, uid)
+	}).WithTimeout(recoverTimeout).WithPolling(10 * time.Millisecond).Should(Succeed())
 	return pid
 }
 
