@@ -51,17 +51,24 @@ func sqlString(s string) string {
 
 func startMariaDB(t testing.TB, m mariadb, rootPassword string) *mariaInstance {
 	t.Helper()
+	return startMariaDBOn(t, m, rootPassword, freePort(t))
+}
+
+// startMariaDBOn is startMariaDB on a given loopback port, with serverArgs
+// added to mariadbd's command line (--server-id, --log-bin for replication).
+func startMariaDBOn(t testing.TB, m mariadb, rootPassword string, port int, serverArgs ...string) *mariaInstance {
+	t.Helper()
 	dir := workDir(t, m.user)
 	in := &mariaInstance{m: m, dir: dir, datadir: mkdir(t, filepath.Join(dir, "data"), m.user, 0o750),
-		socket: filepath.Join(dir, "mysqld.sock"), port: freePort(t), rootPassword: rootPassword}
+		socket: filepath.Join(dir, "mysqld.sock"), port: port, rootPassword: rootPassword}
 	out, err := run(t, 2*time.Minute, m.user, nil, "", "/usr/bin/mariadb-install-db", "--no-defaults",
 		"--datadir="+in.datadir, "--auth-root-authentication-method=normal", "--skip-test-db")
 	if err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
 	in.srv = startServer(t, "mariadbd", m.user, nil, filepath.Join(dir, "mariadbd.log"), "/usr/sbin/mariadbd",
-		"--no-defaults", "--datadir="+in.datadir, "--socket="+in.socket, fmt.Sprintf("--port=%d", in.port),
-		"--bind-address=127.0.0.1", "--skip-name-resolve", "--pid-file="+filepath.Join(dir, "mariadbd.pid"))
+		append([]string{"--no-defaults", "--datadir=" + in.datadir, "--socket=" + in.socket, fmt.Sprintf("--port=%d", in.port),
+			"--bind-address=127.0.0.1", "--skip-name-resolve", "--pid-file=" + filepath.Join(dir, "mariadbd.pid")}, serverArgs...)...)
 	in.srv.stopSignal = syscall.SIGTERM
 	in.srv.waitReady(t, 60*time.Second, func() error {
 		out, err := run(t, 5*time.Second, rootUser, nil, "", "/usr/bin/mysqladmin", "--no-defaults", "--socket="+in.socket, "-uroot", "ping")
@@ -178,9 +185,9 @@ func TestMySQLBackupRestoreRoundTrip_MariaDBStandIn(t *testing.T) {
 	ts := newSecret("orders_copy", "owner2")
 	ts["root-password"] = target.rootPassword
 	initdb := mkdir(t, filepath.Join(target.dir, "initdb"), m.user, 0o755)
-	g.Expect(restored.writeInitScripts(t, initdb)).To(Equal([]string{"50-replication.sh", "60-restore.sh"}))
+	g.Expect(restored.writeInitScripts(t, initdb)).To(Equal([]string{"50-replication.sh", "60-restore.sh", "99-initialised.sh"}))
 	initEnv := containerEnv(t, restored.database(t), ts, "orders-copy-0", map[string]string{
-		"SOCKET": target.socket, "DATADIR": target.datadir, "INITDB_DIR": initdb, "RESTORE_DIR": backupDir,
+		"SOCKET": target.socket, "DATADIR": target.datadir, "DATA_VOLUME": target.datadir, "INITDB_DIR": initdb, "RESTORE_DIR": backupDir,
 	})
 	out, err = run(t, 2*time.Minute, m.user, initEnv, "", "bash", "-c", mysqlEntrypointInit)
 	g.Expect(err).NotTo(HaveOccurred(), "%s", out)

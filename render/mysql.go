@@ -272,9 +272,11 @@ func (mysql) initContainers(*spec) []*corev1ac.ContainerApplyConfiguration { ret
 // account of the source (DEFINER=`app`@`%`); on a Database with another
 // application user that account does not exist, and using the object fails
 // (ERROR 1449). The restore makes the application user the definer of
-// everything it loads. Rows are left alone: mysqldump writes every row
-// statement on one line that starts with INSERT INTO, and the rewrite skips
-// those lines.
+// everything it loads. Rows are left alone: the rewrite skips every row
+// statement, from its INSERT INTO line to the line that ends it with ";"
+// (MySQL's mysqldump writes a statement on one line, MariaDB's a line per
+// row; both escape line breaks inside values, so a row line never ends a
+// statement early).
 func (mysql) restore() restoreSteps {
 	return restoreSteps{
 		file:    "60-restore.sh",
@@ -295,7 +297,7 @@ restore_definer="${bt}${MYSQL_USER//$bt/$bt$bt}${bt}@${bt}%${bt}"
 
 // mysqlRestoreLoad rewrites every definer outside row statements.
 const mysqlRestoreLoad = `gunzip -c -- "$restore_file" |
-    sed -E "/^INSERT INTO /!s#DEFINER=${bt}([^${bt}]|${bt}${bt})+${bt}@${bt}([^${bt}]|${bt}${bt})+${bt}#DEFINER=${restore_definer}#g" |
+    sed -E "/^INSERT INTO /{:row;/;\$/!{N;b row};b};s#DEFINER=${bt}([^${bt}]|${bt}${bt})+${bt}@${bt}([^${bt}]|${bt}${bt})+${bt}#DEFINER=${restore_definer}#g" |
     docker_process_sql`
 
 // backupScript dumps the application database without a CREATE DATABASE or
