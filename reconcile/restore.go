@@ -55,6 +55,13 @@ func decideRestore(db *databasev1.Database, pod0 *corev1.Pod) *restoreOutcome {
 		source = fmt.Sprintf("dump %s of Database %s", db.Spec.Restore.Backup, db.Spec.Restore.FromDatabase)
 	}
 	podName := render.StatefulSetName(db.Name) + "-0"
+	if wasReady(db.Status) {
+		// Restored by an operator from before the Restored condition: a
+		// Database that has been Ready restored long ago. Running it as a
+		// restore again would scale it down to pod 0.
+		return &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded,
+			message: fmt.Sprintf("restored %s (the Database has been Ready since)", source)}
+	}
 	if pod0 == nil {
 		return &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoring,
 			message: fmt.Sprintf("waiting for pod %s to restore %s", podName, source)}
@@ -100,7 +107,7 @@ func restoreFailure(pod *corev1.Pod) string {
 // is nothing to read (no restore, or it is done) or the pod does not exist.
 // The cache holds only pods labelled as restoring (render.LabelRestoring).
 func (r *Reconciler) restoringPod(ctx context.Context, db *databasev1.Database) (*corev1.Pod, error) {
-	if db.Spec.Restore == nil || meta.IsStatusConditionTrue(db.Status.Conditions, databasev1.ConditionRestored) {
+	if db.Spec.Restore == nil || meta.IsStatusConditionTrue(db.Status.Conditions, databasev1.ConditionRestored) || wasReady(db.Status) {
 		return nil, nil
 	}
 	pod, err := r.getOptional(ctx, db, render.StatefulSetName(db.Name)+"-0", &corev1.Pod{})

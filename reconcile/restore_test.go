@@ -51,6 +51,8 @@ func TestDecideRestore(t *testing.T) {
 		{name: "failed, terminated now", db: restoring(), pod0: pod(false, failed, nil), want: &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoreFailed}},
 		{name: "ready: restored (an earlier failure is history)", db: restoring(), pod0: pod(true, nil, failed), want: &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded}, wantInText: "pod copy-0 restored"},
 		{name: "once restored, stays restored", db: restoring(restored), pod0: nil, want: &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded}, wantInText: restored.Message},
+		{name: "restored before the condition existed: Ready before is done, not restored again", db: restoring(metav1.Condition{Type: databasev1.ConditionReady, Status: metav1.ConditionTrue, Reason: reasonAllReplicasReady}),
+			want: &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded}, wantInText: "has been Ready since"},
 		{name: "once restored, a failing pod does not undo it", db: restoring(restored), pod0: pod(false, failed, nil), want: &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
