@@ -96,7 +96,7 @@ func TestInvalidDatabasesRefused(t *testing.T) {
 	updates := []struct {
 		name, spec, changed, field, message string
 	}{
-		{"type-change", `{type: mysql, version: "16", storage: {size: 1Gi}}`, `{type: postgresql, version: "16", storage: {size: 1Gi}}`, "spec.type", msgTypeImmutable},
+		{"type-change", `{type: mysql, version: "8.4", storage: {size: 1Gi}}`, `{type: postgresql, version: "16", storage: {size: 1Gi}}`, "spec.type", msgTypeImmutable},
 		{"storage-shrink", `{type: mysql, version: "8.0", storage: {size: 10Gi}}`, `{type: mysql, version: "8.0", storage: {size: 5Gi}}`, "spec.storage.size", msgStorageShrink},
 		{"postgresql-major", `{type: postgresql, version: "14", storage: {size: 1Gi}}`, `{type: postgresql, version: "16", storage: {size: 1Gi}}`, "spec.version", msgPostgresMajor},
 		{"mysql-downgrade", `{type: mysql, version: "8.4", storage: {size: 1Gi}}`, `{type: mysql, version: "8.0", storage: {size: 1Gi}}`, "spec.version", msgMySQLDowngrade},
