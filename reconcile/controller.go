@@ -209,11 +209,21 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 		o.degraded = tlsProblem
 	}
 
+	// What existed before this reconcile, for events, storage growth and
+	// where a restore stands.
+	current, err := r.getOptional(ctx, db, render.StatefulSetName(db.Name), &appsv1.StatefulSet{})
+	if err != nil {
+		return false, err
+	}
+	var sts *appsv1.StatefulSet
+	if current != nil {
+		sts = current.(*appsv1.StatefulSet)
+	}
 	pod0, err := r.restoringPod(ctx, db)
 	if err != nil {
 		return false, err
 	}
-	o.restore = decideRestore(db, pod0)
+	o.restore = decideRestore(db, sts, pod0)
 	if o.restore.done() && !meta.IsStatusConditionTrue(db.Status.Conditions, databasev1.ConditionRestored) {
 		r.event(db, corev1.EventTypeNormal, reasonRestoreSucceeded, "Restore", o.restore.message)
 	}
@@ -226,15 +236,6 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 	o.serviceMonitorSkipped = rendered.ServiceMonitor != nil && !r.Monitoring.ServiceMonitors
 	o.prometheusRuleSkipped = rendered.PrometheusRule != nil && !r.Monitoring.PrometheusRules
 
-	// What existed before this reconcile, for events and storage growth.
-	current, err := r.getOptional(ctx, db, render.StatefulSetName(db.Name), &appsv1.StatefulSet{})
-	if err != nil {
-		return false, err
-	}
-	var sts *appsv1.StatefulSet
-	if current != nil {
-		sts = current.(*appsv1.StatefulSet)
-	}
 	hadCronJob, err := r.getOptional(ctx, db, render.BackupName(db.Name), &batchv1.CronJob{})
 	if err != nil {
 		return false, err

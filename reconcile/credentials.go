@@ -84,9 +84,19 @@ const mysqlReplicationPasswordLimit = 32
 // credentialsProblem is what an existing credentials Secret holds that the
 // engine cannot use: with MySQL, a replication password longer than the
 // limit, which would fail every replica's set-up. The operator generates
-// passwords within it; a Secret the user supplies may not.
+// passwords within it; a Secret the user supplies may not. A Database
+// that can only ever run one server is left alone.
 func credentialsProblem(db *databasev1.Database, secret *corev1.Secret) *degradation {
-	if db.Spec.Type != databasev1.MySQL {
+	// A single server never uses replication; replicas may come from
+	// spec.replicas or the autoscaler.
+	replicas := int32(1)
+	if db.Spec.Replicas != nil {
+		replicas = *db.Spec.Replicas
+	}
+	if a := db.Spec.Autoscaling; a != nil && a.MaxReplicas > replicas {
+		replicas = a.MaxReplicas
+	}
+	if db.Spec.Type != databasev1.MySQL || replicas <= 1 {
 		return nil
 	}
 	n := utf8.RuneCount(secret.Data[render.SecretKeyReplicationPassword])

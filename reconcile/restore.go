@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,7 +43,13 @@ func (o *restoreOutcome) failed() bool { return o != nil && o.reason == reasonRe
 // container whose termination message is a restore failure (the restore
 // script writes it) failed to load; its pod retries from scratch, and the
 // outcome stays failed until a retry succeeds.
-func decideRestore(db *databasev1.Database, pod0 *corev1.Pod) *restoreOutcome {
+//
+// The restore is also done when the StatefulSet exists without the
+// restoring label on its pod template: the operator rendered it after the
+// restore (Restored=True may not have reached the cache yet), or an
+// operator from before the Restored condition did. Acting as if it were
+// restoring would scale it down to pod 0 again.
+func decideRestore(db *databasev1.Database, sts *appsv1.StatefulSet, pod0 *corev1.Pod) *restoreOutcome {
 	if db.Spec.Restore == nil {
 		return nil
 	}
@@ -55,6 +62,10 @@ func decideRestore(db *databasev1.Database, pod0 *corev1.Pod) *restoreOutcome {
 		source = fmt.Sprintf("dump %s of Database %s", db.Spec.Restore.Backup, db.Spec.Restore.FromDatabase)
 	}
 	podName := render.StatefulSetName(db.Name) + "-0"
+	if sts != nil && sts.Spec.Template.Labels[render.LabelRestoring] != "true" {
+		return &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded,
+			message: fmt.Sprintf("restored %s", source)}
+	}
 	if wasReady(db.Status) {
 		// Restored by an operator from before the Restored condition: a
 		// Database that has been Ready restored long ago. Running it as a

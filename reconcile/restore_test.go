@@ -4,12 +4,19 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
 	"github.com/example/database-operator/render"
 )
+
+func stsWith(podLabels map[string]string) *appsv1.StatefulSet {
+	s := &appsv1.StatefulSet{}
+	s.Spec.Template.Labels = podLabels
+	return s
+}
 
 func TestDecideRestore(t *testing.T) {
 	restoring := func(conditions ...metav1.Condition) *databasev1.Database {
@@ -39,6 +46,7 @@ func TestDecideRestore(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		db         *databasev1.Database
+		sts        *appsv1.StatefulSet
 		pod0       *corev1.Pod
 		want       *restoreOutcome
 		wantInText string
@@ -53,11 +61,15 @@ func TestDecideRestore(t *testing.T) {
 		{name: "once restored, stays restored", db: restoring(restored), pod0: nil, want: &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded}, wantInText: restored.Message},
 		{name: "restored before the condition existed: Ready before is done, not restored again", db: restoring(metav1.Condition{Type: databasev1.ConditionReady, Status: metav1.ConditionTrue, Reason: reasonAllReplicasReady}),
 			want: &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded}, wantInText: "has been Ready since"},
+		{name: "StatefulSet still restoring", db: restoring(), sts: stsWith(map[string]string{render.LabelRestoring: "true"}), pod0: pod(false, nil, nil),
+			want: &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoring}},
+		{name: "StatefulSet rendered after the restore, Restored not yet in the cache", db: restoring(), sts: stsWith(map[string]string{}),
+			want: &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded}},
 		{name: "once restored, a failing pod does not undo it", db: restoring(restored), pod0: pod(false, failed, nil), want: &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			got := decideRestore(tc.db, tc.pod0)
+			got := decideRestore(tc.db, tc.sts, tc.pod0)
 			if tc.want == nil {
 				g.Expect(got).To(BeNil())
 				return

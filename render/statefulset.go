@@ -1,6 +1,8 @@
 package render
 
 import (
+	"strings"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -92,6 +94,17 @@ func podTemplate(s *spec, configChecksum string) *corev1ac.PodTemplateSpecApplyC
 		WithSpec(pod)
 }
 
+// whileInitialising makes the startup and liveness probes pass while the
+// data directory is being initialised (the marker exists, initialise.go):
+// the image's temporary server listens on the local socket only, so the
+// probe's TCP check fails for as long as a restore's load or a replica's
+// copy takes, and a kill by the probe would only start that initialisation
+// again from scratch, for ever. Readiness still checks the server, so the
+// pod serves nothing meanwhile. The probe's words need no quoting.
+func whileInitialising(s *spec, probe []string) []string {
+	return []string{"bash", "-c", "[ -e " + s.eng.initialisation(s).marker + " ] || exec " + strings.Join(probe, " ")}
+}
+
 // sharedMemoryVolumeName is the memory-backed volume on /dev/shm.
 const sharedMemoryVolumeName = "shm"
 
@@ -132,9 +145,9 @@ func databaseContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
 		WithSecurityContext(containerSecurityContext()).
 		// A fresh data directory (initdb, or a copy of the primary) may take
 		// minutes; liveness starts only after the startup probe succeeded.
-		WithStartupProbe(execProbe(probe, 10, 5, 90)).
+		WithStartupProbe(execProbe(whileInitialising(s, probe), 10, 5, 90)).
 		WithReadinessProbe(execProbe(s.eng.readinessProbe(), 10, 5, 3)).
-		WithLivenessProbe(execProbe(probe, 10, 5, 6)).
+		WithLivenessProbe(execProbe(whileInitialising(s, probe), 10, 5, 6)).
 		WithVolumeMounts(corev1ac.VolumeMount().WithName(dataVolumeName).WithMountPath(s.eng.dataPath()))
 	c.WithCommand("bash", "-c", initialiseScript(s.eng, s)).
 		WithVolumeMounts(corev1ac.VolumeMount().WithName(sharedMemoryVolumeName).WithMountPath("/dev/shm"))
