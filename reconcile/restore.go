@@ -114,11 +114,12 @@ func restoreFailure(pod *corev1.Pod) string {
 	return ""
 }
 
-// restoringPod reads pod 0 of a Database that is restoring; nil when there
-// is nothing to read (no restore, or it is done) or the pod does not exist.
-// The cache holds only pods labelled as restoring (render.LabelRestoring).
+// restoringPod reads pod 0 of a Database with spec.restore from the cache,
+// which holds only pods labelled as restoring (render.LabelRestoring); nil
+// without spec.restore or when there is no such pod. decideRestore judges
+// what it means.
 func (r *Reconciler) restoringPod(ctx context.Context, db *databasev1.Database) (*corev1.Pod, error) {
-	if db.Spec.Restore == nil || meta.IsStatusConditionTrue(db.Status.Conditions, databasev1.ConditionRestored) || wasReady(db.Status) {
+	if db.Spec.Restore == nil {
 		return nil, nil
 	}
 	pod, err := r.getOptional(ctx, db, render.StatefulSetName(db.Name)+"-0", &corev1.Pod{})

@@ -40,15 +40,9 @@ const bigRows = 1500000
 func TestPostgresInterruptedRestoreAndBootstrap(t *testing.T) {
 	ns := newNamespace(t, "interrupt")
 	const source, copyName = "src", "copy"
-	createDatabase(t, &databasev1.Database{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: source},
-		Spec: databasev1.DatabaseSpec{
-			Type: databasev1.PostgreSQL, Version: "17", Replicas: ptr.To[int32](1),
-			Storage:     databasev1.StorageSpec{Size: resource.MustParse("2Gi")},
-			Environment: databasev1.Development,
-			Backup:      &databasev1.BackupSpec{Enabled: true, Schedule: "0 2 * * *", Retention: "7d"},
-		},
-	})
+	src := developmentPostgres(ns, source, 1)
+	src.Spec.Backup = &databasev1.BackupSpec{Enabled: true, Schedule: "0 2 * * *", Retention: "7d"}
+	createDatabase(t, src)
 	waitDatabaseReady(t, ns, source, createTimeout)
 	sc := newClient(t, ns, source, false)
 	g := NewWithT(t)
@@ -60,15 +54,9 @@ INSERT INTO big SELECT i, md5(i::text) FROM generate_series(1, %d) i`, bigRows))
 	backup := runBackup(t, ns, source)
 
 	start := time.Now()
-	createDatabase(t, &databasev1.Database{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: copyName},
-		Spec: databasev1.DatabaseSpec{
-			Type: databasev1.PostgreSQL, Version: "17", Replicas: ptr.To[int32](2),
-			Storage:     databasev1.StorageSpec{Size: resource.MustParse("2Gi")},
-			Environment: databasev1.Development,
-			Restore:     &databasev1.RestoreSpec{FromDatabase: source, Backup: backup},
-		},
-	})
+	restored := developmentPostgres(ns, copyName, 2)
+	restored.Spec.Restore = &databasev1.RestoreSpec{FromDatabase: source, Backup: backup}
+	createDatabase(t, restored)
 	pod0 := copyName + "-0"
 
 	t.Run("restore killed before, during and after the load", func(t *testing.T) {
@@ -170,15 +158,9 @@ INSERT INTO big SELECT i, md5(i::text) FROM generate_series(1, %d) i`, bigRows))
 
 	t.Run("a missing dump is reported", func(t *testing.T) {
 		const broken = "broken"
-		createDatabase(t, &databasev1.Database{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: broken},
-			Spec: databasev1.DatabaseSpec{
-				Type: databasev1.PostgreSQL, Version: "17", Replicas: ptr.To[int32](1),
-				Storage:     databasev1.StorageSpec{Size: resource.MustParse("1Gi")},
-				Environment: databasev1.Development,
-				Restore:     &databasev1.RestoreSpec{FromDatabase: source, Backup: source + "-20000101T000000Z.sql.gz"},
-			},
-		})
+		db := developmentPostgres(ns, broken, 1)
+		db.Spec.Restore = &databasev1.RestoreSpec{FromDatabase: source, Backup: source + "-20000101T000000Z.sql.gz"}
+		createDatabase(t, db)
 		NewWithT(t).Eventually(func(g Gomega) {
 			var db databasev1.Database
 			g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: broken}, &db)).To(Succeed())
@@ -192,6 +174,19 @@ INSERT INTO big SELECT i, md5(i::text) FROM generate_series(1, %d) i`, bigRows))
 			g.Expect(db.Status.Phase).To(Equal(databasev1.PhaseFailed))
 		}).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
 	})
+}
+
+// developmentPostgres is a PostgreSQL 17 development Database with 2Gi
+// data volumes and the given number of replicas.
+func developmentPostgres(ns, name string, replicas int32) *databasev1.Database {
+	return &databasev1.Database{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: databasev1.DatabaseSpec{
+			Type: databasev1.PostgreSQL, Version: "17", Replicas: ptr.To(replicas),
+			Storage:     databasev1.StorageSpec{Size: resource.MustParse("2Gi")},
+			Environment: databasev1.Development,
+		},
+	}
 }
 
 // dataVolumePath is the host folder of a claim's local volume (the nodes
