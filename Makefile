@@ -88,7 +88,7 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy, apply configurations, the CR
 .PHONY: verify-generate
 verify-generate: $(CONTROLLER_GEN) ## Fail when checked-in generated files differ from a fresh generation.
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	cp -r go.mod go.sum apis internal render reconcile hack config "$$tmp"/; \
+	cp -r go.mod go.sum apis instance internal render reconcile hack config "$$tmp"/; \
 	rm -rf "$$tmp/apis/database/v1/applyconfiguration" "$$tmp/config/crd" "$$tmp/config/rbac"; \
 	(cd "$$tmp" && $(CONTROLLER_GEN) $(GEN_API_ARGS) && $(CONTROLLER_GEN) $(GEN_RBAC_ARGS)); \
 	if ! diff -ru apis "$$tmp/apis" || ! diff -ru config/crd "$$tmp/config/crd" || ! diff -ru config/rbac "$$tmp/config/rbac" || \

@@ -34,6 +34,9 @@ type engine interface {
 	readinessProbe() []string
 	// initContainers run before the database container (replica bootstrap).
 	initContainers(s *spec) []*corev1ac.ContainerApplyConfiguration
+	// agent is how the server runs under the agent (agent.go); nil while
+	// the engine runs without one: pod 0 is then the primary for ever.
+	agent(s *spec) *agentRun
 	// restore is the engine's part of the restore script (restore.go).
 	restore() restoreSteps
 	// backupScript dumps the application database into /backup and applies

@@ -25,8 +25,6 @@ const (
 	// in progress; the operator watches only those pods, for the outcome.
 	LabelRestoring = "database.example.com/restoring"
 
-	// podNameLabel is set by the StatefulSet controller on each pod.
-	podNameLabel = "statefulset.kubernetes.io/pod-name"
 
 	// ConfigChecksumAnnotation on the pod template holds a hash of the
 	// rendered configuration, so a configuration change rolls the pods.

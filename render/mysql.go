@@ -264,6 +264,10 @@ func (mysql) readinessProbe() []string { return []string{"bash", "-c", mysqlRead
 
 func (mysql) initContainers(*spec) []*corev1ac.ContainerApplyConfiguration { return nil }
 
+// agent: MySQL servers do not run under the agent yet; pod 0 stays the
+// primary.
+func (mysql) agent(*spec) *agentRun { return nil }
+
 // restore loads the dump into MYSQL_DATABASE: the entrypoint's
 // docker_process_sql connects as root with --database="$MYSQL_DATABASE", and
 // the dump names no database (see backupScript).

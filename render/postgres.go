@@ -87,12 +87,21 @@ func postgresConf(s *spec) string {
 	line("shared_buffers", fmt.Sprintf("%dMB", s.megabytes(1, 4, 32)))
 	line("effective_cache_size", fmt.Sprintf("%dMB", s.megabytes(3, 4, 64)))
 	line("maintenance_work_mem", fmt.Sprintf("%dMB", s.megabytes(1, 16, 16)))
-	b.WriteString("# Streaming replication: pod 0 is the primary, the others hot standbys.\n")
+	b.WriteString("# Streaming replication: one primary (status.currentPrimary), the others hot standbys.\n")
 	line("wal_level", "replica")
 	line("max_wal_senders", "10")
 	line("max_replication_slots", "10")
 	line("wal_keep_size", "'1GB'")
 	line("hot_standby", "on")
+	b.WriteString("# A former primary rejoins with pg_rewind, which needs hint-bit changes in the WAL.\n")
+	line("wal_log_hints", "on")
+	b.WriteString("# A replica retries its primary, or the new one after a failover, every second.\n")
+	line("wal_retrieve_retry_interval", "'1s'")
+	if s.syncReplication {
+		b.WriteString("# Sync mode: a commit waits until a replica has flushed it.\n")
+		line("synchronous_standby_names", "'ANY 1 (*)'")
+		line("synchronous_commit", "on")
+	}
 	b.WriteString("# Logs go to stderr, where the container runtime collects them.\n")
 	line("logging_collector", "off")
 	line("log_destination", "'stderr'")
@@ -174,56 +183,45 @@ func (postgres) probe() []string {
 	return []string{"pg_isready", "--quiet", "--host=127.0.0.1", fmt.Sprintf("--port=%d", postgresPort), "--username=" + postgresSuperuser}
 }
 
-// postgresBootstrapReplica runs before the database container of every pod.
-// Pod 0, the primary, is left alone. A replica's data directory is made a
-// copy of the primary's, once: pg_basebackup copies it and the script adds
-// standby.signal, so the server starts as a hot standby. The copy goes to a
-// side directory first, so an interrupted copy never looks like a data
-// directory.
+// postgresPrepare is run by the agent before every start of the server,
+// with ROLE set to the role the pod has. A primary starts as it is (an
+// empty data directory is initialised by the image's entrypoint). A
+// replica's data directory is made to follow the current primary, reached
+// through the read-write Service, which selects whichever pod holds the
+// role:
 //
-// The connection gives up on an unreachable primary within seconds
-// (connect_timeout, and tcp_user_timeout for unacknowledged data): when the
-// primary's pod is re-created with a new address, a replica still connected
-// to the old one otherwise waits for the kernel's TCP retransmission timeout,
-// minutes, before it reconnects and resolves the pod's name again. Keepalives
-// find a silent peer the same way while nothing is sent.
+//   - an empty one is copied from the primary: pg_basebackup into a side
+//     directory first, so an interrupted copy never looks like a data
+//     directory, with standby.signal added;
+//   - a former primary's (no standby.signal) may hold WAL the new primary
+//     never had: pg_rewind winds it back to the point where their histories
+//     forked (it completes crash recovery first when the server was
+//     killed), and when that fails the directory is copied again. A marker
+//     beside the data directory makes a start after an interrupted rewind,
+//     which leaves the directory unusable, copy it again too.
 //
-// Then, on every start of a replica, the primary_conninfo line of
-// $PGDATA/postgresql.auto.conf is written again from the environment: host,
-// port, user, password, application_name (the pod's name, as
-// pg_stat_replication shows it) and the TLS settings of the current spec
-// (sslmode and sslrootcert from PGSSLMODE and PGSSLROOTCERT; sslmode=prefer
-// without TLS). Written once (as pg_basebackup -R would), the settings of
-// the day the replica was copied would stay, and turning TLS on or off
-// would leave existing replicas with stale ones; -R also writes a password
-// with a line break raw, which the server refuses to parse. Values are quoted
-// twice, as the conninfo syntax wants ('...' with \ escapes) and as
-// postgresql.auto.conf's syntax wants ('...' with quotes doubled); the
-// password only passes through bash expansions and printf, never a command
-// line or a sed expression.
-const postgresBootstrapReplica = `set -euo pipefail
-ordinal="${POD_NAME##*-}"
-if [ "$ordinal" = "0" ]; then
-  echo "pod 0 is the primary: nothing to bootstrap"
+// Then the primary_conninfo line of $PGDATA/postgresql.auto.conf is written
+// again from the environment: host, port, user, password, application_name
+// (the pod's name, as pg_stat_replication shows it) and the TLS settings of
+// the current spec (sslmode and sslrootcert from PGSSLMODE and
+// PGSSLROOTCERT; sslmode=prefer without TLS). Written once (as pg_basebackup
+// -R would), the settings of the day the replica was copied would stay, and
+// turning TLS on or off would leave existing replicas with stale ones; -R
+// also writes a password with a line break raw, which the server refuses to
+// parse. Values are quoted twice, as the conninfo syntax wants ('...' with \
+// escapes) and as postgresql.auto.conf's syntax wants ('...' with quotes
+// doubled); passwords only pass through bash expansions, printf and the
+// environment, never a command line or a sed expression.
+//
+// The replication connection gives up on an unreachable primary within
+// seconds (connect_timeout, and tcp_user_timeout for unacknowledged data),
+// so a replica notices a lost primary, reports it, and reconnects through
+// the Service to the new one; keepalives find a silent peer the same way
+// while nothing is sent.
+const postgresPrepare = `set -euo pipefail
+if [ "$ROLE" = primary ]; then
+  echo "database-operator: starting as the primary"
   exit 0
-fi
-if [ -s "$PGDATA/PG_VERSION" ]; then
-  echo "data directory already initialised: not copying the primary"
-else
-  until pg_isready --quiet --host="$PRIMARY_HOST" --port="$PRIMARY_PORT"; do
-    echo "waiting for the primary at $PRIMARY_HOST:$PRIMARY_PORT"
-    sleep 2
-  done
-  partial="$PGDATA.partial"
-  rm -rf "$partial"
-  PGPASSWORD="$REPLICATION_PASSWORD" pg_basebackup \
-    --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --username="$REPLICATION_USER" --no-password \
-    --pgdata="$partial" --wal-method=stream --checkpoint=fast
-  touch "$partial/standby.signal"
-  chmod 0700 "$partial"
-  rm -rf "$PGDATA"
-  mv "$partial" "$PGDATA"
-  echo "replica bootstrapped from $PRIMARY_HOST"
 fi
 # conninfo_value quotes a libpq connection-string value: '...' with
 # backslashes and single quotes escaped by a backslash.
@@ -241,13 +239,53 @@ conf_string() {
   printf "'%s'" "${v//\'/\'\'}"
 }
 sslmode="${PGSSLMODE:-prefer}"
-conninfo="host=$(conninfo_value "$PRIMARY_HOST") port=$(conninfo_value "$PRIMARY_PORT")"
-conninfo+=" user=$(conninfo_value "$REPLICATION_USER") password=$(conninfo_value "$REPLICATION_PASSWORD")"
-conninfo+=" application_name=$(conninfo_value "$POD_NAME") sslmode=$(conninfo_value "$sslmode")"
-conninfo+=" connect_timeout=5 tcp_user_timeout=5000 keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3"
+primary="host=$(conninfo_value "$PRIMARY_HOST") port=$(conninfo_value "$PRIMARY_PORT") sslmode=$(conninfo_value "$sslmode")"
+primary+=" connect_timeout=5 tcp_user_timeout=5000 keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3"
 if [ -n "${PGSSLROOTCERT:-}" ]; then
-  conninfo+=" sslrootcert=$(conninfo_value "$PGSSLROOTCERT")"
+  primary+=" sslrootcert=$(conninfo_value "$PGSSLROOTCERT")"
 fi
+wait_for_primary() {
+  until pg_isready --quiet --host="$PRIMARY_HOST" --port="$PRIMARY_PORT"; do
+    echo "database-operator: waiting for the primary at $PRIMARY_HOST:$PRIMARY_PORT"
+    sleep 1
+  done
+}
+rewinding="${PGDATA%/*}/.database-operator-rewinding"
+if [ -e "$rewinding" ]; then
+  echo "database-operator: the last rewind did not finish; copying the primary again" >&2
+  rm -rf -- "$PGDATA"
+  rm -f -- "$rewinding"
+fi
+if [ -s "$PGDATA/PG_VERSION" ] && [ ! -e "$PGDATA/standby.signal" ]; then
+  wait_for_primary
+  echo "database-operator: this data directory was a primary's; rewinding it to follow $PRIMARY_HOST"
+  : >"$rewinding"
+  sync -- "$rewinding" "${rewinding%/*}"
+  if PGPASSWORD="$POSTGRES_PASSWORD" pg_rewind --target-pgdata="$PGDATA" --progress \
+    --source-server="$primary user=postgres dbname=postgres"; then
+    touch "$PGDATA/standby.signal"
+    sync -- "$PGDATA/standby.signal" "$PGDATA"
+  else
+    echo "database-operator: pg_rewind failed; copying the primary again" >&2
+    rm -rf -- "$PGDATA"
+  fi
+  rm -f -- "$rewinding"
+fi
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  wait_for_primary
+  partial="$PGDATA.partial"
+  rm -rf -- "$partial"
+  PGPASSWORD="$REPLICATION_PASSWORD" pg_basebackup \
+    --dbname="$primary" --username="$REPLICATION_USER" --no-password \
+    --pgdata="$partial" --wal-method=stream --checkpoint=fast
+  touch "$partial/standby.signal"
+  chmod 0700 "$partial"
+  rm -rf -- "$PGDATA"
+  mv -- "$partial" "$PGDATA"
+  echo "database-operator: copied the primary from $PRIMARY_HOST"
+fi
+conninfo="$primary user=$(conninfo_value "$REPLICATION_USER") password=$(conninfo_value "$REPLICATION_PASSWORD")"
+conninfo+=" application_name=$(conninfo_value "$POD_NAME")"
 auto_conf="$PGDATA/postgresql.auto.conf"
 touch "$auto_conf"
 (
@@ -258,37 +296,28 @@ touch "$auto_conf"
 # Flushed before the rename, so a node crash cannot leave an empty file.
 sync "$auto_conf.tmp"
 mv "$auto_conf.tmp" "$auto_conf"
-echo "primary_conninfo set: host=$PRIMARY_HOST sslmode=$sslmode${PGSSLROOTCERT:+ sslrootcert=$PGSSLROOTCERT}"
+echo "database-operator: starting as a replica of $PRIMARY_HOST (sslmode=$sslmode${PGSSLROOTCERT:+ sslrootcert=$PGSSLROOTCERT})"
 `
 
-// initContainers: with TLS, the copy from the primary and the replication
-// connection use TLS, verify the primary's certificate against the CA and
-// check that it names the host (verify-full: PrimaryHost is the fully
-// qualified pod name the certificate carries). The script writes both into
+// agent: with TLS, the copy from the primary, the rewind and the
+// replication connection use TLS, verify the primary's certificate against
+// the CA and check that it names the host (verify-full: the Service's name
+// is one the certificate carries). The prepare script writes both into
 // primary_conninfo on every start, so turning TLS on or off reaches the
 // existing replicas too.
-func (e postgres) initContainers(s *spec) []*corev1ac.ContainerApplyConfiguration {
-	c := corev1ac.Container().
-		WithName("bootstrap-replica").
-		WithImage(s.image).
-		WithCommand("bash", "-c", postgresBootstrapReplica).
-		WithEnv(
-			valueEnv("PGDATA", postgresPGDATA),
-			valueEnv("PRIMARY_HOST", PrimaryHost(s.name, s.namespace)),
-			valueEnv("PRIMARY_PORT", fmt.Sprint(postgresPort)),
-			valueEnv("REPLICATION_USER", ReplicationUser),
-			secretEnv(s, "REPLICATION_PASSWORD", SecretKeyReplicationPassword),
-			podNameEnv(),
-		).
-		WithVolumeMounts(corev1ac.VolumeMount().WithName(dataVolumeName).WithMountPath(postgresDataPath)).
-		WithResources(s.resourceRequirements()).
-		WithSecurityContext(containerSecurityContext())
-	if s.tlsSecret != "" {
-		c.WithEnv(valueEnv("PGSSLMODE", "verify-full"), valueEnv("PGSSLROOTCERT", tlsFile(TLSCAKey))).
-			WithVolumeMounts(tlsVolumeMount())
+func (postgres) agent(s *spec) *agentRun {
+	env := []*corev1ac.EnvVarApplyConfiguration{
+		valueEnv("PRIMARY_HOST", PrimaryServiceHost(s.name, s.namespace)),
+		valueEnv("PRIMARY_PORT", fmt.Sprint(postgresPort)),
+		valueEnv("REPLICATION_USER", ReplicationUser),
 	}
-	return []*corev1ac.ContainerApplyConfiguration{c}
+	if s.tlsSecret != "" {
+		env = append(env, valueEnv("PGSSLMODE", "verify-full"), valueEnv("PGSSLROOTCERT", tlsFile(TLSCAKey)))
+	}
+	return &agentRun{engine: "postgresql", stopSignal: "SIGINT", prepare: postgresPrepare, env: env}
 }
+
+func (postgres) initContainers(*spec) []*corev1ac.ContainerApplyConfiguration { return nil }
 
 // restore loads the dump as the application user, so the restored objects
 // belong to it (the dump carries no owners); the entrypoint's

@@ -21,6 +21,7 @@ import (
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
 )
@@ -34,7 +35,14 @@ type Options struct {
 	// RunbookBaseURL is the address of docs/runbooks.md that the alerts'
 	// runbook_url annotations point into; DefaultRunbookBaseURL when empty.
 	RunbookBaseURL string
+	// AgentImage is the operator's own image, which holds the agent
+	// (/database-agent) that init containers copy into the database pods.
+	AgentImage string
 }
+
+// DefaultAgentImage is Options.AgentImage unless told otherwise: the
+// operator's image of this release.
+const DefaultAgentImage = "ghcr.io/example/database-operator:0.1.0"
 
 // DefaultOptions returns the Options the operator uses unless told otherwise.
 func DefaultOptions() Options {
@@ -42,6 +50,7 @@ func DefaultOptions() Options {
 		PostgresExporterImage: "quay.io/prometheuscommunity/postgres-exporter:v0.17.1",
 		MySQLExporterImage:    "quay.io/prometheus/mysqld-exporter:v0.17.2",
 		RunbookBaseURL:        DefaultRunbookBaseURL,
+		AgentImage:            DefaultAgentImage,
 	}
 }
 
@@ -54,7 +63,8 @@ type Children struct {
 	// HeadlessService gives each pod a stable DNS name; it is the
 	// StatefulSet's serviceName.
 	HeadlessService *corev1ac.ServiceApplyConfiguration
-	// Service is the read-write endpoint: it selects the primary, pod 0.
+	// Service is the read-write endpoint: it selects the pod labelled
+	// primary (status.currentPrimary).
 	Service *corev1ac.ServiceApplyConfiguration
 	// ReadService selects every pod, for read traffic; only with replicas > 1.
 	ReadService *corev1ac.ServiceApplyConfiguration
@@ -82,6 +92,12 @@ type Children struct {
 	// NetworkPolicy limits ingress to the database pods; with
 	// spec.networkPolicy.enabled, or by default in production.
 	NetworkPolicy *networkingv1ac.NetworkPolicyApplyConfiguration
+	// ServiceAccount, Role and RoleBinding let each pod's agent read and
+	// annotate the Database's pods; only for engines that run under the
+	// agent.
+	ServiceAccount *corev1ac.ServiceAccountApplyConfiguration
+	Role           *rbacv1ac.RoleApplyConfiguration
+	RoleBinding    *rbacv1ac.RoleBindingApplyConfiguration
 }
 
 // Render returns the children of db with nothing observed in the cluster: it
@@ -131,6 +147,11 @@ func RenderObserved(db *databasev1.Database, opts Options, observed Observed) (*
 	}
 	if s.networkPolicy {
 		c.NetworkPolicy = buildNetworkPolicy(s)
+	}
+	if s.eng.agent(s) != nil {
+		c.ServiceAccount = buildServiceAccount(s)
+		c.Role = buildRole(s)
+		c.RoleBinding = buildRoleBinding(s)
 	}
 	return c, nil
 }

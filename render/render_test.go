@@ -2,6 +2,7 @@ package render_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -162,21 +163,28 @@ func checkContract(t *testing.T, db *databasev1.Database) {
 	switch db.Spec.Type {
 	case databasev1.PostgreSQL:
 		g.Expect(env["PGDATA"].Value).To(Equal("/var/lib/postgresql/data/pgdata"), "PGDATA is a subdirectory of the volume")
-		g.Expect(main.Command[:2]).To(Equal([]string{"bash", "-c"}))
-		g.Expect(main.Command[2]).To(HaveSuffix("exec docker-entrypoint.sh postgres -c config_file=/etc/postgresql/postgresql.conf\n"),
+		g.Expect(main.Command[:2]).To(Equal([]string{"/database-operator/database-agent", "run"}), "the agent runs the server")
+		server := main.Command[slices.Index(main.Command, "--")+1:]
+		g.Expect(server[:2]).To(Equal([]string{"bash", "-c"}))
+		g.Expect(server[2]).To(HaveSuffix("exec docker-entrypoint.sh postgres -c config_file=/etc/postgresql/postgresql.conf\n"),
 			"the wrapper hands over to the image's entrypoint")
 		g.Expect(main.VolumeMounts).To(ContainElement(HaveField("MountPath", "/etc/postgresql")))
 		g.Expect(main.VolumeMounts).To(ContainElement(HaveField("MountPath", "/docker-entrypoint-initdb.d")))
-		bootstrap := containerNamed(g, pod.InitContainers, "bootstrap-replica")
-		script := strings.Join(bootstrap.Command, " ")
-		g.Expect(script).To(ContainSubstring("pg_basebackup"))
-		g.Expect(script).To(ContainSubstring(`touch "$partial/standby.signal"`), "the copy starts as a standby")
-		g.Expect(script).To(ContainSubstring("primary_conninfo = "), "written by the script, from the spec")
-		g.Expect(script).To(ContainSubstring(`if [ -s "$PGDATA/PG_VERSION" ]`), "bootstrap only into an empty data directory")
-		g.Expect(envByName(bootstrap)["PRIMARY_HOST"].Value).To(Equal("orders-0.orders-headless.shop.svc"), "the fully qualified name the certificate carries")
+		g.Expect(pod.InitContainers).To(ConsistOf(HaveField("Name", "agent")), "the agent is copied in; the replica copy is the agent's prepare step")
+		g.Expect(pod.ServiceAccountName).To(Equal("orders-instance"))
+		prepare := strings.Join(main.Command, " ")
+		g.Expect(prepare).To(ContainSubstring("pg_basebackup"))
+		g.Expect(prepare).To(ContainSubstring("pg_rewind"), "a former primary rejoins by rewinding")
+		g.Expect(prepare).To(ContainSubstring(`touch "$partial/standby.signal"`), "the copy starts as a standby")
+		g.Expect(prepare).To(ContainSubstring("primary_conninfo = "), "written by the script, from the spec")
+		g.Expect(env["PRIMARY_HOST"].Value).To(Equal("orders.shop.svc"), "the read-write Service, which follows the primary; a name the certificate carries")
+		g.Expect(c.ServiceAccount).NotTo(BeNil())
+		g.Expect(c.Role).NotTo(BeNil())
+		g.Expect(c.RoleBinding).NotTo(BeNil())
 		conf := cm.Data["postgresql.conf"]
 		g.Expect(conf).To(ContainSubstring("wal_level = replica"))
 		g.Expect(conf).To(ContainSubstring("hot_standby = on"))
+		g.Expect(conf).To(ContainSubstring("wal_log_hints = on"), "pg_rewind needs it")
 		g.Expect(conf).To(ContainSubstring("hba_file = '/etc/postgresql/pg_hba.conf'"))
 		g.Expect(cm.Data["pg_hba.conf"]).To(MatchRegexp(`host\s+replication\s+replicator\s+all\s+scram-sha-256`))
 		if db.Spec.Monitoring.Enabled && db.Spec.Monitoring.Logging {
@@ -210,8 +218,9 @@ func checkContract(t *testing.T, db *databasev1.Database) {
 	g.Expect(primary.Name).To(Equal("orders"))
 	g.Expect(primary.Spec.Selector).To(Equal(map[string]string{
 		"app.kubernetes.io/name": "database", "app.kubernetes.io/instance": "orders", "app.kubernetes.io/managed-by": "database-operator",
-		"statefulset.kubernetes.io/pod-name": "orders-0",
-	}))
+		"database.example.com/role": "primary",
+	}), "the pod the operator labels primary")
+	g.Expect(primary.Spec.PublishNotReadyAddresses).To(BeTrue(), "the operator, not the readiness probe, routes writes")
 	services := []*corev1.Service{headless, primary}
 	if n > 1 {
 		g.Expect(c.ReadService).NotTo(BeNil())

@@ -2,6 +2,8 @@ package render
 
 import (
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/example/database-operator/instance"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 )
@@ -24,13 +26,19 @@ func buildHeadlessService(s *spec) *corev1ac.ServiceApplyConfiguration {
 			WithSelector(SelectorLabels(s.name))))
 }
 
-// buildService renders <db>, the read-write endpoint: only pod 0, the primary,
-// selected by the pod-name label the StatefulSet controller sets.
+// buildService renders <db>, the read-write endpoint: the pod the operator
+// labelled primary (status.currentPrimary). It publishes the pod whether or
+// not it is ready: the operator, not the readiness probe, decides where
+// writes go. A primary whose server restarts after a crash is back within
+// about a second, while its readiness would follow only at the next probe;
+// a primary that is really gone loses the label to a replica within the
+// failover delay.
 func buildService(s *spec) *corev1ac.ServiceApplyConfiguration {
-	selector := with(SelectorLabels(s.name), podNameLabel, PodName(s.name, 0))
+	selector := with(SelectorLabels(s.name), instance.LabelRole, string(instance.Primary))
 	return service(s, ServiceName(s.name), serviceRolePrimary).
 		WithSpec(servicePorts(s, corev1ac.ServiceSpec().
 			WithType(corev1.ServiceTypeClusterIP).
+			WithPublishNotReadyAddresses(true).
 			WithSelector(selector)))
 }
 

@@ -3,6 +3,7 @@ package render
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -100,6 +101,9 @@ type spec struct {
 	// monitoringNamespace may scrape the metrics port.
 	monitoringNamespace string
 
+	// syncReplication is spec.replication.mode sync.
+	syncReplication bool
+
 	// tlsSecret is the Secret with the server certificate the pods mount
 	// (tls.go); "" when TLS is off.
 	tlsSecret string
@@ -130,6 +134,7 @@ func newSpec(db *databasev1.Database, eng engine, opts Options) *spec {
 		s.replicas = *db.Spec.Replicas
 	}
 	s.profile = profileFor(s.environment)
+	s.syncReplication = ReplicationModeOf(db) == databasev1.ReplicationSync
 
 	s.image = db.Spec.Image
 	if s.image == "" {
@@ -232,4 +237,27 @@ func (s *spec) megabytes(numerator, denominator, min int64) int64 {
 		return min
 	}
 	return mb
+}
+
+// DefaultFailoverDelay is spec.replication.failoverDelay when unset.
+const DefaultFailoverDelay = 5 * time.Second
+
+// ReplicationModeOf is spec.replication.mode, async when unset.
+func ReplicationModeOf(db *databasev1.Database) databasev1.ReplicationMode {
+	if r := db.Spec.Replication; r != nil && r.Mode != "" {
+		return r.Mode
+	}
+	return databasev1.ReplicationAsync
+}
+
+// FailoverDelayOf is spec.replication.failoverDelay, DefaultFailoverDelay
+// when unset. The CRD admits only durations from 0s to 300s; anything else
+// (an object no API server validated) counts as unset.
+func FailoverDelayOf(db *databasev1.Database) time.Duration {
+	if r := db.Spec.Replication; r != nil && r.FailoverDelay != "" {
+		if d, err := time.ParseDuration(r.FailoverDelay); err == nil && d >= 0 && d <= 300*time.Second {
+			return d
+		}
+	}
+	return DefaultFailoverDelay
 }

@@ -66,8 +66,13 @@ func podTemplate(s *spec, configChecksum string) *corev1ac.PodTemplateSpecApplyC
 		WithEnableServiceLinks(false).
 		WithTerminationGracePeriodSeconds(s.profile.terminationGracePeriod).
 		WithSecurityContext(podSecurityContext()).
-		WithAffinity(spreadAcrossNodes(s)).
-		WithInitContainers(s.eng.initContainers(s)...).
+		WithAffinity(spreadAcrossNodes(s))
+	if s.eng.agent(s) != nil {
+		pod.WithServiceAccountName(InstanceServiceAccountName(s.name)).
+			WithInitContainers(agentInitContainer(s)).
+			WithVolumes(agentVolumes()...)
+	}
+	pod.WithInitContainers(s.eng.initContainers(s)...).
 		WithContainers(databaseContainer(s)).
 		WithVolumes(configVolumes(s)...).
 		WithVolumes(sharedMemoryVolume(s))
@@ -95,14 +100,21 @@ func podTemplate(s *spec, configChecksum string) *corev1ac.PodTemplateSpecApplyC
 }
 
 // whileInitialising makes the startup and liveness probes pass while the
-// data directory is being initialised (the marker exists, initialise.go):
-// the image's temporary server listens on the local socket only, so the
-// probe's TCP check fails for as long as a restore's load or a replica's
-// copy takes, and a kill by the probe would only start that initialisation
-// again from scratch, for ever. Readiness still checks the server, so the
-// pod serves nothing meanwhile. The probe's words need no quoting.
+// data directory is being initialised (the marker exists, initialise.go),
+// and, under the agent, while the agent prepares or starts the server (a
+// replica's copy of the primary, a former primary's rewind): the image's
+// temporary server listens on the local socket only, and no server runs
+// while the agent prepares, so the probe's TCP check fails for as long as
+// a restore's load or a copy takes, and a kill by the probe would only
+// start it again from scratch, for ever. Readiness still checks the
+// server, so the pod serves nothing meanwhile. The probe's words need no
+// quoting.
 func whileInitialising(s *spec, probe []string) []string {
-	return []string{"bash", "-c", "[ -e " + s.eng.initialisation(s).marker + " ] || exec " + strings.Join(probe, " ")}
+	test := "[ -e " + s.eng.initialisation(s).marker + " ]"
+	if s.eng.agent(s) != nil {
+		test += " || [ -e " + agentStartingFile + " ]"
+	}
+	return []string{"bash", "-c", test + " || exec " + strings.Join(probe, " ")}
 }
 
 // sharedMemoryVolumeName is the memory-backed volume on /dev/shm.
@@ -149,8 +161,15 @@ func databaseContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
 		WithReadinessProbe(execProbe(s.eng.readinessProbe(), 10, 5, 3)).
 		WithLivenessProbe(execProbe(whileInitialising(s, probe), 10, 5, 6)).
 		WithVolumeMounts(corev1ac.VolumeMount().WithName(dataVolumeName).WithMountPath(s.eng.dataPath()))
-	c.WithCommand("bash", "-c", initialiseScript(s.eng, s)).
-		WithVolumeMounts(corev1ac.VolumeMount().WithName(sharedMemoryVolumeName).WithMountPath("/dev/shm"))
+	if run := s.eng.agent(s); run != nil {
+		c.WithCommand(agentCommand(s, run)...).
+			WithEnv(podNamespaceEnv()).
+			WithEnv(run.env...).
+			WithVolumeMounts(agentVolumeMounts()...)
+	} else {
+		c.WithCommand("bash", "-c", initialiseScript(s.eng, s))
+	}
+	c.WithVolumeMounts(corev1ac.VolumeMount().WithName(sharedMemoryVolumeName).WithMountPath("/dev/shm"))
 	for _, m := range configMounts(s) {
 		c.WithVolumeMounts(corev1ac.VolumeMount().WithName(m.volume).WithMountPath(m.mountPath).WithReadOnly(true))
 	}

@@ -103,11 +103,14 @@ func TestTLS(t *testing.T) {
 					g.Expect(hba).To(Equal(typed[corev1.ConfigMap](t, mustRender(t, newDatabase(tc.typ, "16", opts[:4]...)).ConfigMap).Data["pg_hba.conf"]),
 						"outside production clients may choose")
 				}
-				bootstrap := containerNamed(g, pod.InitContainers, "bootstrap-replica")
-				g.Expect(envByName(bootstrap)).To(HaveKeyWithValue("PGSSLMODE", HaveField("Value", "verify-full")))
-				g.Expect(envByName(bootstrap)).To(HaveKeyWithValue("PRIMARY_HOST", HaveField("Value", "orders-0.orders-headless.shop.svc")))
-				g.Expect(envByName(bootstrap)).To(HaveKeyWithValue("PGSSLROOTCERT", HaveField("Value", tlsDir+"/ca.crt")))
-				g.Expect(bootstrap.VolumeMounts).To(ContainElement(tlsMount))
+				// The agent's prepare step (copy, rewind, primary_conninfo)
+				// runs in the database container.
+				prepare := containerNamed(g, pod.Containers, "database")
+				g.Expect(envByName(prepare)).To(HaveKeyWithValue("PGSSLMODE", HaveField("Value", "verify-full")))
+				g.Expect(envByName(prepare)).To(HaveKeyWithValue("PRIMARY_HOST", HaveField("Value", "orders.shop.svc")))
+				g.Expect(render.ServerDNSNames("orders", "shop")).To(ContainElement("orders.shop.svc"), "verify-full checks the name replicas connect to")
+				g.Expect(envByName(prepare)).To(HaveKeyWithValue("PGSSLROOTCERT", HaveField("Value", tlsDir+"/ca.crt")))
+				g.Expect(prepare.VolumeMounts).To(ContainElement(tlsMount))
 				g.Expect(envByName(backupContainer)).To(HaveKeyWithValue("PGSSLMODE", HaveField("Value", "require")))
 				g.Expect(envByName(exporter)).To(HaveKeyWithValue("DATA_SOURCE_URI", HaveField("Value", "127.0.0.1:5432/postgres?sslmode=require")))
 			case databasev1.MySQL:

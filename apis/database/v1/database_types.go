@@ -53,6 +53,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || !self.version.matches('^[0-9]{1,4}([.]|-|$)') || (int(self.version.find('^[0-9]+')) >= 14 && int(self.version.find('^[0-9]+')) <= 18)",message="spec.version: PostgreSQL 14 to 18 are supported (tags such as 14, 16.4 or 17-trixie); older versions store an md5 superuser password and lack settings the operator renders",fieldPath=".version"
 // +kubebuilder:validation:XValidation:rule="self.type != 'mysql' || self.version.matches('^(8|8[.]0|8[.]0[.](3[2-9]|[4-9][0-9]|[1-9][0-9]{2})|8[.][1-9]([.][0-9]{1,4})?|9([.][0-9]{1,4}){0,2})(-.*)?$')",message="spec.version: MySQL 8.0.32 or later is supported: 8.0 (the newest 8.0), 8.0.32 and later 8.0 releases, 8.4 (LTS), 8 (the newest 8.x, today 8.4) and 9.x (9 is the newest 9.x); 5.7 and 8.0 before 8.0.32 are refused (no CHANGE REPLICATION SOURCE, or mysqldump's GTID bug that loses transactions on replicas)",fieldPath=".version"
 // +kubebuilder:validation:XValidation:rule="!self.version.contains('alpine')",message="spec.version: alpine tags are not supported: the database pods run as uid 999, the database user of the Debian- and Oracle-based official images (alpine's postgres user is uid 70); use the tag without -alpine, such as 17 or 17-trixie",fieldPath=".version"
+// +kubebuilder:validation:XValidation:rule="!has(self.replication) || !has(self.replication.mode) || self.replication.mode != 'sync' || (has(self.autoscaling) ? (has(self.autoscaling.minReplicas) && self.autoscaling.minReplicas >= 2) : (has(self.replicas) && self.replicas >= 2))",message="spec.replication.mode sync needs at least 2 replicas (spec.replicas, or spec.autoscaling.minReplicas): a commit waits for a replica",fieldPath=".replication.mode"
 // +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.environment) || self.environment != 'production' || (has(self.autoscaling.minReplicas) && self.autoscaling.minReplicas >= 2)",message="spec.autoscaling.minReplicas must be at least 2 when spec.environment is production",fieldPath=".autoscaling.minReplicas"
 // +kubebuilder:validation:XValidation:rule="has(oldSelf.restore) || !has(self.restore)",message="spec.restore can only be set when the Database is created",fieldPath=".restore"
 // +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(oldSelf.restore) || self.restore == oldSelf.restore",message="spec.restore is immutable; it may only be removed, once the restore is done",fieldPath=".restore"
@@ -87,9 +88,11 @@ type DatabaseSpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	Image string `json:"image,omitempty"`
 
-	// Replicas is the number of database pods, 1 to 10. Pod 0 is the primary;
-	// the others are read replicas that stream from it. Defaults to 1; the
-	// scale subresource sets it (kubectl scale, HorizontalPodAutoscaler).
+	// Replicas is the number of database pods, 1 to 10. One of them is the
+	// primary (status.currentPrimary; pod 0 when the Database is created),
+	// the others are read replicas that stream from it and may replace it
+	// (spec.replication). Defaults to 1; the scale subresource sets it
+	// (kubectl scale, HorizontalPodAutoscaler).
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 10",message="spec.replicas must be between 1 and 10"
@@ -98,6 +101,12 @@ type DatabaseSpec struct {
 	// Storage describes the data volume of each pod.
 	// +required
 	Storage StorageSpec `json:"storage"`
+
+	// Replication says how replicas follow the primary and when a replica
+	// replaces a failed primary. Unset means asynchronous replication and
+	// a failover after 5s.
+	// +optional
+	Replication *ReplicationSpec `json:"replication,omitempty"`
 
 	// Backup configures scheduled logical backups to a dedicated volume.
 	// +optional
@@ -167,6 +176,48 @@ type DatabaseSpec struct {
 	// production, resources given here must include limits.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// ReplicationMode is how a commit waits for the replicas.
+type ReplicationMode string
+
+const (
+	// ReplicationAsync acknowledges a commit once the primary has it.
+	ReplicationAsync ReplicationMode = "async"
+	// ReplicationSync acknowledges a commit once the primary and at least
+	// one replica have it.
+	ReplicationSync ReplicationMode = "sync"
+)
+
+// ReplicationSpec says how replicas follow the primary and when the
+// operator replaces a primary that stopped serving.
+type ReplicationSpec struct {
+	// Mode is async or sync. In async mode (the default) a commit is
+	// acknowledged once the primary has flushed it; a failover loses the
+	// commits no replica had received yet. In sync mode a commit is
+	// acknowledged only once at least one replica has flushed it too
+	// (PostgreSQL synchronous_standby_names = 'ANY 1 (*)'), and a failover
+	// never loses an acknowledged commit: it promotes only a replica that
+	// has every one, and waits rather than promote one that may not. The
+	// price: commits wait for a replica's round trip, and stop while no
+	// replica is connected. Sync mode needs at least 2 replicas, and 3 to
+	// keep accepting writes while one pod is down.
+	// +optional
+	// +kubebuilder:validation:MaxLength=8
+	// +kubebuilder:validation:XValidation:rule="self in ['async', 'sync']",message="spec.replication.mode must be async or sync"
+	Mode ReplicationMode `json:"mode,omitempty"`
+
+	// FailoverDelay is how long the primary may be unavailable (its server
+	// not answering, its pod not ready or gone, its node lost, or every
+	// replica cut off from it) before the operator promotes the most
+	// advanced replica, from 0s to 300s. Defaults to 5s: longer than a
+	// crashed server takes to restart in its pod (about 1s), so a crash
+	// alone does not cost a failover, and short enough that writes resume
+	// within 10s when the pod or its node is lost.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+(ms|s|m)$') && duration(self) <= duration('300s')",message="spec.replication.failoverDelay must be a duration from 0s to 300s, such as 5s or 1m"
+	FailoverDelay string `json:"failoverDelay,omitempty"`
 }
 
 // StorageSpec describes the persistent volume of each database pod.
@@ -473,6 +524,25 @@ type DatabaseStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
+	// CurrentPrimary is the pod that holds the primary role: the one the
+	// read-write Service <database> selects and the replicas stream from.
+	// +optional
+	CurrentPrimary string `json:"currentPrimary,omitempty"`
+
+	// Instances is what each database pod's agent last reported.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Instances []InstanceStatus `json:"instances,omitempty"`
+
+	// LastPrimaryChange records the latest failover or switchover.
+	// +optional
+	LastPrimaryChange *PrimaryChange `json:"lastPrimaryChange,omitempty"`
+
+	// Switchover is the planned switchover in progress, if any.
+	// +optional
+	Switchover *SwitchoverStatus `json:"switchover,omitempty"`
+
 	// Conditions are Ready, Progressing, Degraded, with backup enabled
 	// BackupReady, and for a Database created with spec.restore Restored.
 	// +optional
@@ -482,6 +552,66 @@ type DatabaseStatus struct {
 	// +patchMergeKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 }
+
+// InstanceStatus is one database pod as its agent reported it.
+type InstanceStatus struct {
+	// Name is the pod's name.
+	Name string `json:"name"`
+	// Role is the role the server runs in, primary or replica; empty while
+	// it does not answer.
+	// +optional
+	Role string `json:"role,omitempty"`
+	// Ready is the pod's Ready condition.
+	Ready bool `json:"ready"`
+	// Timeline is the PostgreSQL timeline the server is on.
+	// +optional
+	Timeline int64 `json:"timeline,omitempty"`
+	// Position is the server's WAL location (PostgreSQL) or executed GTID
+	// set (MySQL): on a replica, what it has received.
+	// +optional
+	Position string `json:"position,omitempty"`
+	// LagBytes is how far a PostgreSQL replica's received WAL is behind
+	// the primary's, as last reported (reports of moving positions are at
+	// most 10s apart).
+	// +optional
+	LagBytes *int64 `json:"lagBytes,omitempty"`
+	// Message is what the agent is waiting for or what failed.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// PrimaryChange is a move of the primary role from one pod to another.
+type PrimaryChange struct {
+	// Reason is FailedOver (the primary was unavailable) or SwitchedOver
+	// (requested).
+	Reason string `json:"reason"`
+	// From is the pod that held the role.
+	From string `json:"from"`
+	// To is the pod that holds it now.
+	To string `json:"to"`
+	// Time is when the operator gave the role to To.
+	Time metav1.Time `json:"time"`
+	// Message explains the choice, for example the positions compared.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// SwitchoverStatus is a planned switchover in progress.
+type SwitchoverStatus struct {
+	// From is the primary being demoted.
+	From string `json:"from"`
+	// To is the replica being promoted.
+	To string `json:"to"`
+	// Started is when the primary was asked to stop.
+	Started metav1.Time `json:"started"`
+}
+
+// SwitchoverAnnotation on a Database asks for a planned switchover to the
+// named pod (or to the most advanced replica when the value is "any"). The
+// operator removes it when the switchover is done or refused, and records
+// the outcome in status.lastPrimaryChange and an Event. An annotation, not
+// a spec field: a switchover is an operation, not a state to keep in Git.
+const SwitchoverAnnotation = "database.example.com/switchover-to"
 
 // Database is a MySQL or PostgreSQL instance: a StatefulSet with its
 // Services, configuration, credentials and, optionally, scheduled backups and
@@ -496,6 +626,7 @@ type DatabaseStatus struct {
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
 // +kubebuilder:printcolumn:name="Environment",type=string,JSONPath=`.spec.environment`
+// +kubebuilder:printcolumn:name="Primary",type=string,JSONPath=`.status.currentPrimary`
 // +kubebuilder:printcolumn:name="Ready",type=boolean,JSONPath=`.status.ready`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

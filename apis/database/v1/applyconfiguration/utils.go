@@ -42,16 +42,24 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &databasev1.DatabaseSpecApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("DatabaseStatus"):
 		return &databasev1.DatabaseStatusApplyConfiguration{}
+	case v1.SchemeGroupVersion.WithKind("InstanceStatus"):
+		return &databasev1.InstanceStatusApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("MonitoringSpec"):
 		return &databasev1.MonitoringSpecApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("NetworkPeer"):
 		return &databasev1.NetworkPeerApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("NetworkPolicySpec"):
 		return &databasev1.NetworkPolicySpecApplyConfiguration{}
+	case v1.SchemeGroupVersion.WithKind("PrimaryChange"):
+		return &databasev1.PrimaryChangeApplyConfiguration{}
+	case v1.SchemeGroupVersion.WithKind("ReplicationSpec"):
+		return &databasev1.ReplicationSpecApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("RestoreSpec"):
 		return &databasev1.RestoreSpecApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("StorageSpec"):
 		return &databasev1.StorageSpecApplyConfiguration{}
+	case v1.SchemeGroupVersion.WithKind("SwitchoverStatus"):
+		return &databasev1.SwitchoverStatusApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("TLSSpec"):
 		return &databasev1.TLSSpecApplyConfiguration{}
 

@@ -125,6 +125,9 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: numeric
       default: 1
+    - name: replication
+      type:
+        namedType: com.github.example.database-operator.apis.database.v1.ReplicationSpec
     - name: resources
       type:
         namedType: io.k8s.api.core.v1.ResourceRequirements
@@ -154,9 +157,23 @@ var schemaYAML = typed.YAMLObject(`types:
           elementRelationship: associative
           keys:
           - type
+    - name: currentPrimary
+      type:
+        scalar: string
+    - name: instances
+      type:
+        list:
+          elementType:
+            namedType: com.github.example.database-operator.apis.database.v1.InstanceStatus
+          elementRelationship: associative
+          keys:
+          - name
     - name: lastBackup
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: lastPrimaryChange
+      type:
+        namedType: com.github.example.database-operator.apis.database.v1.PrimaryChange
     - name: observedGeneration
       type:
         scalar: numeric
@@ -172,10 +189,37 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: selector
       type:
         scalar: string
+    - name: switchover
+      type:
+        namedType: com.github.example.database-operator.apis.database.v1.SwitchoverStatus
 - name: com.github.example.database-operator.apis.database.v1.DatabaseType
   scalar: string
 - name: com.github.example.database-operator.apis.database.v1.Environment
   scalar: string
+- name: com.github.example.database-operator.apis.database.v1.InstanceStatus
+  map:
+    fields:
+    - name: lagBytes
+      type:
+        scalar: numeric
+    - name: message
+      type:
+        scalar: string
+    - name: name
+      type:
+        scalar: string
+    - name: position
+      type:
+        scalar: string
+    - name: ready
+      type:
+        scalar: boolean
+    - name: role
+      type:
+        scalar: string
+    - name: timeline
+      type:
+        scalar: numeric
 - name: com.github.example.database-operator.apis.database.v1.MonitoringSpec
   map:
     fields:
@@ -217,6 +261,35 @@ var schemaYAML = typed.YAMLObject(`types:
         scalar: string
 - name: com.github.example.database-operator.apis.database.v1.Phase
   scalar: string
+- name: com.github.example.database-operator.apis.database.v1.PrimaryChange
+  map:
+    fields:
+    - name: from
+      type:
+        scalar: string
+    - name: message
+      type:
+        scalar: string
+    - name: reason
+      type:
+        scalar: string
+    - name: time
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: to
+      type:
+        scalar: string
+- name: com.github.example.database-operator.apis.database.v1.ReplicationMode
+  scalar: string
+- name: com.github.example.database-operator.apis.database.v1.ReplicationSpec
+  map:
+    fields:
+    - name: failoverDelay
+      type:
+        scalar: string
+    - name: mode
+      type:
+        namedType: com.github.example.database-operator.apis.database.v1.ReplicationMode
 - name: com.github.example.database-operator.apis.database.v1.RestoreSpec
   map:
     fields:
@@ -235,6 +308,18 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: size
       type:
         namedType: io.k8s.apimachinery.pkg.api.resource.Quantity
+- name: com.github.example.database-operator.apis.database.v1.SwitchoverStatus
+  map:
+    fields:
+    - name: from
+      type:
+        scalar: string
+    - name: started
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: to
+      type:
+        scalar: string
 - name: com.github.example.database-operator.apis.database.v1.TLSSpec
   map:
     fields:

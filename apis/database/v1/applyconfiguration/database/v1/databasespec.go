@@ -59,12 +59,18 @@ type DatabaseSpecApplyConfiguration struct {
 	// postgres:<version> is used. The image must be compatible with the
 	// official one (same entrypoint, paths and tools).
 	Image *string `json:"image,omitempty"`
-	// Replicas is the number of database pods, 1 to 10. Pod 0 is the primary;
-	// the others are read replicas that stream from it. Defaults to 1; the
-	// scale subresource sets it (kubectl scale, HorizontalPodAutoscaler).
+	// Replicas is the number of database pods, 1 to 10. One of them is the
+	// primary (status.currentPrimary; pod 0 when the Database is created),
+	// the others are read replicas that stream from it and may replace it
+	// (spec.replication). Defaults to 1; the scale subresource sets it
+	// (kubectl scale, HorizontalPodAutoscaler).
 	Replicas *int32 `json:"replicas,omitempty"`
 	// Storage describes the data volume of each pod.
 	Storage *StorageSpecApplyConfiguration `json:"storage,omitempty"`
+	// Replication says how replicas follow the primary and when a replica
+	// replaces a failed primary. Unset means asynchronous replication and
+	// a failover after 5s.
+	Replication *ReplicationSpecApplyConfiguration `json:"replication,omitempty"`
 	// Backup configures scheduled logical backups to a dedicated volume.
 	Backup *BackupSpecApplyConfiguration `json:"backup,omitempty"`
 	// Monitoring turns on the metrics exporter and query logging.
@@ -156,6 +162,14 @@ func (b *DatabaseSpecApplyConfiguration) WithReplicas(value int32) *DatabaseSpec
 // If called multiple times, the Storage field is set to the value of the last call.
 func (b *DatabaseSpecApplyConfiguration) WithStorage(value *StorageSpecApplyConfiguration) *DatabaseSpecApplyConfiguration {
 	b.Storage = value
+	return b
+}
+
+// WithReplication sets the Replication field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Replication field is set to the value of the last call.
+func (b *DatabaseSpecApplyConfiguration) WithReplication(value *ReplicationSpecApplyConfiguration) *DatabaseSpecApplyConfiguration {
+	b.Replication = value
 	return b
 }
 

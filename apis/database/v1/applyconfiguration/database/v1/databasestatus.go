@@ -44,6 +44,15 @@ type DatabaseStatusApplyConfiguration struct {
 	LastBackup *metav1.Time `json:"lastBackup,omitempty"`
 	// ObservedGeneration is the metadata.generation this status describes.
 	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
+	// CurrentPrimary is the pod that holds the primary role: the one the
+	// read-write Service <database> selects and the replicas stream from.
+	CurrentPrimary *string `json:"currentPrimary,omitempty"`
+	// Instances is what each database pod's agent last reported.
+	Instances []InstanceStatusApplyConfiguration `json:"instances,omitempty"`
+	// LastPrimaryChange records the latest failover or switchover.
+	LastPrimaryChange *PrimaryChangeApplyConfiguration `json:"lastPrimaryChange,omitempty"`
+	// Switchover is the planned switchover in progress, if any.
+	Switchover *SwitchoverStatusApplyConfiguration `json:"switchover,omitempty"`
 	// Conditions are Ready, Progressing, Degraded, with backup enabled
 	// BackupReady, and for a Database created with spec.restore Restored.
 	Conditions []applyconfigurationsmetav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
@@ -100,6 +109,43 @@ func (b *DatabaseStatusApplyConfiguration) WithLastBackup(value metav1.Time) *Da
 // If called multiple times, the ObservedGeneration field is set to the value of the last call.
 func (b *DatabaseStatusApplyConfiguration) WithObservedGeneration(value int64) *DatabaseStatusApplyConfiguration {
 	b.ObservedGeneration = &value
+	return b
+}
+
+// WithCurrentPrimary sets the CurrentPrimary field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the CurrentPrimary field is set to the value of the last call.
+func (b *DatabaseStatusApplyConfiguration) WithCurrentPrimary(value string) *DatabaseStatusApplyConfiguration {
+	b.CurrentPrimary = &value
+	return b
+}
+
+// WithInstances adds the given value to the Instances field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Instances field.
+func (b *DatabaseStatusApplyConfiguration) WithInstances(values ...*InstanceStatusApplyConfiguration) *DatabaseStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithInstances")
+		}
+		b.Instances = append(b.Instances, *values[i])
+	}
+	return b
+}
+
+// WithLastPrimaryChange sets the LastPrimaryChange field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the LastPrimaryChange field is set to the value of the last call.
+func (b *DatabaseStatusApplyConfiguration) WithLastPrimaryChange(value *PrimaryChangeApplyConfiguration) *DatabaseStatusApplyConfiguration {
+	b.LastPrimaryChange = value
+	return b
+}
+
+// WithSwitchover sets the Switchover field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Switchover field is set to the value of the last call.
+func (b *DatabaseStatusApplyConfiguration) WithSwitchover(value *SwitchoverStatusApplyConfiguration) *DatabaseStatusApplyConfiguration {
+	b.Switchover = value
 	return b
 }
 

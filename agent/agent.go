@@ -1,0 +1,358 @@
+// Package agent is the process that runs each database server: PID 1 of
+// the database container. It starts the server in the role the operator
+// gives the pod (the instance.LabelRole label), promotes or demotes it when
+// that label changes, restarts it when it crashes, and reports what the
+// server is doing in the pod's instance.AnnotationReport annotation, which
+// the operator watches. Decisions about the Database as a whole (which pod
+// is the primary) are the operator's; the agent only makes its server
+// match.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/example/database-operator/instance"
+)
+
+// PodAPI is the agent's view of the Kubernetes API: its own pod.
+type PodAPI interface {
+	// Get reads the pod.
+	Get(ctx context.Context) (Pod, error)
+	// Watch sends every version of the pod after resourceVersion to out
+	// until the watch ends or ctx is done.
+	Watch(ctx context.Context, resourceVersion string, out chan<- Pod) error
+	// Report publishes the report on the pod.
+	Report(ctx context.Context, r instance.Report) error
+}
+
+// Pod is what the agent reads of its pod.
+type Pod struct {
+	ResourceVersion string
+	// Role is the role the operator asks of the pod; empty until it has.
+	Role instance.Role
+	// Deleting: the pod has a deletion timestamp.
+	Deleting bool
+}
+
+// Config says how to run one database server.
+type Config struct {
+	// Engine observes and promotes the server.
+	Engine Engine
+	// Server is the server's command line (the image's entrypoint through
+	// the initialisation wrapper).
+	Server []string
+	// Prepare runs before every start of the server with ROLE set to the
+	// role it starts in: it makes a replica's data directory a copy of the
+	// primary (a clone, or a rewind of a former primary) and points it at
+	// the primary. A failure is retried.
+	Prepare []string
+	// StopSignal stops the server cleanly (the image's STOPSIGNAL).
+	StopSignal syscall.Signal
+	// StartingFile exists while the agent prepares or starts the server,
+	// until it first answers: the probes pass while it does, so a long
+	// copy or rewind is not killed for not serving.
+	StartingFile string
+	// Tick is how often the server is observed (1 s when zero).
+	Tick time.Duration
+	// Backoff is the pause after a failed prepare or a crash (1 s when
+	// zero); it doubles on each failure in a row up to 16 times.
+	Backoff time.Duration
+	Log     *slog.Logger
+}
+
+// Run runs the server until ctx is done or the server stops after a stop
+// signal; it returns the server's exit status.
+func Run(ctx context.Context, cfg Config, api PodAPI, stop <-chan os.Signal) (int, error) {
+	a := &runner{cfg: cfg, api: api, procs: newProcesses()}
+	if a.cfg.Tick == 0 {
+		a.cfg.Tick = time.Second
+	}
+	if a.cfg.Backoff == 0 {
+		a.cfg.Backoff = time.Second
+	}
+	if a.cfg.Log == nil {
+		a.cfg.Log = slog.Default()
+	}
+	return a.run(ctx, stop)
+}
+
+type runner struct {
+	cfg   Config
+	api   PodAPI
+	procs *processes
+
+	phase    phase
+	pid      int
+	exits    <-chan exit
+	desired  instance.Role
+	deleting bool
+	stopping bool
+
+	failures     int
+	backoffUntil time.Time
+	answered     bool // the server answered since it was started
+
+	written   instance.Report
+	writtenAt time.Time
+}
+
+func (a *runner) run(ctx context.Context, stop <-chan os.Signal) (int, error) {
+	pods := make(chan Pod, 1)
+	watchCtx, cancelWatch := context.WithCancel(ctx)
+	defer cancelWatch()
+	go a.watchPod(watchCtx, pods)
+
+	ticker := time.NewTicker(a.cfg.Tick)
+	defer ticker.Stop()
+	var current *instance.Report
+	for {
+		select {
+		case <-ctx.Done():
+			a.terminate()
+			return 1, ctx.Err()
+		case sig := <-stop:
+			a.cfg.Log.Info("stopping", "signal", sig.String(), "phase", a.phase.String())
+			a.stopping = true
+			a.terminate()
+			if a.phase == idle {
+				return 0, nil
+			}
+		case p := <-pods:
+			a.observePod(p)
+		case e := <-a.exits:
+			if done, status := a.exited(e); done {
+				return status, nil
+			}
+		case <-ticker.C:
+		}
+		current = a.observeServer(ctx)
+		a.act(ctx, current)
+		a.publish(ctx, current)
+	}
+}
+
+// watchPod follows the pod's labels: a GET, then a watch from its version,
+// again after every error.
+func (a *runner) watchPod(ctx context.Context, out chan<- Pod) {
+	for ctx.Err() == nil {
+		p, err := a.api.Get(ctx)
+		if err == nil {
+			select {
+			case out <- p:
+			case <-ctx.Done():
+				return
+			}
+			err = a.api.Watch(ctx, p.ResourceVersion, out)
+		}
+		if err != nil && ctx.Err() == nil {
+			a.cfg.Log.Error("reading the pod from the API", "err", err)
+		}
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+		}
+	}
+}
+
+func (a *runner) observePod(p Pod) {
+	if role := p.Role; role != a.desired {
+		a.cfg.Log.Info("role assigned", "role", string(role), "was", string(a.desired))
+		a.desired = role
+	}
+	a.deleting = p.Deleting
+}
+
+func (a *runner) observeServer(ctx context.Context) *instance.Report {
+	if a.phase != running {
+		return nil
+	}
+	r, err := a.cfg.Engine.Observe(ctx)
+	if err != nil {
+		if a.answered {
+			a.cfg.Log.Info("server does not answer", "err", err)
+		}
+		return nil
+	}
+	if !a.answered {
+		a.answered = true
+		a.failures = 0
+		a.removeStartingFile()
+		a.cfg.Log.Info("server answers", "role", string(r.Role))
+	}
+	return &r
+}
+
+func (a *runner) act(ctx context.Context, server *instance.Report) {
+	s := situation{
+		desired:     a.desired,
+		terminating: a.stopping || a.deleting,
+		phase:       a.phase,
+		backingOff:  time.Now().Before(a.backoffUntil),
+		server:      server,
+	}
+	switch decide(s) {
+	case prepare:
+		a.prepare(ctx)
+	case promote:
+		a.cfg.Log.Info("promoting the server to primary")
+		if err := a.cfg.Engine.Promote(ctx); err != nil {
+			a.cfg.Log.Error("promotion failed", "err", err)
+			return
+		}
+		a.cfg.Log.Info("promoted")
+	case demote:
+		a.cfg.Log.Info("demoting: stopping the primary, to start again as a replica")
+		a.signalServer(a.cfg.StopSignal)
+		a.phase = stopping
+	}
+}
+
+// prepare confirms the role with a fresh read (a watch may lag behind a
+// relabelling the agent must not miss) and runs the prepare script.
+func (a *runner) prepare(ctx context.Context) {
+	p, err := a.api.Get(ctx)
+	if err != nil {
+		a.cfg.Log.Error("not starting: cannot confirm the pod's role", "err", err)
+		a.backOff()
+		return
+	}
+	a.observePod(p)
+	if a.desired == "" || a.deleting {
+		return
+	}
+	a.touchStartingFile()
+	a.cfg.Log.Info("preparing the data directory", "role", string(a.desired))
+	pid, exits, err := a.procs.start(a.cfg.Prepare[0], a.cfg.Prepare[1:], []string{"ROLE=" + string(a.desired)})
+	if err != nil {
+		a.cfg.Log.Error("prepare", "err", err)
+		a.backOff()
+		return
+	}
+	a.phase, a.pid, a.exits = preparing, pid, exits
+}
+
+// exited handles the end of the prepare script or the server; done when
+// the agent itself should exit with status.
+func (a *runner) exited(e exit) (done bool, status int) {
+	was := a.phase
+	a.phase, a.pid, a.exits = idle, 0, nil
+	switch {
+	case a.stopping:
+		a.cfg.Log.Info("stopped", "process", was.String(), "how", e.String())
+		return true, e.status.ExitStatus()
+	case was == preparing && e.status.Exited() && e.status.ExitStatus() == 0:
+		a.start()
+	case was == preparing:
+		a.cfg.Log.Error("prepare failed; retrying", "how", e.String())
+		a.backOff()
+	case was == stopping:
+		a.cfg.Log.Info("server stopped", "how", e.String())
+	default:
+		a.cfg.Log.Error("server ended; starting it again", "how", e.String())
+		a.backOff()
+	}
+	return false, 0
+}
+
+func (a *runner) start() {
+	a.cfg.Log.Info("starting the server", "role", string(a.desired))
+	pid, exits, err := a.procs.start(a.cfg.Server[0], a.cfg.Server[1:], []string{"ROLE=" + string(a.desired)})
+	if err != nil {
+		a.cfg.Log.Error("starting the server", "err", err)
+		a.backOff()
+		return
+	}
+	a.phase, a.pid, a.exits, a.answered = running, pid, exits, false
+}
+
+func (a *runner) backOff() {
+	d := a.cfg.Backoff << min(a.failures, 4)
+	a.failures++
+	a.backoffUntil = time.Now().Add(d)
+}
+
+// terminate asks whatever runs to stop: the server cleanly, the prepare
+// script with SIGTERM.
+func (a *runner) terminate() {
+	switch a.phase {
+	case running:
+		a.signalServer(a.cfg.StopSignal)
+		a.phase = stopping
+	case preparing:
+		a.signalServer(syscall.SIGTERM)
+	}
+}
+
+func (a *runner) signalServer(sig syscall.Signal) {
+	if a.pid == 0 {
+		return
+	}
+	if err := syscall.Kill(a.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		a.cfg.Log.Error("signalling the server", "signal", sig.String(), "err", err)
+	}
+}
+
+// publish writes the report when it says something new, and while only
+// the positions move at most every instance.PositionInterval.
+func (a *runner) publish(ctx context.Context, server *instance.Report) {
+	r := instance.Report{}
+	if server != nil {
+		r = *server
+	} else {
+		r.Message = a.describe()
+	}
+	r.ObservedAt = time.Now().UTC()
+	same := r.SameExceptPositions(a.written)
+	if same && (r.Position == a.written.Position && r.ReplayPosition == a.written.ReplayPosition ||
+		time.Since(a.writtenAt) < instance.PositionInterval) {
+		return
+	}
+	if err := a.api.Report(ctx, r); err != nil {
+		a.cfg.Log.Error("reporting", "err", err)
+		return
+	}
+	a.written, a.writtenAt = r, time.Now()
+}
+
+func (a *runner) describe() string {
+	switch a.phase {
+	case idle:
+		if a.desired == "" {
+			return "waiting for the operator to assign a role"
+		}
+		if time.Now().Before(a.backoffUntil) {
+			return fmt.Sprintf("retrying after failure %d", a.failures)
+		}
+		return "starting"
+	case preparing:
+		return "preparing the data directory as " + string(a.desired)
+	case stopping:
+		return "stopping the server"
+	default:
+		return "server not answering"
+	}
+}
+
+func (a *runner) touchStartingFile() {
+	if a.cfg.StartingFile == "" {
+		return
+	}
+	if err := os.WriteFile(a.cfg.StartingFile, nil, 0o644); err != nil {
+		a.cfg.Log.Error("writing the starting marker", "err", err)
+	}
+}
+
+func (a *runner) removeStartingFile() {
+	if a.cfg.StartingFile == "" {
+		return
+	}
+	if err := os.Remove(a.cfg.StartingFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		a.cfg.Log.Error("removing the starting marker", "err", err)
+	}
+}

@@ -1,0 +1,107 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/example/database-operator/instance"
+)
+
+// Engine is what the agent needs of a database server: what it is doing,
+// and how to make it the primary. Demotion is not here: the agent stops the
+// server and starts it again through the prepare script with ROLE=replica.
+type Engine interface {
+	// Observe asks the running server for its role and positions; an error
+	// when it does not answer.
+	Observe(ctx context.Context) (instance.Report, error)
+	// Promote makes a replica the primary and returns when it accepts
+	// writes.
+	Promote(ctx context.Context) error
+}
+
+// Postgres talks to the local server with psql, as the superuser, over the
+// server's socket (PGHOST, else libpq's default directory), with the
+// password from POSTGRES_PASSWORD: the pod's pg_hba.conf requires one for
+// local connections too. The password reaches psql through its
+// environment only.
+type Postgres struct {
+	// PSQL is the psql binary; "psql" from PATH when empty.
+	PSQL string
+}
+
+// postgresObserve is one query for everything a report needs. On a
+// replica the position is the last WAL received and flushed (what a
+// promotion keeps), falling back to what it replayed before its
+// walreceiver first connected; the timeline is the one it receives, or
+// the one of its last restartpoint.
+const postgresObserve = `SELECT pg_is_in_recovery(),
+  CASE WHEN pg_is_in_recovery()
+    THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint()))
+    ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint END,
+  CASE WHEN pg_is_in_recovery()
+    THEN COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
+    ELSE pg_current_wal_lsn() END,
+  COALESCE(pg_last_wal_replay_lsn()::text, ''),
+  EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')`
+
+func (p Postgres) psql(ctx context.Context, timeout time.Duration, sql string) (string, error) {
+	bin := p.PSQL
+	if bin == "" {
+		bin = "psql"
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--no-psqlrc", "--no-align", "--tuples-only", "--field-separator=|",
+		"--username=postgres", "--dbname=postgres", "--command="+sql)
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+os.Getenv("POSTGRES_PASSWORD"), "PGCONNECT_TIMEOUT=2", "PGAPPNAME="+FieldManager)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("psql: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+// Observe implements Engine.
+func (p Postgres) Observe(ctx context.Context) (instance.Report, error) {
+	out, err := p.psql(ctx, 5*time.Second, postgresObserve)
+	if err != nil {
+		return instance.Report{}, err
+	}
+	return parsePostgresObserve(out)
+}
+
+func parsePostgresObserve(out string) (instance.Report, error) {
+	f := strings.Split(out, "|")
+	if len(f) != 5 {
+		return instance.Report{}, fmt.Errorf("unexpected answer %q", out)
+	}
+	tli, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return instance.Report{}, fmt.Errorf("timeline %q: %w", f[1], err)
+	}
+	r := instance.Report{Role: instance.Primary, Timeline: tli, Position: f[2]}
+	if f[0] == "t" {
+		r.Role, r.ReplayPosition, r.Streaming = instance.Replica, f[3], f[4] == "t"
+	}
+	return r, nil
+}
+
+// Promote implements Engine: pg_promote waits until the server has left
+// recovery (at most a minute).
+func (p Postgres) Promote(ctx context.Context) error {
+	out, err := p.psql(ctx, 70*time.Second, "SELECT pg_promote(true, 60)")
+	if err != nil {
+		return err
+	}
+	if out != "t" {
+		return fmt.Errorf("pg_promote did not complete within 60 s")
+	}
+	return nil
+}

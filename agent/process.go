@@ -1,0 +1,116 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync"
+	"syscall"
+)
+
+// processes starts children and reports their exits. As PID 1 of the
+// database container the agent is also the parent of every orphan (the
+// server's children outlive a crashed postmaster), so it reaps every
+// child, known or not; elsewhere (tests) it waits for its own only.
+type processes struct {
+	pid1 bool
+
+	mu      sync.Mutex
+	waiting map[int]chan<- exit
+	// early holds exits reaped before the starter registered the pid.
+	early map[int]exit
+}
+
+// exit is how a child ended.
+type exit struct {
+	pid    int
+	status syscall.WaitStatus
+}
+
+func (e exit) String() string {
+	switch {
+	case e.status.Exited():
+		return fmt.Sprintf("exited with status %d", e.status.ExitStatus())
+	case e.status.Signaled():
+		return fmt.Sprintf("killed by %s", e.status.Signal())
+	default:
+		return fmt.Sprintf("ended (%#x)", uint32(e.status))
+	}
+}
+
+func newProcesses() *processes {
+	p := &processes{pid1: os.Getpid() == 1, waiting: map[int]chan<- exit{}, early: map[int]exit{}}
+	if p.pid1 {
+		go p.reapAll()
+	}
+	return p
+}
+
+// start runs cmd with env added to the agent's environment; its exit is
+// sent on the returned channel (buffered, so nobody has to read it).
+func (p *processes) start(name string, args []string, env []string) (int, <-chan exit, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
+	done := make(chan exit, 1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := cmd.Start(); err != nil {
+		return 0, nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	pid := cmd.Process.Pid
+	if p.pid1 {
+		if e, ok := p.early[pid]; ok {
+			delete(p.early, pid)
+			done <- e
+		} else {
+			p.waiting[pid] = done
+		}
+		return pid, done, nil
+	}
+	go func() {
+		var ws syscall.WaitStatus
+		for {
+			_, err := syscall.Wait4(pid, &ws, 0, nil)
+			if err != syscall.EINTR {
+				break
+			}
+		}
+		done <- exit{pid: pid, status: ws}
+	}()
+	return pid, done, nil
+}
+
+// reapAll waits for any child whenever one ends.
+func (p *processes) reapAll() {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGCHLD)
+	for range sigs {
+		for {
+			var ws syscall.WaitStatus
+			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+			if err == syscall.EINTR {
+				continue
+			}
+			if pid <= 0 || err != nil {
+				break
+			}
+			p.mu.Lock()
+			if ch, ok := p.waiting[pid]; ok {
+				delete(p.waiting, pid)
+				ch <- exit{pid: pid, status: ws}
+			} else {
+				p.early[pid] = exit{pid: pid, status: ws}
+				// Orphans are never registered; keep the map small.
+				if len(p.early) > 64 {
+					for k := range p.early {
+						delete(p.early, k)
+						break
+					}
+				}
+			}
+			p.mu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,128 @@
+// Command database-agent runs in every database pod (see package agent).
+//
+//	database-agent copy DEST
+//	    copy this binary to DEST (an init container puts it on a volume the
+//	    database container shares; the operator's image has no shell).
+//	database-agent run --engine=postgresql --prepare=SCRIPT [flags] -- SERVER...
+//	    run the database server as PID 1 of the database container.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/example/database-operator/agent"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: database-agent copy DEST | run [flags] -- SERVER...")
+		os.Exit(2)
+	}
+	var err error
+	status := 0
+	switch os.Args[1] {
+	case "copy":
+		if len(os.Args) != 3 {
+			err = fmt.Errorf("usage: database-agent copy DEST")
+			break
+		}
+		err = copySelf(os.Args[2])
+	case "run":
+		status, err = run(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q: want copy or run", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "database-agent:", err)
+		if status == 0 {
+			status = 1
+		}
+	}
+	os.Exit(status)
+}
+
+// copySelf copies the running binary to dest, through a temporary file
+// renamed into place, so a restarted init container never leaves half a
+// binary behind.
+func copySelf(dest string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	in, err := os.Open(self)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dest), ".database-agent-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return fmt.Errorf("copying to %s: %w", dest, err)
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dest)
+}
+
+func run(args []string) (int, error) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	engine := fs.String("engine", "postgresql", "the database engine: postgresql")
+	prepare := fs.String("prepare", "", "bash script run before every start of the server, with ROLE=primary|replica")
+	stopSignal := fs.String("stop-signal", "SIGINT", "the signal that stops the server cleanly: SIGINT or SIGTERM")
+	startingFile := fs.String("starting-file", "", "file that exists while the server is prepared or started")
+	if err := fs.Parse(args); err != nil {
+		return 2, err
+	}
+	server := fs.Args()
+	if len(server) == 0 {
+		return 2, fmt.Errorf("no server command after --")
+	}
+	cfg := agent.Config{
+		Server:       server,
+		Prepare:      []string{"bash", "-c", *prepare},
+		StartingFile: *startingFile,
+		Log:          slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "database-agent"),
+	}
+	switch *engine {
+	case "postgresql":
+		cfg.Engine = agent.Postgres{}
+	default:
+		return 2, fmt.Errorf("--engine=%q: want postgresql", *engine)
+	}
+	switch *stopSignal {
+	case "SIGINT":
+		cfg.StopSignal = syscall.SIGINT
+	case "SIGTERM":
+		cfg.StopSignal = syscall.SIGTERM
+	default:
+		return 2, fmt.Errorf("--stop-signal=%q: want SIGINT or SIGTERM", *stopSignal)
+	}
+	namespace, name := os.Getenv("POD_NAMESPACE"), os.Getenv("POD_NAME")
+	if namespace == "" || name == "" {
+		return 2, fmt.Errorf("POD_NAMESPACE and POD_NAME must be set (the downward API)")
+	}
+	api, err := agent.InClusterPodAPI(namespace, name)
+	if err != nil {
+		return 1, err
+	}
+	stop := make(chan os.Signal, 2)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	return agent.Run(context.Background(), cfg, api, stop)
+}

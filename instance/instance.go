@@ -1,0 +1,114 @@
+// Package instance is the contract between the operator and the agent that
+// runs each database pod: the label by which the operator assigns a pod its
+// role, and the annotation in which the agent reports what its server is
+// doing. It has no dependencies, so the agent binary stays small.
+package instance
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Role is what a database pod is asked to be (LabelRole) or reports being
+// (Report.Role).
+type Role string
+
+const (
+	// Primary accepts writes; exactly one pod of a Database is asked to be it.
+	Primary Role = "primary"
+	// Replica streams from the primary and serves reads.
+	Replica Role = "replica"
+)
+
+const (
+	// LabelRole is set by the operator on every database pod: the role the
+	// pod must take. The read-write Service selects the pod labelled
+	// primary; the agent promotes or demotes its server to match.
+	LabelRole = "database.example.com/role"
+
+	// AnnotationReport is set by the agent on its own pod: a Report as JSON.
+	AnnotationReport = "database.example.com/instance"
+)
+
+// Report is what the agent last observed of its server. The agent writes it
+// when anything but the positions changes, and at most every
+// PositionInterval while only the positions move.
+type Report struct {
+	// Role is the role the server runs in now; empty while it is not
+	// running or does not answer.
+	Role Role `json:"role,omitempty"`
+	// Timeline is the PostgreSQL timeline the server is on (0 for MySQL).
+	Timeline int64 `json:"timeline,omitempty"`
+	// Position is how far the server's copy of the history reaches: on a
+	// PostgreSQL primary its current WAL location, on a replica the last
+	// location it received and flushed; for MySQL the executed GTID set.
+	Position string `json:"position,omitempty"`
+	// ReplayPosition is how far a PostgreSQL replica has applied what it
+	// received.
+	ReplayPosition string `json:"replayPosition,omitempty"`
+	// Streaming says a replica is connected to its upstream and receiving.
+	Streaming bool `json:"streaming,omitempty"`
+	// Message says what the agent is waiting for or what failed, for
+	// people; never a secret.
+	Message string `json:"message,omitempty"`
+	// ObservedAt is when the agent observed this, RFC 3339 with
+	// nanoseconds.
+	ObservedAt time.Time `json:"observedAt"`
+}
+
+// PositionInterval bounds how often a report is written while only the
+// positions change: a replica's lag in the status is at most this old.
+const PositionInterval = 10 * time.Second
+
+// ParseReport decodes AnnotationReport's value.
+func ParseReport(s string) (Report, error) {
+	var r Report
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		return Report{}, fmt.Errorf("instance report %q: %w", s, err)
+	}
+	return r, nil
+}
+
+// String encodes the report for AnnotationReport.
+func (r Report) String() string {
+	b, err := json.Marshal(r)
+	if err != nil {
+		// A Report holds only strings, numbers, booleans and a time.
+		panic(err)
+	}
+	return string(b)
+}
+
+// SameExceptPositions says two reports differ at most in their positions
+// and observation time: such a change alone need not be written at once.
+func (r Report) SameExceptPositions(o Report) bool {
+	r.Position, o.Position = "", ""
+	r.ReplayPosition, o.ReplayPosition = "", ""
+	r.ObservedAt, o.ObservedAt = time.Time{}, time.Time{}
+	return r == o
+}
+
+// LSN is a PostgreSQL WAL location.
+type LSN uint64
+
+// ParseLSN reads PostgreSQL's text form of a WAL location, "16/B374D848".
+func ParseLSN(s string) (LSN, error) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, fmt.Errorf("WAL location %q: want X/Y", s)
+	}
+	h, err := strconv.ParseUint(hi, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("WAL location %q: %w", s, err)
+	}
+	l, err := strconv.ParseUint(lo, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("WAL location %q: %w", s, err)
+	}
+	return LSN(h<<32 | l), nil
+}
+
+func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint64(l)>>32, uint64(l)&0xffffffff) }
