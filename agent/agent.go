@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"syscall"
 	"time"
@@ -58,6 +59,10 @@ type Config struct {
 	// until it first answers: the probes pass while it does, so a long
 	// copy or rewind is not killed for not serving.
 	StartingFile string
+	// Upstream is the primary's address (host:port) a replica streams from;
+	// a replica that is not streaming dials it to tell a lost primary from
+	// a slow one (instance.Report.PrimaryUnreachable).
+	Upstream string
 	// Tick is how often the server is observed (1 s when zero).
 	Tick time.Duration
 	// Backoff is the pause after a failed prepare or a crash (1 s when
@@ -185,7 +190,22 @@ func (a *runner) observeServer(ctx context.Context) *instance.Report {
 		a.removeStartingFile()
 		a.cfg.Log.Info("server answers", "role", string(r.Role))
 	}
+	if r.Role == instance.Replica && !r.Streaming && a.cfg.Upstream != "" {
+		r.PrimaryUnreachable = !reachable(ctx, a.cfg.Upstream)
+	}
 	return &r
+}
+
+// reachable says a TCP connection to address opens within a second.
+func reachable(ctx context.Context, address string) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", address)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 func (a *runner) act(ctx context.Context, server *instance.Report) {

@@ -51,6 +51,10 @@ type Report struct {
 	ReplayPosition string `json:"replayPosition,omitempty"`
 	// Streaming says a replica is connected to its upstream and receiving.
 	Streaming bool `json:"streaming,omitempty"`
+	// PrimaryUnreachable says a replica that is not streaming cannot even
+	// open a TCP connection to the primary's address: the primary, or its
+	// node, is gone, not merely slow to accept the replica back.
+	PrimaryUnreachable bool `json:"primaryUnreachable,omitempty"`
 	// Message says what the agent is waiting for or what failed, for
 	// people; never a secret.
 	Message string `json:"message,omitempty"`

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -59,6 +60,9 @@ var (
 	kindCronJob                 = ownedKind{"CronJob", func() client.ObjectList { return &batchv1.CronJobList{} }}
 	kindHorizontalPodAutoscaler = ownedKind{"HorizontalPodAutoscaler", func() client.ObjectList { return &autoscalingv2.HorizontalPodAutoscalerList{} }}
 	kindNetworkPolicy           = ownedKind{"NetworkPolicy", func() client.ObjectList { return &networkingv1.NetworkPolicyList{} }}
+	kindServiceAccount          = ownedKind{"ServiceAccount", func() client.ObjectList { return &corev1.ServiceAccountList{} }}
+	kindRole                    = ownedKind{"Role", func() client.ObjectList { return &rbacv1.RoleList{} }}
+	kindRoleBinding             = ownedKind{"RoleBinding", func() client.ObjectList { return &rbacv1.RoleBindingList{} }}
 	kindServiceMonitor          = unstructuredKind(render.ServiceMonitorGVK)
 	kindPrometheusRule          = unstructuredKind(render.PrometheusRuleGVK)
 )
@@ -85,6 +89,12 @@ func children(c *render.Children, served MonitoringAPIs) []child {
 		out = append(out, child{kind: kind, name: name, ac: ac})
 	}
 	add(kindConfigMap.kind, *c.ConfigMap.Name, c.ConfigMap)
+	// The pods' identity before the pods.
+	if c.ServiceAccount != nil {
+		add(kindServiceAccount.kind, *c.ServiceAccount.Name, c.ServiceAccount)
+		add(kindRole.kind, *c.Role.Name, c.Role)
+		add(kindRoleBinding.kind, *c.RoleBinding.Name, c.RoleBinding)
+	}
 	add(kindService.kind, *c.HeadlessService.Name, c.HeadlessService)
 	add(kindService.kind, *c.Service.Name, c.Service)
 	if c.NetworkPolicy != nil {

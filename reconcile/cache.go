@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -30,10 +31,12 @@ import (
 // exist, and so may be cached.
 func CacheOptions(namespaces []string, served MonitoringAPIs) cache.Options {
 	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: FieldManager})}
-	restoring := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: FieldManager, render.LabelRestoring: "true"})}
 	byObject := map[client.Object]cache.ByObject{
-		// Only the pods that restore: their outcome is the Restored condition.
-		&corev1.Pod{}:                            restoring,
+		// The database pods: their roles, readiness and agents' reports.
+		&corev1.Pod{}:                            managed,
+		&corev1.ServiceAccount{}:                 managed,
+		&rbacv1.Role{}:                           managed,
+		&rbacv1.RoleBinding{}:                    managed,
 		&appsv1.StatefulSet{}:                    managed,
 		&corev1.Service{}:                        managed,
 		&corev1.ConfigMap{}:                      managed,

@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -74,6 +75,10 @@ type Reconciler struct {
 	// changes made by anyone else.
 	echoes echoes
 
+	// unavailable remembers since when each Database's primary has been
+	// unavailable, for the failover delay.
+	unavailable unavailability
+
 	// announcedReady holds the UIDs of Databases whose first-Ready Event
 	// this process recorded: the status read from the cache may not show
 	// the operator's own Ready write yet when the next reconcile runs.
@@ -109,6 +114,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&batchv1.CronJob{}, owned(kindCronJob)).
 		Owns(&policyv1.PodDisruptionBudget{}, owned(kindPodDisruptionBudget)).
 		Owns(&networkingv1.NetworkPolicy{}, owned(kindNetworkPolicy)).
+		Owns(&corev1.ServiceAccount{}, owned(kindServiceAccount)).
+		Owns(&rbacv1.Role{}, owned(kindRole)).
+		Owns(&rbacv1.RoleBinding{}, owned(kindRoleBinding)).
 		// The autoscaler controller writes the HorizontalPodAutoscaler's
 		// status at every sync; only changes to what the operator applies,
 		// or its deletion, matter here.
@@ -119,10 +127,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.PersistentVolumeClaim{}, toDatabase, labelled("PersistentVolumeClaim", true)).
 		// Backup Jobs belong to the CronJob; their outcome is BackupReady's.
 		Watches(&batchv1.Job{}, toDatabase, labelled("Job", false)).
-		// Pod 0 of a restoring Database: its readiness or its restore
-		// failure is the Restored condition's outcome.
-		Watches(&corev1.Pod{}, toDatabase, builder.WithPredicates(predicate.NewPredicateFuncs(restoringPods),
-			r.echoes.note("Pod", false, labelledDatabase)))
+		// The database pods: their readiness, their agents' reports (the
+		// primary's availability, the replicas' positions) and, while a
+		// restore is in progress, pod 0's outcome. The operator writes
+		// their role labels.
+		Watches(&corev1.Pod{}, toDatabase, labelled("Pod", true))
 	for _, gvk := range r.Monitoring.kinds() {
 		b = b.Owns(unstructuredObject(gvk), owned(unstructuredKind(gvk)))
 	}
@@ -166,7 +175,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		reconcileOutcomes.WithLabelValues(outcomeSuccess).Inc()
 		return ctrl.Result{}, nil
 	}
-	degraded, err := r.reconcile(ctx, &db)
+	degraded, retryAfter, err := r.reconcile(ctx, &db)
 	if namespaceTerminating(err) {
 		// Nothing can be created there any more, and the Database goes with
 		// the namespace: not an error to retry.
@@ -182,19 +191,40 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	default:
 		reconcileOutcomes.WithLabelValues(outcomeSuccess).Inc()
 	}
-	return ctrl.Result{}, err
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	// Not a polling interval: the one moment an unavailable primary's
+	// failover delay runs out, when nothing else may happen to wake the
+	// reconciler.
+	return ctrl.Result{RequeueAfter: retryAfter}, nil
 }
 
-// reconcile does the work; it reports whether the Database is degraded.
-// Errors are transient and retried with backoff; problems a human must fix
-// are reported in the status instead, and not retried.
-func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bool, error) {
+// reconcile does the work; it reports whether the Database is degraded,
+// and when to look again if nothing happens before (a failover delay that
+// runs out). Errors are transient and retried with backoff; problems a
+// human must fix are reported in the status instead, and not retried.
+func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bool, time.Duration, error) {
+	o, err := r.reconcileChildren(ctx, db)
+	if err != nil {
+		return false, 0, err
+	}
+	var retryAfter time.Duration
+	if o.primary != nil {
+		retryAfter = o.primary.decision.retryAfter
+	}
+	return o.degraded != nil || o.primaryProblem() != nil, retryAfter, r.applyStatus(ctx, db, *o)
+}
+
+// reconcileChildren applies the children and the pods' roles and returns
+// what it observed, for the status.
+func (r *Reconciler) reconcileChildren(ctx context.Context, db *databasev1.Database) (*observed, error) {
 	log := ctrl.LoggerFrom(ctx)
 	var o observed
 
 	created, problem, err := r.ensureCredentials(ctx, db)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if created {
 		r.event(db, corev1.EventTypeNormal, "CredentialsCreated", "Create",
@@ -203,7 +233,7 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 	o.degraded = problem
 	tlsCertificate, tlsProblem, err := r.ensureTLS(ctx, db)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if o.degraded == nil {
 		o.degraded = tlsProblem
@@ -213,7 +243,7 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 	// where a restore stands.
 	current, err := r.getOptional(ctx, db, render.StatefulSetName(db.Name), &appsv1.StatefulSet{})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	var sts *appsv1.StatefulSet
 	if current != nil {
@@ -221,7 +251,7 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 	}
 	pod0, err := r.restoringPod(ctx, db)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	o.restore = decideRestore(db, sts, pod0)
 	if o.restore.done() && !meta.IsStatusConditionTrue(db.Status.Conditions, databasev1.ConditionRestored) {
@@ -231,19 +261,19 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 	rendered, err := render.RenderObserved(db, r.Render, render.Observed{TLSCertificate: tlsCertificate, RestoreDone: o.restore.done()})
 	if err != nil {
 		o.degraded = &degradation{reason: "InvalidSpec", message: err.Error()}
-		return true, r.applyStatus(ctx, db, o)
+		return &o, nil
 	}
 	o.serviceMonitorSkipped = rendered.ServiceMonitor != nil && !r.Monitoring.ServiceMonitors
 	o.prometheusRuleSkipped = rendered.PrometheusRule != nil && !r.Monitoring.PrometheusRules
 
 	hadCronJob, err := r.getOptional(ctx, db, render.BackupName(db.Name), &batchv1.CronJob{})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 
 	resizing, problem, err := r.growStorage(ctx, db, sts)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if problem != nil {
 		o.degraded = problem
@@ -256,14 +286,14 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 	}
 	if err := r.applyChildren(ctx, db, list); err != nil {
 		if !needsHuman(err) {
-			return false, err
+			return nil, err
 		}
 		o.degraded = &degradation{reason: "ApplyFailed", message: err.Error()}
 	}
 	if o.degraded == nil && !resizing {
 		if err := r.apply(ctx, db, kindStatefulSet.kind, *rendered.StatefulSet.Name, rendered.StatefulSet); err != nil {
 			if !needsHuman(err) {
-				return false, fmt.Errorf("apply StatefulSet %s: %w", *rendered.StatefulSet.Name, err)
+				return nil, fmt.Errorf("apply StatefulSet %s: %w", *rendered.StatefulSet.Name, err)
 			}
 			o.degraded = &degradation{reason: "ApplyFailed", message: fmt.Sprintf("apply StatefulSet %s: %v", *rendered.StatefulSet.Name, err)}
 		} else {
@@ -271,7 +301,7 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 			// apply configuration: read it instead of asking again.
 			o.statefulSet = &appsv1.StatefulSet{}
 			if err := convert(rendered.StatefulSet, o.statefulSet); err != nil {
-				return false, err
+				return nil, err
 			}
 			if sts != nil && sts.Spec.Replicas != nil && *sts.Spec.Replicas != *o.statefulSet.Spec.Replicas {
 				r.event(db, corev1.EventTypeNormal, "Scaled", "Scale",
@@ -285,10 +315,10 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 	if rendered.BackupCronJob != nil && o.degraded == nil {
 		o.cronJob = &batchv1.CronJob{}
 		if err := convert(rendered.BackupCronJob, o.cronJob); err != nil {
-			return false, err
+			return nil, err
 		}
 		if o.lastBackupJob, err = r.lastBackupJob(ctx, db); err != nil {
-			return false, err
+			return nil, err
 		}
 		if hadCronJob == nil {
 			r.event(db, corev1.EventTypeNormal, "BackupEnabled", "Schedule",
@@ -302,7 +332,7 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 			keep[ch.kind+"/"+ch.name] = true
 		}
 		kinds := []ownedKind{kindStatefulSet, kindService, kindConfigMap, kindPodDisruptionBudget, kindCronJob,
-			kindHorizontalPodAutoscaler, kindNetworkPolicy}
+			kindHorizontalPodAutoscaler, kindNetworkPolicy, kindServiceAccount, kindRole, kindRoleBinding}
 		for _, gvk := range r.Monitoring.kinds() {
 			kinds = append(kinds, unstructuredKind(gvk))
 		}
@@ -315,11 +345,46 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 			}
 		}
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 	}
 
-	return o.degraded != nil, r.applyStatus(ctx, db, o)
+	if err := r.reconcilePrimary(ctx, db, &o); err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+// reconcilePrimary decides who holds the primary role and labels the pods
+// to match. A move of the role is written to the status first.
+func (r *Reconciler) reconcilePrimary(ctx context.Context, db *databasev1.Database, o *observed) error {
+	count := int32(1)
+	if db.Spec.Replicas != nil {
+		count = *db.Spec.Replicas
+	}
+	out, err := r.decidePrimaryRole(ctx, db, render.RunsUnderAgent(db), count)
+	if err != nil {
+		return err
+	}
+	o.primary = out
+	d := out.decision
+	if d.primary != db.Status.CurrentPrimary || d.change != nil || (d.switchover == nil) != (db.Status.Switchover == nil) {
+		if err := r.applyStatus(ctx, db, *o); err != nil {
+			return err
+		}
+		r.recordPrimaryEvents(ctx, db, d)
+	} else if d.refusedSwitchover != "" {
+		r.recordPrimaryEvents(ctx, db, d)
+	}
+	if err := r.applyRoles(ctx, db, out); err != nil {
+		return err
+	}
+	if d.switchoverDone && db.Annotations[databasev1.SwitchoverAnnotation] != "" {
+		if err := r.removeSwitchoverAnnotation(ctx, db); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // applyStatus computes the status and applies it when it differs from the
@@ -336,12 +401,14 @@ func (r *Reconciler) applyStatus(ctx context.Context, db *databasev1.Database, o
 	if err := applyStatus(ctx, r.Client, statusApplyConfiguration(db, status)); err != nil {
 		return fmt.Errorf("apply status: %w", err)
 	}
+	before := db.Status
+	db.Status = status
 
 	became := func(typ string, s metav1.ConditionStatus) bool {
 		return meta.IsStatusConditionPresentAndEqual(status.Conditions, typ, s) &&
-			!meta.IsStatusConditionPresentAndEqual(db.Status.Conditions, typ, s)
+			!meta.IsStatusConditionPresentAndEqual(before.Conditions, typ, s)
 	}
-	if firstReady(db.Status, status) {
+	if firstReady(before, status) {
 		if _, seen := r.announcedReady.LoadOrStore(db.UID, true); !seen {
 			r.event(db, corev1.EventTypeNormal, "Ready", "Ready", fmt.Sprintf("all %d replicas are ready", status.Replicas))
 		}

@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
 	"github.com/example/database-operator/render"
@@ -114,8 +113,7 @@ func restoreFailure(pod *corev1.Pod) string {
 	return ""
 }
 
-// restoringPod reads pod 0 of a Database with spec.restore from the cache,
-// which holds only pods labelled as restoring (render.LabelRestoring); nil
+// restoringPod reads pod 0 of a Database with spec.restore from the cache; nil
 // without spec.restore or when there is no such pod. decideRestore judges
 // what it means.
 func (r *Reconciler) restoringPod(ctx context.Context, db *databasev1.Database) (*corev1.Pod, error) {
@@ -127,9 +125,4 @@ func (r *Reconciler) restoringPod(ctx context.Context, db *databasev1.Database) 
 		return nil, err
 	}
 	return pod.(*corev1.Pod), nil
-}
-
-// restoringPods is the predicate of the pod watch: only pods that restore.
-func restoringPods(o client.Object) bool {
-	return o.GetLabels()[render.LabelRestoring] == "true"
 }

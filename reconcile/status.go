@@ -44,6 +44,18 @@ type observed struct {
 	prometheusRuleSkipped bool
 	// restore is the Restored condition to report; nil leaves it as it is.
 	restore *restoreOutcome
+	// primary is who holds the primary role and what each pod reported;
+	// nil until decided (the status keeps what it said).
+	primary *primaryOutcome
+}
+
+// primaryProblem is why no replica could take over from an unavailable
+// primary; reported as Degraded without stopping any apply.
+func (o observed) primaryProblem() *degradation {
+	if o.primary == nil {
+		return nil
+	}
+	return o.primary.decision.problem
 }
 
 // computeStatus derives the Database's status from what was observed.
@@ -74,6 +86,24 @@ func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databas
 	degraded := o.degraded
 	if degraded == nil && o.restore.failed() {
 		degraded = &degradation{reason: reasonRestoreFailed, message: o.restore.message}
+	}
+	if degraded == nil {
+		degraded = o.primaryProblem()
+	}
+	s.CurrentPrimary = db.Status.CurrentPrimary
+	s.Instances = db.Status.Instances
+	s.LastPrimaryChange = db.Status.LastPrimaryChange
+	s.Switchover = db.Status.Switchover
+	if p := o.primary; p != nil {
+		d := p.decision
+		if d.primary != "" {
+			s.CurrentPrimary = d.primary
+		}
+		if d.change != nil {
+			s.LastPrimaryChange = d.change.DeepCopy()
+		}
+		s.Switchover = d.switchover.DeepCopy()
+		s.Instances = instanceStatuses(p.members, s.CurrentPrimary)
 	}
 
 	switch {
@@ -214,6 +244,38 @@ func statusApplyConfiguration(db *databasev1.Database, s databasev1.DatabaseStat
 		WithObservedGeneration(s.ObservedGeneration)
 	if s.LastBackup != nil {
 		st.WithLastBackup(*s.LastBackup)
+	}
+	if s.CurrentPrimary != "" {
+		st.WithCurrentPrimary(s.CurrentPrimary)
+	}
+	for _, in := range s.Instances {
+		ac := databasev1ac.InstanceStatus().WithName(in.Name).WithReady(in.Ready)
+		if in.Role != "" {
+			ac.WithRole(in.Role)
+		}
+		if in.Timeline != 0 {
+			ac.WithTimeline(in.Timeline)
+		}
+		if in.Position != "" {
+			ac.WithPosition(in.Position)
+		}
+		if in.LagBytes != nil {
+			ac.WithLagBytes(*in.LagBytes)
+		}
+		if in.Message != "" {
+			ac.WithMessage(in.Message)
+		}
+		st.WithInstances(ac)
+	}
+	if c := s.LastPrimaryChange; c != nil {
+		ac := databasev1ac.PrimaryChange().WithReason(c.Reason).WithFrom(c.From).WithTo(c.To).WithTime(c.Time)
+		if c.Message != "" {
+			ac.WithMessage(c.Message)
+		}
+		st.WithLastPrimaryChange(ac)
+	}
+	if sw := s.Switchover; sw != nil {
+		st.WithSwitchover(databasev1ac.SwitchoverStatus().WithFrom(sw.From).WithTo(sw.To).WithStarted(sw.Started))
 	}
 	for _, c := range s.Conditions {
 		st.WithConditions(metav1ac.Condition().

@@ -8,6 +8,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 
+	databasev1 "github.com/example/database-operator/apis/database/v1"
 	"github.com/example/database-operator/instance"
 )
 
@@ -54,6 +55,7 @@ func agentCommand(s *spec, run *agentRun) []string {
 		"--engine=" + run.engine,
 		"--stop-signal=" + run.stopSignal,
 		"--starting-file=" + agentStartingFile,
+		fmt.Sprintf("--upstream=%s:%d", PrimaryServiceHost(s.name, s.namespace), s.eng.port()),
 		"--prepare=" + run.prepare,
 		"--",
 		"bash", "-c", initialiseScript(s.eng, s),
@@ -162,4 +164,15 @@ func podNamespaceEnv() *corev1ac.EnvVarApplyConfiguration {
 // certificate carries (ServerDNSNames), so replication can verify it.
 func PrimaryServiceHost(db, namespace string) string {
 	return fmt.Sprintf("%s.%s.svc", ServiceName(db), namespace)
+}
+
+// RunsUnderAgent says the Database's engine runs under the agent, so its
+// primary role can move: PostgreSQL today. Without the agent pod 0 is the
+// primary for ever.
+func RunsUnderAgent(db *databasev1.Database) bool {
+	eng, err := engineFor(db)
+	if err != nil {
+		return false
+	}
+	return eng.agent(newSpec(db, eng, DefaultOptions())) != nil
 }

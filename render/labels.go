@@ -22,9 +22,8 @@ const (
 	LabelServiceRole = "database.example.com/service"
 
 	// LabelRestoring is "true" on the pods of a Database whose restore is
-	// in progress; the operator watches only those pods, for the outcome.
+	// in progress.
 	LabelRestoring = "database.example.com/restoring"
-
 
 	// ConfigChecksumAnnotation on the pod template holds a hash of the
 	// rendered configuration, so a configuration change rolls the pods.

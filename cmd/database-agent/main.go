@@ -87,6 +87,7 @@ func run(args []string) (int, error) {
 	prepare := fs.String("prepare", "", "bash script run before every start of the server, with ROLE=primary|replica")
 	stopSignal := fs.String("stop-signal", "SIGINT", "the signal that stops the server cleanly: SIGINT or SIGTERM")
 	startingFile := fs.String("starting-file", "", "file that exists while the server is prepared or started")
+	upstream := fs.String("upstream", "", "host:port of the primary, which a replica that is not streaming dials")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
 	}
@@ -98,6 +99,7 @@ func run(args []string) (int, error) {
 		Server:       server,
 		Prepare:      []string{"bash", "-c", *prepare},
 		StartingFile: *startingFile,
+		Upstream:     *upstream,
 		Log:          slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "database-agent"),
 	}
 	switch *engine {
