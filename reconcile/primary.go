@@ -116,7 +116,6 @@ func podOrdinal(db, pod string) (int, bool) {
 	return n, true
 }
 
-
 // primaryOutcome is what the reconcile decided about the primary role.
 type primaryOutcome struct {
 	decision primaryDecision
