@@ -53,6 +53,12 @@ type Config struct {
 	// primary (a clone, or a rewind of a former primary) and points it at
 	// the primary. A failure is retried.
 	Prepare []string
+	// Env is added to the environment of the server and the prepare
+	// script, after the agent's own.
+	Env []string
+	// SysProcAttr starts the server and the prepare script with these
+	// attributes (tests run them as the database user).
+	SysProcAttr *syscall.SysProcAttr
 	// StopSignal stops the server cleanly (the image's STOPSIGNAL).
 	StopSignal syscall.Signal
 	// StartingFile exists while the agent prepares or starts the server,
@@ -248,7 +254,7 @@ func (a *runner) prepare(ctx context.Context) {
 	}
 	a.touchStartingFile()
 	a.cfg.Log.Info("preparing the data directory", "role", string(a.desired))
-	pid, exits, err := a.procs.start(a.cfg.Prepare[0], a.cfg.Prepare[1:], []string{"ROLE=" + string(a.desired)})
+	pid, exits, err := a.procs.start(a.cfg.Prepare, a.childEnv(), a.cfg.SysProcAttr)
 	if err != nil {
 		a.cfg.Log.Error("prepare", "err", err)
 		a.backOff()
@@ -282,13 +288,18 @@ func (a *runner) exited(e exit) (done bool, status int) {
 
 func (a *runner) start() {
 	a.cfg.Log.Info("starting the server", "role", string(a.desired))
-	pid, exits, err := a.procs.start(a.cfg.Server[0], a.cfg.Server[1:], []string{"ROLE=" + string(a.desired)})
+	pid, exits, err := a.procs.start(a.cfg.Server, a.childEnv(), a.cfg.SysProcAttr)
 	if err != nil {
 		a.cfg.Log.Error("starting the server", "err", err)
 		a.backOff()
 		return
 	}
 	a.phase, a.pid, a.exits, a.answered = running, pid, exits, false
+}
+
+// childEnv is what the agent adds to its environment for its children.
+func (a *runner) childEnv() []string {
+	return append(append([]string{}, a.cfg.Env...), "ROLE="+string(a.desired))
 }
 
 func (a *runner) backOff() {

@@ -27,12 +27,16 @@ type Engine interface {
 
 // Postgres talks to the local server with psql, as the superuser, over the
 // server's socket (PGHOST, else libpq's default directory), with the
-// password from POSTGRES_PASSWORD: the pod's pg_hba.conf requires one for
-// local connections too. The password reaches psql through its
-// environment only.
+// superuser's password: the pod's pg_hba.conf requires one for local
+// connections too. The password reaches psql through its environment
+// only.
 type Postgres struct {
 	// PSQL is the psql binary; "psql" from PATH when empty.
 	PSQL string
+	// Password is the superuser's password.
+	Password string
+	// Env is added to psql's environment (PGHOST, PGPORT).
+	Env []string
 }
 
 // postgresObserve is one query for everything a report needs. On a
@@ -59,7 +63,7 @@ func (p Postgres) psql(ctx context.Context, timeout time.Duration, sql string) (
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--no-psqlrc", "--no-align", "--tuples-only", "--field-separator=|",
 		"--username=postgres", "--dbname=postgres", "--command="+sql)
-	cmd.Env = append(os.Environ(), "PGPASSWORD="+os.Getenv("POSTGRES_PASSWORD"), "PGCONNECT_TIMEOUT=2", "PGAPPNAME="+FieldManager)
+	cmd.Env = append(append(os.Environ(), p.Env...), "PGPASSWORD="+p.Password, "PGCONNECT_TIMEOUT=2", "PGAPPNAME="+FieldManager)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -47,11 +47,13 @@ func newProcesses() *processes {
 	return p
 }
 
-// start runs cmd with env added to the agent's environment; its exit is
+// start runs argv with env added to the agent's environment; its exit is
 // sent on the returned channel (buffered, so nobody has to read it).
-func (p *processes) start(name string, args []string, env []string) (int, <-chan exit, error) {
-	cmd := exec.Command(name, args...)
+func (p *processes) start(argv []string, env []string, attr *syscall.SysProcAttr) (int, <-chan exit, error) {
+	name := argv[0]
+	cmd := exec.Command(name, argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = attr
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
 	done := make(chan exit, 1)
 	p.mu.Lock()

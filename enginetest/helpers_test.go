@@ -145,10 +145,41 @@ func (r *rendered) backupContainer(t testing.TB) corev1.Container {
 func bashScript(t testing.TB, c corev1.Container) string {
 	t.Helper()
 	cmd := append(append([]string{}, c.Command...), c.Args...)
+	if _, server, ok := agentCommand(cmd); ok {
+		// Under the agent the server's command follows "--".
+		cmd = server
+	}
 	if len(cmd) != 3 || cmd[0] != "bash" || cmd[1] != "-c" {
 		t.Fatalf("container %s does not run bash -c <script>: %q", c.Name, cmd)
 	}
 	return cmd[2]
+}
+
+// agentCommand splits a container command that runs the agent into the
+// agent's flags and the server's command.
+func agentCommand(cmd []string) (flags map[string]string, server []string, ok bool) {
+	if len(cmd) < 2 || cmd[0] != "/database-operator/database-agent" || cmd[1] != "run" {
+		return nil, nil, false
+	}
+	flags = map[string]string{}
+	for i, a := range cmd[2:] {
+		if a == "--" {
+			return flags, cmd[2+i+1:], true
+		}
+		k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		flags[k] = v
+	}
+	return nil, nil, false
+}
+
+// prepareScript is the agent's prepare script in the database container c.
+func prepareScript(t testing.TB, c corev1.Container) string {
+	t.Helper()
+	flags, _, ok := agentCommand(append(append([]string{}, c.Command...), c.Args...))
+	if !ok || flags["prepare"] == "" {
+		t.Fatalf("container %s does not run the agent with a prepare script: %q", c.Name, c.Command)
+	}
+	return flags["prepare"]
 }
 
 // writeInitScripts lays the database container's /docker-entrypoint-initdb.d

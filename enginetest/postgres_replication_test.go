@@ -13,25 +13,38 @@ import (
 	databasev1 "github.com/example/database-operator/apis/database/v1"
 )
 
-// bootstrapReplica runs the rendered bootstrap-replica init container of pod
-// in's StatefulSet against a primary on loopback: its own script and
-// environment, with PGDATA, PRIMARY_HOST and PRIMARY_PORT mapped to the test.
+// bootstrapReplica runs the agent's rendered prepare script of pod in's
+// StatefulSet, as the agent runs it before starting a replica, against a
+// primary on loopback: the database container's environment, with PGDATA,
+// PRIMARY_HOST and PRIMARY_PORT mapped to the test.
 func bootstrapReplica(t testing.TB, in *pgInstance, primaryPort int) (string, error) {
 	t.Helper()
 	return runBootstrapReplica(t, in, map[string]string{"PRIMARY_HOST": "127.0.0.1", "PRIMARY_PORT": fmt.Sprint(primaryPort)})
 }
 
-// runBootstrapReplica runs the rendered bootstrap-replica init container of
-// pod in's StatefulSet with its own script and environment, PGDATA and PATH
-// mapped to the test, and overrides.
+// runBootstrapReplica runs the agent's rendered prepare script of pod in's
+// StatefulSet with ROLE=replica, the database container's environment,
+// PGDATA and PATH mapped to the test, and overrides.
 func runBootstrapReplica(t testing.TB, in *pgInstance, overrides map[string]string) (string, error) {
 	t.Helper()
-	c := in.r.initContainer(t, "bootstrap-replica")
+	o := map[string]string{"ROLE": "replica"}
+	for k, v := range overrides {
+		o[k] = v
+	}
+	return runPrepare(t, in, o)
+}
+
+// runPrepare runs the agent's rendered prepare script of pod in's
+// StatefulSet with the database container's environment, PGDATA and PATH
+// mapped to the test, and overrides (ROLE among them).
+func runPrepare(t testing.TB, in *pgInstance, overrides map[string]string) (string, error) {
+	t.Helper()
+	c := in.r.database(t)
 	o := map[string]string{"PGDATA": in.pgdata, "PATH": in.p.path()}
 	for k, v := range overrides {
 		o[k] = v
 	}
-	return run(t, 2*time.Minute, in.p.user, containerEnv(t, c, in.secret, in.pod, o), "", "bash", "-c", bashScript(t, c))
+	return run(t, 2*time.Minute, in.p.user, containerEnv(t, c, in.secret, in.pod, o), "", "bash", "-c", prepareScript(t, c))
 }
 
 // primaryConninfo returns the primary_conninfo lines of the data

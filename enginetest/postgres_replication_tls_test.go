@@ -20,7 +20,7 @@ import (
 // TestPostgresReplicaFollowsTLS turns TLS on, then off again, for a
 // production Database with a replica that exists all along, with real
 // PostgreSQL 15 and the rendered configuration, pg_hba.conf and
-// bootstrap-replica script at each step, as the StatefulSet rolls the pods:
+// prepare script at each step, as the StatefulSet rolls the pods:
 //
 //   - without TLS, pod 1 is copied from pod 0 and streams in plaintext;
 //   - with TLS (ssl on, production's hostssl-only pg_hba.conf), the script
@@ -49,12 +49,12 @@ func TestPostgresReplicaFollowsTLS(t *testing.T) {
 	plain := renderDB(t, newDatabase("orders", databasev1.PostgreSQL, "15", withEnvironment(databasev1.Production), withReplicas(2)))
 	withTLSOn := renderDB(t, newDatabase("orders", databasev1.PostgreSQL, "15", withEnvironment(databasev1.Production), withReplicas(2), withTLS("")))
 
-	const primaryHost = "orders-0.orders-headless.shop.svc"
-	tlsEnv := envOf(withTLSOn.initContainer(t, "bootstrap-replica"))
+	const primaryHost = "orders.shop.svc"
+	tlsEnv := envOf(withTLSOn.database(t))
 	g.Expect(tlsEnv).To(HaveKeyWithValue("PRIMARY_HOST", primaryHost))
 	g.Expect(tlsEnv).To(HaveKeyWithValue("PGSSLMODE", "verify-full"))
 	g.Expect(tlsEnv).To(HaveKeyWithValue("PGSSLROOTCERT", "/etc/database-operator/tls/ca.crt"))
-	g.Expect(envOf(plain.initContainer(t, "bootstrap-replica"))).To(HaveKeyWithValue("PRIMARY_HOST", primaryHost))
+	g.Expect(envOf(plain.database(t))).To(HaveKeyWithValue("PRIMARY_HOST", primaryHost))
 	loopback := map[string]string{"PGHOSTADDR": "127.0.0.1"}
 
 	// withTLSFiles lays the TLS Secret out for a pod of the TLS rendering

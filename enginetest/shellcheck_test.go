@@ -32,7 +32,7 @@ func shellcheck(t *testing.T, name, script string) {
 // render produces, taken from the rendered objects: for MySQL the backup
 // CronJob's script, the replica set-up init script (initdb-replication.sh),
 // the database container's start wrapper and the restore script; for
-// PostgreSQL the same and the bootstrap-replica init container; with TLS too
+// PostgreSQL the same and the agent's prepare script; with TLS too
 // where TLS changes a script.
 func TestRenderedScriptsAreShellcheckClean(t *testing.T) {
 	for _, version := range []string{"8.0", "8.4"} {
@@ -58,12 +58,12 @@ func TestRenderedScriptsAreShellcheckClean(t *testing.T) {
 	}
 	r := renderDB(t, newDatabase("orders", databasev1.PostgreSQL, "16", withReplicas(3), withBackup("7d"), withRestore("orders-old", "")))
 	t.Run("postgresql/backup", func(t *testing.T) { shellcheck(t, "backup.sh", bashScript(t, r.backupContainer(t))) })
-	t.Run("postgresql/bootstrap-replica", func(t *testing.T) {
-		shellcheck(t, "bootstrap-replica.sh", bashScript(t, r.initContainer(t, "bootstrap-replica")))
+	t.Run("postgresql/prepare", func(t *testing.T) {
+		shellcheck(t, "prepare.sh", prepareScript(t, r.database(t)))
 	})
-	t.Run("postgresql/tls/bootstrap-replica", func(t *testing.T) {
+	t.Run("postgresql/tls/prepare", func(t *testing.T) {
 		rTLS := renderDB(t, newDatabase("orders", databasev1.PostgreSQL, "16", withReplicas(3), withTLS("")))
-		shellcheck(t, "bootstrap-replica.sh", bashScript(t, rTLS.initContainer(t, "bootstrap-replica")))
+		shellcheck(t, "prepare.sh", prepareScript(t, rTLS.database(t)))
 	})
 	t.Run("postgresql/start", func(t *testing.T) { shellcheck(t, "start.sh", bashScript(t, r.database(t))) })
 	t.Run("postgresql/initdb-initialised.sh", func(t *testing.T) {

@@ -70,7 +70,11 @@ type primaryView struct {
 	switchoverTo string
 	// switchover is the switchover in progress (status.switchover).
 	switchover *databasev1.SwitchoverStatus
-	now        time.Time
+	// established: the Database has been Ready. While it is created there
+	// is nothing to fail over from (replicas are copies of a primary that
+	// served), and a primary still initialising is not a failed one.
+	established bool
+	now         time.Time
 }
 
 // primaryDecision is who holds the primary role after this reconcile, and
@@ -122,6 +126,13 @@ func decidePrimary(v primaryView) primaryDecision {
 		// A new Database (or one from before the role existed): pod 0
 		// created the data, or was the only primary there ever was.
 		return primaryDecision{primary: podNameOf(v.members, 0)}
+	}
+	if !v.established || !anyReport(v.members) || len(v.members) < 2 {
+		// Nobody has reported: the agents do not run here (a cluster whose
+		// pods run nothing), or have not started. Nothing to judge by. And
+		// a single pod has nobody to hand the role to: its Ready condition
+		// says it is down.
+		return primaryDecision{primary: v.current}
 	}
 	current := memberNamed(v.members, v.current)
 	if v.switchover != nil {
@@ -319,6 +330,15 @@ func continueSwitchover(v primaryView, old *member) primaryDecision {
 	return primaryDecision{primary: target.name, switchoverDone: true, change: &databasev1.PrimaryChange{
 		Reason: reasonSwitchedOver, From: sw.From, To: target.name, Message: message,
 	}}
+}
+
+func anyReport(ms []member) bool {
+	for _, m := range ms {
+		if m.report != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func memberNamed(ms []member, name string) *member {

@@ -44,7 +44,7 @@ func podName(n int) string { return "db-" + string(rune('0'+n)) }
 func TestDecidePrimary(t *testing.T) {
 	delay := 5 * time.Second
 	base := func(current string, ms ...member) primaryView {
-		return primaryView{current: current, members: ms, managed: true, mode: databasev1.ReplicationAsync, delay: delay, now: t0}
+		return primaryView{current: current, members: ms, managed: true, mode: databasev1.ReplicationAsync, delay: delay, established: true, now: t0}
 	}
 	sync := func(v primaryView) primaryView { v.mode = databasev1.ReplicationSync; return v }
 	since := func(v primaryView, d time.Duration) primaryView { v.unavailableSince = t0.Add(-d); return v }
@@ -77,6 +77,16 @@ func TestDecidePrimary(t *testing.T) {
 			primary: "db-0"},
 		{name: "a new Database starts with pod 0",
 			view: base("", gone(0), gone(1)), primary: "db-0"},
+		{name: "a Database that has never been Ready does not fail over: its primary is initialising",
+			view: func() primaryView {
+				v := since(base("db-0", notAnswering(primaryAt(0, "0/9")), replicaAt(1, 1, "0/9", false)), time.Hour)
+				v.established = false
+				return v
+			}(),
+			primary: "db-0"},
+		{name: "where no agent reports (pods that run nothing) nothing is judged",
+			view:    since(base("db-0", gone(0), member{name: "db-1", ordinal: 1, exists: true, ready: true}), time.Hour),
+			primary: "db-0"},
 		{name: "a serving primary keeps the role",
 			view: base("db-0", primaryAt(0, "0/9"), replicaAt(1, 1, "0/9", true)), primary: "db-0"},
 		{name: "a primary reported unavailable waits for the failover delay",
@@ -106,9 +116,12 @@ func TestDecidePrimary(t *testing.T) {
 		{name: "no candidate: refused, the primary keeps the role",
 			view:    since(base("db-0", gone(0), notAnswering(replicaAt(1, 1, "0/9", false))), delay),
 			primary: "db-0", problem: "db-1 does not run as a replica"},
-		{name: "a single pod has no replica to promote",
-			view:    since(base("db-0", gone(0)), delay),
-			primary: "db-0", problem: "the Database has no replica"},
+		{name: "a single pod has nobody to hand the role to, and is not degraded for it",
+			view:    since(base("db-0", notAnswering(primaryAt(0, "0/9"))), delay),
+			primary: "db-0"},
+		{name: "replicas scaled away leave nobody to promote",
+			view:    since(base("db-0", notAnswering(primaryAt(0, "0/9")), gone(1)), delay),
+			primary: "db-0", problem: "db-1 does not exist"},
 		{name: "async mode promotes the best known replica when another is silent",
 			view:    since(base("db-0", gone(0), replicaAt(1, 1, "0/8", false), gone(2)), delay),
 			primary: "db-1", failover: "db-1"},
@@ -205,7 +218,7 @@ func TestDecidePrimary(t *testing.T) {
 // primary serves, the old one rejoining as a replica moves nothing back.
 func TestDecidePrimaryDoesNotFlap(t *testing.T) {
 	g := NewWithT(t)
-	v := primaryView{current: "db-1", managed: true, delay: 5 * time.Second, now: t0,
+	v := primaryView{current: "db-1", managed: true, delay: 5 * time.Second, established: true, now: t0,
 		members: []member{replicaAt(0, 1, "0/9", true), primaryAt(1, "0/A"), replicaAt(2, 2, "0/A", true)}}
 	v.members[1].report.Timeline = 2
 	for i := 0; i < 5; i++ {

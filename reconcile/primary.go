@@ -142,6 +142,7 @@ func (r *Reconciler) decidePrimaryRole(ctx context.Context, db *databasev1.Datab
 		unavailableSince: r.unavailable.get(db),
 		switchoverTo:     db.Annotations[databasev1.SwitchoverAnnotation],
 		switchover:       db.Status.Switchover,
+		established:      wasReady(db.Status),
 		now:              now,
 	})
 	if d.switchover != nil && d.switchover.Started.IsZero() {

@@ -104,7 +104,7 @@ func run(args []string) (int, error) {
 	}
 	switch *engine {
 	case "postgresql":
-		cfg.Engine = agent.Postgres{}
+		cfg.Engine = agent.Postgres{Password: os.Getenv("POSTGRES_PASSWORD")}
 	default:
 		return 2, fmt.Errorf("--engine=%q: want postgresql", *engine)
 	}

@@ -98,6 +98,8 @@ func parseFlags(args []string) (options, error) {
 		"Image of the postgres_exporter sidecar of PostgreSQL Databases with monitoring.metrics.")
 	fs.StringVar(&o.Render.MySQLExporterImage, "mysql-exporter-image", defaults.MySQLExporterImage,
 		"Image of the mysqld_exporter sidecar of MySQL Databases with monitoring.metrics.")
+	fs.StringVar(&o.Render.AgentImage, "agent-image", defaults.AgentImage,
+		"Image that holds /database-agent, which the database pods copy in and run their server under: the operator's own image.")
 	fs.StringVar(&o.Render.RunbookBaseURL, "runbook-base-url", defaults.RunbookBaseURL,
 		"Address of the alert runbooks (docs/runbooks.md); each alert's runbook_url is this plus #<alert name in lower case>.")
 	fs.Float64Var(&o.QPS, "kube-api-qps", 50,
@@ -138,6 +140,9 @@ func (o options) validate() error {
 	}
 	if o.Render.MySQLExporterImage == "" {
 		return errors.New("--mysql-exporter-image must not be empty")
+	}
+	if o.Render.AgentImage == "" {
+		return errors.New("--agent-image must not be empty")
 	}
 	if o.QPS == 0 {
 		// client-go would silently replace 0 with its default of 5.
@@ -290,6 +295,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		"postgresExporterImage", o.Render.PostgresExporterImage,
 		"mysqlExporterImage", o.Render.MySQLExporterImage,
 		"runbookBaseURL", o.Render.RunbookBaseURL,
+		"agentImage", o.Render.AgentImage,
 		"kubeAPIQPS", o.QPS,
 		"kubeAPIBurst", o.Burst,
 		"maxConcurrentReconciles", o.MaxConcurrentReconciles,

@@ -543,6 +543,7 @@ func TestCRDAsServed(t *testing.T) {
 		"Version=.spec.version",
 		"Replicas=.spec.replicas",
 		"Environment=.spec.environment",
+		"Primary=.status.currentPrimary",
 		"Ready=.status.ready",
 		"Phase=.status.phase",
 		"Age=.metadata.creationTimestamp",
