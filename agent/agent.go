@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -56,6 +57,9 @@ type Config struct {
 	// Env is added to the environment of the server and the prepare
 	// script, after the agent's own.
 	Env []string
+	// Output receives the server's and the prepare script's output; the
+	// agent's own when nil.
+	Output io.Writer
 	// SysProcAttr starts the server and the prepare script with these
 	// attributes (tests run them as the database user).
 	SysProcAttr *syscall.SysProcAttr
@@ -254,7 +258,7 @@ func (a *runner) prepare(ctx context.Context) {
 	}
 	a.touchStartingFile()
 	a.cfg.Log.Info("preparing the data directory", "role", string(a.desired))
-	pid, exits, err := a.procs.start(a.cfg.Prepare, a.childEnv(), a.cfg.SysProcAttr)
+	pid, exits, err := a.procs.start(a.cfg.Prepare, a.childEnv(), a.cfg.Output, a.cfg.SysProcAttr)
 	if err != nil {
 		a.cfg.Log.Error("prepare", "err", err)
 		a.backOff()
@@ -288,7 +292,7 @@ func (a *runner) exited(e exit) (done bool, status int) {
 
 func (a *runner) start() {
 	a.cfg.Log.Info("starting the server", "role", string(a.desired))
-	pid, exits, err := a.procs.start(a.cfg.Server, a.childEnv(), a.cfg.SysProcAttr)
+	pid, exits, err := a.procs.start(a.cfg.Server, a.childEnv(), a.cfg.Output, a.cfg.SysProcAttr)
 	if err != nil {
 		a.cfg.Log.Error("starting the server", "err", err)
 		a.backOff()

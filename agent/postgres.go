@@ -25,11 +25,10 @@ type Engine interface {
 	Promote(ctx context.Context) error
 }
 
-// Postgres talks to the local server with psql, as the superuser, over the
-// server's socket (PGHOST, else libpq's default directory), with the
-// superuser's password: the pod's pg_hba.conf requires one for local
-// connections too. The password reaches psql through its environment
-// only.
+// Postgres talks to the local server with psql, as the superuser, where
+// Env's PGHOST and PGPORT say, with the superuser's password (the pod's
+// pg_hba.conf requires one for every connection). The password reaches psql
+// through its environment only.
 type Postgres struct {
 	// PSQL is the psql binary; "psql" from PATH when empty.
 	PSQL string

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -49,12 +50,15 @@ func newProcesses() *processes {
 
 // start runs argv with env added to the agent's environment; its exit is
 // sent on the returned channel (buffered, so nobody has to read it).
-func (p *processes) start(argv []string, env []string, attr *syscall.SysProcAttr) (int, <-chan exit, error) {
+func (p *processes) start(argv []string, env []string, output io.Writer, attr *syscall.SysProcAttr) (int, <-chan exit, error) {
 	name := argv[0]
 	cmd := exec.Command(name, argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = attr
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
+	if output != nil {
+		cmd.Stdout, cmd.Stderr = output, output
+	}
 	done := make(chan exit, 1)
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -249,6 +249,8 @@ func containerEnv(t testing.TB, c corev1.Container, s secret, podName string, ov
 			env[e.Name] = v
 		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
 			env[e.Name] = podName
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			env[e.Name] = "enginetest"
 		default:
 			t.Fatalf("env %s: unsupported source %+v", e.Name, e.ValueFrom)
 		}

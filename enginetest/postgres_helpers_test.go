@@ -78,10 +78,8 @@ func writePostgresConfig(t testing.TB, r *rendered, dir string, owner osUser) pg
 	// The container starts the image's entrypoint through the
 	// initialisation wrapper (bash -c), whose last line execs it with the
 	// server's command line.
-	if len(main.Command) != 3 || main.Command[0] != "bash" {
-		t.Fatalf("the database container does not start through the wrapper: %q", main.Command)
-	}
-	lines := strings.Split(strings.TrimSpace(main.Command[2]), "\n")
+	// Under the agent, the server's command follows "--".
+	lines := strings.Split(strings.TrimSpace(bashScript(t, main)), "\n")
 	args, ok := strings.CutPrefix(lines[len(lines)-1], "exec docker-entrypoint.sh ")
 	if !ok || !strings.HasPrefix(args, "postgres ") {
 		t.Fatalf("the database container does not run postgres: %q", lines[len(lines)-1])

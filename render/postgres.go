@@ -195,8 +195,8 @@ func (postgres) probe() []string {
 //     directory, with standby.signal added;
 //   - a former primary's (no standby.signal) may hold WAL the new primary
 //     never had: pg_rewind winds it back to the point where their histories
-//     forked (it completes crash recovery first when the server was
-//     killed), and when that fails the directory is copied again. A marker
+//     forked (after the crash recovery of a killed server), and when that
+//     fails the directory is copied again. A marker
 //     beside the data directory makes a start after an interrupted rewind,
 //     which leaves the directory unusable, copy it again too.
 //
@@ -244,6 +244,20 @@ primary+=" connect_timeout=5 tcp_user_timeout=5000 keepalives=1 keepalives_idle=
 if [ -n "${PGSSLROOTCERT:-}" ]; then
   primary+=" sslrootcert=$(conninfo_value "$PGSSLROOTCERT")"
 fi
+# set_auto_conf sets a parameter in $PGDATA/postgresql.auto.conf, which the
+# server reads after its configuration file; the value comes quoted.
+set_auto_conf() {
+  local auto_conf="$PGDATA/postgresql.auto.conf"
+  touch "$auto_conf"
+  (
+    umask 077
+    awk -v key="$1" 'tolower($0) !~ "^[[:space:]]*" key "[[:space:]]*="' "$auto_conf" >"$auto_conf.tmp"
+    printf '%s = %s\n' "$1" "$2" >>"$auto_conf.tmp"
+  )
+  # Flushed before the rename, so a node crash cannot leave an empty file.
+  sync "$auto_conf.tmp"
+  mv "$auto_conf.tmp" "$auto_conf"
+}
 wait_for_primary() {
   until pg_isready --quiet --host="$PRIMARY_HOST" --port="$PRIMARY_PORT"; do
     echo "database-operator: waiting for the primary at $PRIMARY_HOST:$PRIMARY_PORT"
@@ -261,6 +275,15 @@ if [ -s "$PGDATA/PG_VERSION" ] && [ ! -e "$PGDATA/standby.signal" ]; then
   echo "database-operator: this data directory was a primary's; rewinding it to follow $PRIMARY_HOST"
   : >"$rewinding"
   sync -- "$rewinding" "${rewinding%/*}"
+  # A killed server's crash recovery is completed first, with the pod's
+  # configuration: pg_rewind would run it with the data directory's own
+  # postgresql.conf, whose checkpoint recycles the WAL the rewind needs
+  # (no wal_keep_size) and records wal_log_hints off, which pg_rewind then
+  # refuses.
+  if ! LC_ALL=C pg_controldata "$PGDATA" | grep -q '^Database cluster state: *shut down$'; then
+    echo "database-operator: completing the crash recovery of the former primary"
+    postgres --single -D "$PGDATA" -c config_file="$POSTGRES_CONFIG_FILE" template1 </dev/null
+  fi
   if PGPASSWORD="$POSTGRES_PASSWORD" pg_rewind --target-pgdata="$PGDATA" --progress \
     --source-server="$primary user=postgres dbname=postgres"; then
     touch "$PGDATA/standby.signal"
@@ -286,16 +309,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 fi
 conninfo="$primary user=$(conninfo_value "$REPLICATION_USER") password=$(conninfo_value "$REPLICATION_PASSWORD")"
 conninfo+=" application_name=$(conninfo_value "$POD_NAME")"
-auto_conf="$PGDATA/postgresql.auto.conf"
-touch "$auto_conf"
-(
-  umask 077
-  awk 'tolower($0) !~ /^[[:space:]]*primary_conninfo[[:space:]]*=/' "$auto_conf" >"$auto_conf.tmp"
-  printf 'primary_conninfo = %s\n' "$(conf_string "$conninfo")" >>"$auto_conf.tmp"
-)
-# Flushed before the rename, so a node crash cannot leave an empty file.
-sync "$auto_conf.tmp"
-mv "$auto_conf.tmp" "$auto_conf"
+set_auto_conf primary_conninfo "$(conf_string "$conninfo")"
 echo "database-operator: starting as a replica of $PRIMARY_HOST (sslmode=$sslmode${PGSSLROOTCERT:+ sslrootcert=$PGSSLROOTCERT})"
 `
 
@@ -310,6 +324,7 @@ func (postgres) agent(s *spec) *agentRun {
 		valueEnv("PRIMARY_HOST", PrimaryServiceHost(s.name, s.namespace)),
 		valueEnv("PRIMARY_PORT", fmt.Sprint(postgresPort)),
 		valueEnv("REPLICATION_USER", ReplicationUser),
+		valueEnv("POSTGRES_CONFIG_FILE", postgresConfigDir+"/postgresql.conf"),
 	}
 	if s.tlsSecret != "" {
 		env = append(env, valueEnv("PGSSLMODE", "verify-full"), valueEnv("PGSSLROOTCERT", tlsFile(TLSCAKey)))

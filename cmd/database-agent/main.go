@@ -104,7 +104,10 @@ func run(args []string) (int, error) {
 	}
 	switch *engine {
 	case "postgresql":
-		cfg.Engine = agent.Postgres{Password: os.Getenv("POSTGRES_PASSWORD")}
+		// Over loopback TCP, not the socket: the image's temporary server
+		// that initialises a data directory listens on the socket only,
+		// and must not pass for the primary.
+		cfg.Engine = agent.Postgres{Password: os.Getenv("POSTGRES_PASSWORD"), Env: []string{"PGHOST=127.0.0.1", "PGPORT=5432"}}
 	default:
 		return 2, fmt.Errorf("--engine=%q: want postgresql", *engine)
 	}
