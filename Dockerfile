@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1.7
-# The operator image: a static binary on distroless, run as a non-root user.
+# The operator image: two static binaries on distroless, run as a non-root
+# user: the operator, and the agent its database pods copy in.
 # The build command is the Makefile's `make build` (test/dockerfile checks that
 # they stay the same).
 
@@ -16,9 +17,10 @@ ARG TARGETOS=linux
 ARG TARGETARCH=amd64
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags="-s -w" -o /out/database-operator ./cmd/database-operator
+    go build -trimpath -ldflags="-s -w" -o /out/ ./cmd/database-operator ./cmd/database-agent
 
 FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/database-operator /database-operator
+# The agent runs in the database pods: their init container copies it out.
+COPY --from=build /out/database-operator /out/database-agent /
 USER 65532:65532
 ENTRYPOINT ["/database-operator"]

@@ -247,8 +247,8 @@ demo: cluster-up operator ## Local cluster + operator in the background + both s
 	echo "make cluster-down   # stop the operator and remove the cluster"
 
 .PHONY: build
-build: ## Build the operator binary into bin/ (the Dockerfile runs the same go build).
-	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o $(OPERATOR) ./cmd/database-operator
+build: ## Build the operator and its agent into bin/ (the Dockerfile runs the same go build).
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o $(BIN)/ ./cmd/database-operator ./cmd/database-agent
 
 .PHONY: operator
 operator: build

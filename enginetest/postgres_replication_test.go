@@ -88,7 +88,7 @@ func TestPostgresStreamingReplication(t *testing.T) {
 		in := newPGInstance(t, p, primary.r, s, fmt.Sprintf("orders-%d", ordinal))
 		out, err := bootstrapReplica(t, in, primary.port)
 		g.Expect(err).NotTo(HaveOccurred(), out)
-		g.Expect(out).To(ContainSubstring("replica bootstrapped"))
+		g.Expect(out).To(ContainSubstring("copied the primary"))
 		g.Expect(filepath.Join(in.pgdata, "standby.signal")).To(BeAnExistingFile())
 		g.Expect(filepath.Join(in.pgdata + ".partial")).NotTo(BeAnExistingFile())
 		// The container's entrypoint sees an initialised data directory.
@@ -123,13 +123,15 @@ func TestPostgresStreamingReplication(t *testing.T) {
 		g.Expect(out).To(ContainSubstring("read-only transaction"))
 	}
 
-	// A standby restarted later (a pod restart, so the init container runs
-	// again and rewrites primary_conninfo) keeps streaming.
+	// A standby restarted later (the agent prepares every start, so
+	// primary_conninfo is written again) keeps streaming.
 	standbys[0].stop()
 	primary.mustApp(t, "INSERT INTO items VALUES (3, 'written while pod 1 was down')")
 	out, err = bootstrapReplica(t, standbys[0], primary.port)
 	g.Expect(err).NotTo(HaveOccurred(), out)
-	g.Expect(out).To(ContainSubstring("already initialised"))
+	g.Expect(out).NotTo(ContainSubstring("copied the primary"))
+	g.Expect(out).NotTo(ContainSubstring("rewinding"))
+	g.Expect(out).To(ContainSubstring("starting as a replica"))
 	g.Expect(primaryConninfo(t, standbys[0].pgdata)).To(HaveLen(1))
 	standbys[0].start(t)
 	g.Eventually(func() string {
@@ -138,12 +140,12 @@ func TestPostgresStreamingReplication(t *testing.T) {
 	}).WithTimeout(5 * time.Second).WithPolling(50 * time.Millisecond).Should(Equal("written while pod 1 was down"))
 }
 
-// TestPostgresBootstrapReplicaIsNoOp: the rendered bootstrap leaves pod 0
-// alone (it is the primary, initialised by the image's entrypoint) and does
-// not copy into a pod whose data directory is already initialised; neither
-// waits for a primary (the primary port here is closed). In the initialised
-// replica it only rewrites primary_conninfo from the environment, keeping
-// the rest of postgresql.auto.conf.
+// TestPostgresBootstrapReplicaIsNoOp: the agent's rendered prepare script
+// leaves the primary alone (initialised by the image's entrypoint) and does
+// not copy into a replica whose data directory is already initialised (it
+// holds standby.signal); neither waits for a primary (the primary port here
+// is closed). In the initialised replica it only rewrites primary_conninfo
+// from the environment, keeping the rest of postgresql.auto.conf.
 func TestPostgresBootstrapReplicaIsNoOp(t *testing.T) {
 	p := requirePostgres(t)
 	g := NewWithT(t)
@@ -152,10 +154,10 @@ func TestPostgresBootstrapReplicaIsNoOp(t *testing.T) {
 	closed := freePort(t)
 
 	pod0 := newPGInstance(t, p, r, s, "orders-0")
-	out, err := bootstrapReplica(t, pod0, closed)
+	out, err := runPrepare(t, pod0, map[string]string{"ROLE": "primary", "PRIMARY_HOST": "127.0.0.1", "PRIMARY_PORT": fmt.Sprint(closed)})
 	g.Expect(err).NotTo(HaveOccurred(), out)
-	g.Expect(out).To(ContainSubstring("pod 0 is the primary"))
-	g.Expect(pod0.pgdata).NotTo(BeADirectory(), "nothing was created for pod 0")
+	g.Expect(out).To(ContainSubstring("starting as the primary"))
+	g.Expect(pod0.pgdata).NotTo(BeADirectory(), "nothing was created for the primary")
 
 	// An initialised data directory of pod 1 (initdb'd here; its contents
 	// do not matter to the bootstrap, only that PG_VERSION is there).
@@ -165,6 +167,9 @@ func TestPostgresBootstrapReplicaIsNoOp(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	marker := filepath.Join(pod1.pgdata, "kept")
 	writeFile(t, marker, "untouched", 0o600)
+	// A replica's: without standby.signal it would be a former primary's,
+	// rewound against the primary.
+	writeFile(t, filepath.Join(pod1.pgdata, "standby.signal"), "", 0o600)
 	// A postgresql.auto.conf with a stale primary_conninfo (as pg_basebackup
 	// -R wrote it under an earlier spec) and a setting of its own.
 	autoConf := filepath.Join(pod1.pgdata, "postgresql.auto.conf")
@@ -176,15 +181,16 @@ func TestPostgresBootstrapReplicaIsNoOp(t *testing.T) {
 		started := time.Now()
 		out, err = bootstrapReplica(t, pod1, closed)
 		g.Expect(err).NotTo(HaveOccurred(), out)
-		g.Expect(out).To(ContainSubstring("already initialised"))
-		g.Expect(out).NotTo(ContainSubstring("bootstrapped"))
+		g.Expect(out).To(ContainSubstring("starting as a replica"))
+		g.Expect(out).NotTo(ContainSubstring("copied the primary"))
+		g.Expect(out).NotTo(ContainSubstring("rewinding"))
 		g.Expect(time.Since(started)).To(BeNumerically("<", 5*time.Second), "it did not wait for the primary")
 		b, err := os.ReadFile(autoConf)
 		g.Expect(err).NotTo(HaveOccurred())
 		files = append(files, string(b))
 	}
 	g.Expect(marker).To(BeAnExistingFile())
-	g.Expect(filepath.Join(pod1.pgdata, "standby.signal")).NotTo(BeAnExistingFile())
+	g.Expect(filepath.Join(pod1.pgdata, "standby.signal")).To(BeAnExistingFile())
 	after, err := os.ReadFile(filepath.Join(pod1.pgdata, "PG_VERSION"))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(after).To(Equal(before))
@@ -198,9 +204,9 @@ func TestPostgresBootstrapReplicaIsNoOp(t *testing.T) {
 	lines := primaryConninfo(t, pod1.pgdata)
 	g.Expect(lines).To(HaveLen(1))
 	t.Logf("%s", lines[0])
-	g.Expect(lines[0]).To(Equal(`primary_conninfo = 'host=''127.0.0.1'' port=''`+fmt.Sprint(closed)+`'' user=''replicator''`+
-		` password=''repl \\''pw"\\\\x\n'' application_name=''orders-1'' sslmode=''prefer''`+
-		` connect_timeout=5 tcp_user_timeout=5000 keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3'`), "without TLS: sslmode=prefer, no sslrootcert")
+	g.Expect(lines[0]).To(Equal(`primary_conninfo = 'host=''127.0.0.1'' port=''`+fmt.Sprint(closed)+`'' sslmode=''prefer''`+
+		` connect_timeout=5 tcp_user_timeout=5000 keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3`+
+		` user=''replicator'' password=''repl \\''pw"\\\\x\n'' application_name=''orders-1'''`), "without TLS: sslmode=prefer, no sslrootcert")
 	info, err := os.Stat(autoConf)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o600)))

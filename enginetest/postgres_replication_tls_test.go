@@ -89,15 +89,15 @@ func TestPostgresReplicaFollowsTLS(t *testing.T) {
 	replica.serverEnv = loopback
 	out, err := runBootstrapReplica(t, replica, map[string]string{"PRIMARY_PORT": fmt.Sprint(primary.port), "PGHOSTADDR": "127.0.0.1"})
 	g.Expect(err).NotTo(HaveOccurred(), out)
-	g.Expect(out).To(ContainSubstring("replica bootstrapped from " + primaryHost))
+	g.Expect(out).To(ContainSubstring("copied the primary from " + primaryHost))
 	g.Expect(primaryConninfo(t, replica.pgdata)).To(ConsistOf(And(
 		ContainSubstring("host=''"+primaryHost+"''"), ContainSubstring("sslmode=''prefer''"), Not(ContainSubstring("sslrootcert")))))
 	replica.start(t)
 	g.Eventually(replication(primary)).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal("streaming ssl=false"))
 	expectRow(primary, replica, "1", "before TLS")
 
-	// TLS on: the pods roll onto the new configuration; the init container
-	// runs again on pod 1's existing data directory.
+	// TLS on: the pods roll onto the new configuration; the agent's prepare
+	// script runs again on pod 1's existing data directory.
 	replica.stop()
 	primary.stop()
 	primary = primary.rerendered(t, withTLSOn)
@@ -110,8 +110,8 @@ func TestPostgresReplicaFollowsTLS(t *testing.T) {
 	out, err = runBootstrapReplica(t, replica, map[string]string{"PRIMARY_PORT": fmt.Sprint(primary.port), "PGHOSTADDR": "127.0.0.1",
 		"PGSSLROOTCERT": caFile}) // the rendered /etc/database-operator/tls/ca.crt, where writeTLSSecret put it
 	g.Expect(err).NotTo(HaveOccurred(), out)
-	g.Expect(out).To(ContainSubstring("already initialised"))
-	g.Expect(out).NotTo(ContainSubstring("bootstrapped"))
+	g.Expect(out).To(ContainSubstring("starting as a replica of " + primaryHost))
+	g.Expect(out).NotTo(ContainSubstring("copied the primary"))
 	g.Expect(primaryConninfo(t, replica.pgdata)).To(ConsistOf(And(
 		ContainSubstring("host=''"+primaryHost+"''"), ContainSubstring("sslmode=''verify-full''"), ContainSubstring("sslrootcert=''"+caFile+"''"))))
 	replica.start(t)

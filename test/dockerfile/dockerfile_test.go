@@ -64,11 +64,12 @@ func TestStages(t *testing.T) {
 	if user != "65532:65532" && user != "65532" {
 		t.Errorf("runtime user: want 65532, got %q", user)
 	}
-	if len(copies) != 1 || copies[0].From != "build" || len(copies[0].SourcePaths) != 1 {
-		t.Fatalf("runtime stage must copy exactly the binary from the build stage, got %+v", copies)
+	if len(copies) != 1 || copies[0].From != "build" ||
+		strings.Join(copies[0].SourcePaths, " ") != "/out/database-operator /out/database-agent" || copies[0].DestPath != "/" {
+		t.Fatalf("runtime stage must copy exactly the operator and the agent from the build stage to /, got %+v", copies)
 	}
-	if len(entrypoint) != 1 || entrypoint[0] != copies[0].DestPath {
-		t.Errorf("entrypoint %v must be the copied binary %s", entrypoint, copies[0].DestPath)
+	if len(entrypoint) != 1 || entrypoint[0] != "/database-operator" {
+		t.Errorf("entrypoint %v must be the copied operator /database-operator", entrypoint)
 	}
 }
 
@@ -130,12 +131,12 @@ func TestBuildCommandMatchesMakeBuild(t *testing.T) {
 	if m == nil {
 		t.Fatal("the Makefile has no build target with a one-line recipe")
 	}
-	makeBuild := goBuild(t, strings.ReplaceAll(string(m[1]), "$(OPERATOR)", "bin/database-operator"))
+	makeBuild := goBuild(t, strings.ReplaceAll(string(m[1]), "$(BIN)", "bin"))
 
 	if strings.Join(dockerBuild, " ") != strings.Join(makeBuild, " ") {
 		t.Errorf("the Dockerfile builds with\n  %v\nbut make build with\n  %v", dockerBuild, makeBuild)
 	}
-	want := []string{"CGO_ENABLED=0", "go", "build", "-trimpath", "-ldflags=-s -w", "./cmd/database-operator"}
+	want := []string{"CGO_ENABLED=0", "go", "build", "-trimpath", "-ldflags=-s -w", "./cmd/database-operator", "./cmd/database-agent"}
 	if strings.Join(makeBuild, "|") != strings.Join(want, "|") {
 		t.Errorf("make build: want a static, trimmed build %v, got %v", want, makeBuild)
 	}

@@ -297,11 +297,13 @@ nonroot:x:65532:"
 }
 
 build_operator() {
-	local name=operator start=$SECONDS bin="$CACHE/bin/database-operator"
-	# The Dockerfile's build command.
+	local name=operator start=$SECONDS bin="$CACHE/bin/database-operator" agent="$CACHE/bin/database-agent"
+	# The Dockerfile's build commands: the operator, and the agent its
+	# database pods copy in.
 	gobuild "$ROOT" "$bin" ./cmd/database-operator
+	gobuild "$ROOT" "$agent" ./cmd/database-agent
 	local key
-	key="$(inputs_key "$name" "$OPERATOR_REF" "$HERE/build.sh" "$HERE/mkimage/main.go" "$bin")"
+	key="$(inputs_key "$name" "$OPERATOR_REF" "$HERE/build.sh" "$HERE/mkimage/main.go" "$bin" "$agent")"
 	if fresh "$name" "$key"; then report "$name" skipped "$start"; return 0; fi
 	local dir="$CACHE/build/$name"
 	# Like distroless static nonroot: root, nobody and nonroot (65532).
@@ -312,6 +314,7 @@ nobody:x:65534:
 nonroot:x:65532:"
 	mkdir -p "$dir/home/nonroot"
 	install -m 0755 "$bin" "$dir/database-operator"
+	install -m 0755 "$agent" "$dir/database-agent"
 	finish_tree "$dir"
 	chown 65532:65532 "$dir/home/nonroot"
 	chmod 0700 "$dir/home/nonroot"

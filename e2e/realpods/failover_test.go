@@ -1,0 +1,388 @@
+package realpods
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/instance"
+	"github.com/example/database-operator/render"
+)
+
+// Targets of the issue, for PostgreSQL on real pods: the time from a fault
+// to the first successful write through <db>, at the 95th percentile.
+const (
+	targetServerOrPod = 10 * time.Second
+	targetNode        = 30 * time.Second
+	targetSwitchover  = 3 * time.Second
+	// settleTimeout bounds the return to one primary and every replica
+	// streaming after a fault (the old primary rejoins).
+	settleTimeout = 3 * time.Minute
+)
+
+// failoverRuns is how often each fault is run: FAILOVER_RUNS (make
+// bench-failover sets 10), else 2 (make test's short version).
+func failoverRuns(t *testing.T) int {
+	if v := os.Getenv("FAILOVER_RUNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("FAILOVER_RUNS=%q: want a positive number", v)
+		}
+		return n
+	}
+	return 2
+}
+
+// A fault breaks the current primary; node says it is its node.
+type fault struct {
+	name   string
+	target time.Duration
+	node   bool
+	inject func(t *testing.T, ns, primary string)
+}
+
+var faults = []fault{
+	{name: "server killed", target: targetServerOrPod, inject: func(t *testing.T, ns, primary string) {
+		// The postmaster, the agent's child, killed from the host: the
+		// agent starts it again, or the operator fails over.
+		killServer(t, ns, primary)
+	}},
+	{name: "pod deleted", target: targetServerOrPod, inject: func(t *testing.T, ns, primary string) {
+		NewWithT(t).Expect(k8s.Delete(context.Background(), getPod(t, ns, primary))).To(Succeed())
+	}},
+	{name: "node lost", target: targetNode, node: true, inject: func(t *testing.T, ns, primary string) {
+		clusterScript(t, "node-stop", nodeOrdinal(t, ns, primary))
+	}},
+}
+
+// TestPostgresFailover breaks the primary of a three-pod Database, in
+// async and in sync mode, while a client pod writes a row every 100 ms
+// through <db>: its server killed, its pod deleted, its node lost. Each
+// run measures the time from the fault to the first acknowledged write,
+// then waits until there is exactly one writable primary, the one
+// status.currentPrimary names, and every other pod streams from it (the old
+// primary rejoined). At the end every acknowledged row must be on the
+// primary in sync mode; async mode reports what it lost. A planned
+// switchover measures its write gap too.
+func TestPostgresFailover(t *testing.T) {
+	runs := failoverRuns(t)
+	for _, mode := range []databasev1.ReplicationMode{databasev1.ReplicationAsync, databasev1.ReplicationSync} {
+		t.Run(string(mode), func(t *testing.T) {
+			ns := newNamespace(t, "failover-"+string(mode))
+			const name = "ha"
+			db := &databasev1.Database{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+				Spec: databasev1.DatabaseSpec{
+					Type: databasev1.PostgreSQL, Version: "17", Replicas: ptr.To[int32](3),
+					Storage:     databasev1.StorageSpec{Size: resource.MustParse("1Gi")},
+					Environment: databasev1.Development,
+					Replication: &databasev1.ReplicationSpec{Mode: mode},
+				},
+			}
+			createDatabase(t, db)
+			waitDatabaseReady(t, ns, name, createTimeout)
+			settle(t, ns, name)
+			c := newClient(t, ns, name, false)
+			_, err := c.viaURI("CREATE TABLE ticks (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())")
+			NewWithT(t).Expect(err).NotTo(HaveOccurred())
+			w := startWriter(t, ns, name)
+
+			gaps := map[string][]time.Duration{}
+			for _, f := range faults {
+				for run := 1; run <= runs; run++ {
+					primary := currentPrimary(t, ns, name)
+					start := time.Now()
+					f.inject(t, ns, primary)
+					gap := w.gapAfter(t, start, 2*time.Minute)
+					if f.node {
+						clusterScript(t, "node-start", nodeOrdinal(t, ns, primary))
+					}
+					now := settle(t, ns, name)
+					gaps[f.name] = append(gaps[f.name], gap)
+					measured(t, "%s mode: %s (run %d, primary %s): first write after %s; primary now %s",
+						mode, f.name, run, primary, gap.Round(100*time.Millisecond), now)
+				}
+			}
+			for run := 1; run <= runs; run++ {
+				gap := switchover(t, ns, name, w)
+				gaps["switchover"] = append(gaps["switchover"], gap)
+			}
+
+			acked, lost := w.lost(t, c)
+			for _, f := range faults {
+				p50, p95 := percentiles(gaps[f.name])
+				measured(t, "%s mode: %s: first write p50 %s, p95 %s over %d runs (target p95 <= %s)",
+					mode, f.name, p50.Round(100*time.Millisecond), p95.Round(100*time.Millisecond), len(gaps[f.name]), f.target)
+				NewWithT(t).Expect(p95).To(BeNumerically("<=", f.target), "%s: p95 of the time to the first write", f.name)
+			}
+			p50, p95 := percentiles(gaps["switchover"])
+			measured(t, "%s mode: switchover: write gap p50 %s, p95 %s over %d runs (target <= %s)",
+				mode, p50.Round(100*time.Millisecond), p95.Round(100*time.Millisecond), runs, targetSwitchover)
+			NewWithT(t).Expect(p95).To(BeNumerically("<=", targetSwitchover), "switchover write gap")
+			measured(t, "%s mode: acknowledged rows lost: %d of %d", mode, lost, acked)
+			if mode == databasev1.ReplicationSync {
+				NewWithT(t).Expect(lost).To(BeZero(), "sync mode loses no acknowledged commit")
+			}
+		})
+	}
+}
+
+// switchover asks for one to the most advanced replica and returns the
+// write gap it caused.
+func switchover(t *testing.T, ns, db string, w *writer) time.Duration {
+	t.Helper()
+	before := currentPrimary(t, ns, db)
+	start := time.Now()
+	mustKubectl(t, "-n", ns, "annotate", "database", db, databasev1.SwitchoverAnnotation+"=any")
+	var after string
+	NewWithT(t).Eventually(func(g Gomega) {
+		var d databasev1.Database
+		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: db}, &d)).To(Succeed())
+		g.Expect(d.Annotations).NotTo(HaveKey(databasev1.SwitchoverAnnotation), "the request is handled")
+		g.Expect(d.Status.CurrentPrimary).NotTo(Equal(before))
+		after = d.Status.CurrentPrimary
+	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+	gap := w.gapAfter(t, start, time.Minute)
+	settle(t, ns, db)
+	measured(t, "switchover from %s to %s: write gap %s", before, after, gap.Round(100*time.Millisecond))
+	return gap
+}
+
+// currentPrimary is status.currentPrimary.
+func currentPrimary(t *testing.T, ns, db string) string {
+	t.Helper()
+	var d databasev1.Database
+	NewWithT(t).Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: db}, &d)).To(Succeed())
+	NewWithT(t).Expect(d.Status.CurrentPrimary).NotTo(BeEmpty())
+	return d.Status.CurrentPrimary
+}
+
+// settle waits until exactly one pod accepts writes, status.currentPrimary
+// names it and the read-write Service selects it alone, and every other
+// pod is Ready and streams from it; it returns the primary.
+func settle(t *testing.T, ns, db string) string {
+	t.Helper()
+	var primary string
+	NewWithT(t).Eventually(func(g Gomega) {
+		var d databasev1.Database
+		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: db}, &d)).To(Succeed())
+		primary = d.Status.CurrentPrimary
+		var writable, streaming []string
+		for i := 0; i < 3; i++ {
+			pod := fmt.Sprintf("%s-%d", db, i)
+			p := getPod(t, ns, pod)
+			g.Expect(p).NotTo(BeNil(), "pod %s", pod)
+			g.Expect(podReady(p)).To(BeTrue(), "pod %s is Ready", pod)
+			g.Expect(p.Labels[instance.LabelRole]).To(Equal(map[bool]string{true: "primary", false: "replica"}[pod == primary]), "pod %s's role label", pod)
+			out, err := superuserSQL(ns, pod, "SELECT pg_is_in_recovery(), (SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming')")
+			g.Expect(err).NotTo(HaveOccurred(), "pod %s: %s", pod, out)
+			switch out {
+			case "f|0":
+				writable = append(writable, pod)
+			case "t|1":
+				streaming = append(streaming, pod)
+			}
+		}
+		g.Expect(writable).To(Equal([]string{primary}), "exactly one writable primary, status.currentPrimary")
+		g.Expect(streaming).To(HaveLen(2), "every other pod streams")
+		var eps corev1.Endpoints
+		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: render.ServiceName(db)}, &eps)).To(Succeed())
+		var ips []string
+		for _, s := range eps.Subsets {
+			for _, a := range append(s.Addresses, s.NotReadyAddresses...) {
+				ips = append(ips, a.IP)
+			}
+		}
+		g.Expect(ips).To(Equal([]string{getPod(t, ns, primary).Status.PodIP}), "the read-write Service selects the primary alone")
+	}).WithTimeout(settleTimeout).WithPolling(time.Second).Should(Succeed())
+	return primary
+}
+
+// nodeOrdinal is N of the node-N the pod runs on.
+func nodeOrdinal(t *testing.T, ns, pod string) string {
+	t.Helper()
+	node := getPod(t, ns, pod).Spec.NodeName
+	n, ok := strings.CutPrefix(node, "node-")
+	if !ok {
+		t.Fatalf("pod %s runs on %q, not a node-N", pod, node)
+	}
+	return n
+}
+
+// killServer kills the postmaster of a database pod from the host: the
+// postgres process whose parent is the agent.
+func killServer(t *testing.T, ns, pod string) {
+	t.Helper()
+	uid := string(getPod(t, ns, pod).UID)
+	procs := podProcesses(uid)
+	comm := map[int]string{}
+	for _, p := range procs {
+		comm[p.pid] = p.comm
+	}
+	for _, p := range procs {
+		if p.comm == "postgres" && comm[p.ppid] == "database-agent" {
+			NewWithT(t).Expect(killProcess(p.pid)).To(Succeed())
+			return
+		}
+	}
+	t.Fatalf("pod %s: no postmaster under the agent among %+v", pod, procs)
+}
+
+// writer is a client pod that writes one row every 100 ms through <db>,
+// a new connection each time, and logs each attempt: "ok ID START END" or
+// "fail ID START", with the pod's clock (the host's).
+type writer struct{ ns, pod string }
+
+const writerScript = `u="$(cat /creds/uri)"; rest="${u#*://}"; u="${u%%://*}://${rest%%:*}@${rest#*@}"
+export PGPASSWORD="$(cat /creds/password)"
+i=0
+while true; do
+  i=$((i + 1))
+  start=$(date +%s.%N)
+  if psql "$u?sslmode=prefer&connect_timeout=1" -qtAc "INSERT INTO ticks (id) VALUES ($i)" >/dev/null 2>&1; then
+    echo "ok $i $start $(date +%s.%N)"
+  else
+    echo "fail $i $start"
+  fi
+  sleep 0.1
+done
+`
+
+func startWriter(t *testing.T, ns, db string) *writer {
+	t.Helper()
+	w := &writer{ns: ns, pod: "writer-" + db}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: w.pod},
+		Spec: restrictedPod(corev1.PodSpec{
+			Containers: []corev1.Container{{
+				Name: "writer", Image: clientImage, Command: []string{"bash", "-c", writerScript},
+				VolumeMounts: []corev1.VolumeMount{{Name: "creds", MountPath: "/creds", ReadOnly: true}},
+			}},
+			Volumes: []corev1.Volume{{Name: "creds", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName: render.CredentialsSecretName(db)}}}},
+		}),
+	}
+	// Not on a node the faults stop: node-0 is never a database pod's
+	// only choice, and the writer must outlive the nodes it measures.
+	pod.Spec.NodeName = "node-0"
+	NewWithT(t).Expect(k8s.Create(context.Background(), pod)).To(Succeed())
+	waitPodsReady(t, ns, 2*time.Minute, w.pod)
+	NewWithT(t).Eventually(func() int { return len(w.attempts(t)) }).WithTimeout(time.Minute).Should(BeNumerically(">", 5))
+	return w
+}
+
+type attempt struct {
+	ok         bool
+	id         int
+	start, end time.Time
+}
+
+func (w *writer) attempts(t *testing.T) []attempt {
+	t.Helper()
+	out, _, err := kubectl(context.Background(), "", "-n", w.ns, "logs", w.pod)
+	if err != nil {
+		t.Fatalf("writer logs: %v", err)
+	}
+	var as []attempt
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		a := attempt{ok: f[0] == "ok"}
+		a.id, _ = strconv.Atoi(f[1])
+		a.start = unixTime(f[2])
+		if a.ok && len(f) == 4 {
+			a.end = unixTime(f[3])
+		}
+		as = append(as, a)
+	}
+	return as
+}
+
+func unixTime(s string) time.Time {
+	f, _ := strconv.ParseFloat(s, 64)
+	sec := int64(f)
+	return time.Unix(sec, int64((f-float64(sec))*1e9))
+}
+
+// gapAfter is the time from start (the fault) to the end of the first
+// acknowledged write after the writes the fault broke; 0 when it broke
+// none.
+func (w *writer) gapAfter(t *testing.T, start time.Time, timeout time.Duration) time.Duration {
+	t.Helper()
+	var gap time.Duration
+	NewWithT(t).Eventually(func() bool {
+		failed := false
+		for _, a := range w.attempts(t) {
+			if a.start.Before(start) && (!a.ok || a.end.Before(start)) {
+				continue
+			}
+			if !a.ok {
+				failed = true
+				continue
+			}
+			if failed {
+				gap = a.end.Sub(start)
+				return true
+			}
+			if a.start.After(start.Add(5 * time.Second)) {
+				// Five seconds of writes without a failure: the fault
+				// broke nothing.
+				gap = 0
+				return true
+			}
+		}
+		return false
+	}).WithTimeout(timeout).WithPolling(500 * time.Millisecond).Should(BeTrue(), "a write succeeds after the fault")
+	return gap
+}
+
+// lost compares the acknowledged writes with the rows on the primary.
+func (w *writer) lost(t *testing.T, c *dbClient) (acked, lost int) {
+	t.Helper()
+	out, err := c.viaURI("SELECT string_agg(id::text, ',') FROM ticks")
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	have := map[int]bool{}
+	for _, s := range strings.Split(out, ",") {
+		if n, err := strconv.Atoi(s); err == nil {
+			have[n] = true
+		}
+	}
+	for _, a := range w.attempts(t) {
+		if a.ok {
+			acked++
+			if !have[a.id] {
+				lost++
+			}
+		}
+	}
+	return acked, lost
+}
+
+// percentiles are the 50th and 95th percentiles (nearest rank).
+func percentiles(ds []time.Duration) (p50, p95 time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	rank := func(p float64) time.Duration {
+		i := int(p*float64(len(s))+0.999999) - 1
+		return s[max(0, min(i, len(s)-1))]
+	}
+	return rank(0.50), rank(0.95)
+}
