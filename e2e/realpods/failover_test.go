@@ -7,9 +7,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -241,47 +243,13 @@ func killServer(t *testing.T, ns, pod string) {
 	t.Fatalf("pod %s: no postmaster under the agent among %+v", pod, procs)
 }
 
-// writer is a client pod that writes one row every 100 ms through <db>,
-// a new connection each time, and logs each attempt: "ok ID START END" or
-// "fail ID START", with the pod's clock (the host's).
-type writer struct{ ns, pod string }
-
-const writerScript = `u="$(cat /creds/uri)"; rest="${u#*://}"; u="${u%%://*}://${rest%%:*}@${rest#*@}"
-export PGPASSWORD="$(cat /creds/password)"
-i=0
-while true; do
-  i=$((i + 1))
-  start=$(date +%s.%N)
-  if psql "$u?sslmode=prefer&connect_timeout=1" -qtAc "INSERT INTO ticks (id) VALUES ($i)" >/dev/null 2>&1; then
-    echo "ok $i $start $(date +%s.%N)"
-  else
-    echo "fail $i $start"
-  fi
-  sleep 0.1
-done
-`
-
-func startWriter(t *testing.T, ns, db string) *writer {
-	t.Helper()
-	w := &writer{ns: ns, pod: "writer-" + db}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: w.pod},
-		Spec: restrictedPod(corev1.PodSpec{
-			Containers: []corev1.Container{{
-				Name: "writer", Image: clientImage, Command: []string{"bash", "-c", writerScript},
-				VolumeMounts: []corev1.VolumeMount{{Name: "creds", MountPath: "/creds", ReadOnly: true}},
-			}},
-			Volumes: []corev1.Volume{{Name: "creds", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-				SecretName: render.CredentialsSecretName(db)}}}},
-		}),
-	}
-	// Not on a node the faults stop: node-0 is never a database pod's
-	// only choice, and the writer must outlive the nodes it measures.
-	pod.Spec.NodeName = "node-0"
-	NewWithT(t).Expect(k8s.Create(context.Background(), pod)).To(Succeed())
-	waitPodsReady(t, ns, 2*time.Minute, w.pod)
-	NewWithT(t).Eventually(func() int { return len(w.attempts(t)) }).WithTimeout(time.Minute).Should(BeNumerically(">", 5))
-	return w
+// writer writes one row every 100 ms through <db>'s ClusterIP, a new
+// connection each time, and records each attempt. It runs in the test
+// process, on the host: kube-proxy's rules route the host's own traffic
+// too, and a writer on a node would die with the node it measures.
+type writer struct {
+	mu       sync.Mutex
+	attempts []attempt
 }
 
 type attempt struct {
@@ -290,33 +258,56 @@ type attempt struct {
 	start, end time.Time
 }
 
-func (w *writer) attempts(t *testing.T) []attempt {
+func startWriter(t *testing.T, ns, db string) *writer {
 	t.Helper()
-	out, _, err := kubectl(context.Background(), "", "-n", w.ns, "logs", w.pod)
-	if err != nil {
-		t.Fatalf("writer logs: %v", err)
-	}
-	var as []attempt
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 {
-			continue
+	var svc corev1.Service
+	NewWithT(t).Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: render.ServiceName(db)}, &svc)).To(Succeed())
+	var secret corev1.Secret
+	NewWithT(t).Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: render.CredentialsSecretName(db)}, &secret)).To(Succeed())
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=5432 dbname=%s sslmode=prefer connect_timeout=1",
+		svc.Spec.ClusterIP, secret.Data[render.SecretKeyDatabase]))
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	cfg.User, cfg.Password = string(secret.Data[render.SecretKeyUsername]), string(secret.Data[render.SecretKeyPassword])
+	w := &writer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		for id := 1; ctx.Err() == nil; id++ {
+			a := attempt{id: id, start: time.Now()}
+			a.ok = insertTick(ctx, cfg, id) == nil
+			a.end = time.Now()
+			w.mu.Lock()
+			w.attempts = append(w.attempts, a)
+			w.mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
-		a := attempt{ok: f[0] == "ok"}
-		a.id, _ = strconv.Atoi(f[1])
-		a.start = unixTime(f[2])
-		if a.ok && len(f) == 4 {
-			a.end = unixTime(f[3])
-		}
-		as = append(as, a)
-	}
-	return as
+	}()
+	NewWithT(t).Eventually(func() int { return len(w.all()) }).WithTimeout(time.Minute).Should(BeNumerically(">", 5))
+	return w
 }
 
-func unixTime(s string) time.Time {
-	f, _ := strconv.ParseFloat(s, 64)
-	sec := int64(f)
-	return time.Unix(sec, int64((f-float64(sec))*1e9))
+// insertTick writes one row in its own connection, within 2 s.
+func insertTick(ctx context.Context, cfg *pgx.ConnConfig, id int) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, "INSERT INTO ticks (id) VALUES ($1)", id)
+	return err
+}
+
+func (w *writer) all() []attempt {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]attempt(nil), w.attempts...)
 }
 
 // gapAfter is the time from start (the fault) to the end of the first
@@ -327,7 +318,7 @@ func (w *writer) gapAfter(t *testing.T, start time.Time, timeout time.Duration) 
 	var gap time.Duration
 	NewWithT(t).Eventually(func() bool {
 		failed := false
-		for _, a := range w.attempts(t) {
+		for _, a := range w.all() {
 			if a.start.Before(start) && (!a.ok || a.end.Before(start)) {
 				continue
 			}
@@ -347,7 +338,7 @@ func (w *writer) gapAfter(t *testing.T, start time.Time, timeout time.Duration) 
 			}
 		}
 		return false
-	}).WithTimeout(timeout).WithPolling(500 * time.Millisecond).Should(BeTrue(), "a write succeeds after the fault")
+	}).WithTimeout(timeout).WithPolling(500*time.Millisecond).Should(BeTrue(), "a write succeeds after the fault")
 	return gap
 }
 
@@ -362,7 +353,7 @@ func (w *writer) lost(t *testing.T, c *dbClient) (acked, lost int) {
 			have[n] = true
 		}
 	}
-	for _, a := range w.attempts(t) {
+	for _, a := range w.all() {
 		if a.ok {
 			acked++
 			if !have[a.id] {

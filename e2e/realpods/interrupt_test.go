@@ -114,21 +114,18 @@ INSERT INTO big SELECT i, md5(i::text) FROM generate_series(1, %d) i`, bigRows))
 		volume := dataVolumePath(t, ns, "data-"+pod1)
 		partial := filepath.Join(volume, "pgdata.partial")
 
-		// Before: the bootstrap container's script, the moment it runs.
-		killPodProcess(t, string(p.UID), "bash")
+		// Before: the database container's agent, the moment it runs (the
+		// copy is its prepare step).
+		killPodProcess(t, string(p.UID), "database-agent")
 		_, statErr := os.Stat(partial)
-		measured(t, "bootstrap: pod 1's bootstrap container killed at its start (copy begun: %t)", statErr == nil)
+		measured(t, "bootstrap: pod 1's database container killed at its start (copy begun: %t)", statErr == nil)
 		// During: the copy is tens of MB in.
 		NewWithT(t).Eventually(func() int64 { return dirSize(partial) }).WithTimeout(recoverTimeout).WithPolling(50*time.Millisecond).
 			Should(BeNumerically(">", 20<<20), "pg_basebackup copying into %s", partial)
-		killPodProcess(t, string(p.UID), "bash")
-		measured(t, "bootstrap: pod 1's bootstrap container killed during the copy (%d MiB copied)", dirSize(partial)>>20)
-		// After: the copy is in place and the standby's container starts.
-		NewWithT(t).Eventually(func() string {
-			return containerStatus(getPod(t, ns, pod1), "database").ContainerID
-		}).WithTimeout(recoverTimeout).WithPolling(50 * time.Millisecond).ShouldNot(BeEmpty())
-		id := containerStatus(getPod(t, ns, pod1), "database").ContainerID
-		NewWithT(t).Expect(killProcess(hostProcessOf(id))).To(Succeed())
+		killPodProcess(t, string(p.UID), "database-agent")
+		measured(t, "bootstrap: pod 1's database container killed during the copy (%d MiB copied)", dirSize(partial)>>20)
+		// After: the copy is in place and the standby starts.
+		killAt(t, ns, pod1, "database", func(log string) bool { return strings.Contains(log, "copied the primary") })
 		measured(t, "bootstrap: pod 1's database container killed as the copied standby started")
 	})
 

@@ -3,7 +3,6 @@ package realpods
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,10 +29,6 @@ const (
 	// recoverTimeout bounds the self-healing waits, generously: the time is
 	// measured and printed; the bound only stops a broken suite.
 	recoverTimeout = 4 * time.Minute
-	// restreamWithin: the standbys stream again after the primary's return
-	// (measured: 10 s at most with bounded TCP timeouts; 42 s to 2m18s
-	// without, in about half the runs).
-	restreamWithin = 20 * time.Second
 )
 
 // productionDatabase is the issue's production Database: 3 replicas,
@@ -63,8 +58,7 @@ func productionDatabase(ns, name, version string) *databasev1.Database {
 // TestPostgresProduction runs the production Database on PostgreSQL 15 and
 // 17, side by side: serving through its Services with verify-full TLS,
 // streaming to both standbys, exporting metrics, backing up, restoring into
-// a new Database, and healing after its primary's server is killed and
-// after its primary's pod is deleted.
+// a new Database. Its primary's failures are TestPostgresFailover's.
 func TestPostgresProduction(t *testing.T) {
 	for _, version := range []string{"15", "17"} {
 		t.Run(version, func(t *testing.T) {
@@ -178,22 +172,6 @@ SET enable_mergejoin = off; SET enable_nestloop = off; SET work_mem = '64MB'; `
 		g.Expect(rc.viaURI("SELECT count(*), sum(id) FROM items")).To(Equal("101|6050"), "the same rows as the source at backup time")
 		g.Expect(rc.viaURI("SELECT tableowner FROM pg_tables WHERE tablename = 'items'")).To(Equal(rc.username(t)), "owned by the new application user")
 	})
-
-	t.Run("heals after the primary's server is killed", func(t *testing.T) {
-		pod := getPod(t, ns, pods[0])
-		pid := hostProcessOf(containerStatus(pod, "database").ContainerID)
-		NewWithT(t).Expect(pid).NotTo(BeZero(), "the primary's server process on the host")
-		healAfter(t, c, ns, name, pods, 2000, func() {
-			// From the host: inside the container PID 1 ignores SIGKILL.
-			NewWithT(t).Expect(killProcess(pid)).To(Succeed())
-		}, "server killed (SIGKILL from the host)")
-	})
-
-	t.Run("heals after the primary's pod is deleted", func(t *testing.T) {
-		healAfter(t, c, ns, name, pods, 3000, func() {
-			NewWithT(t).Expect(k8s.Delete(context.Background(), getPod(t, ns, pods[0]))).To(Succeed())
-		}, "pod deleted")
-	})
 }
 
 // insertRows writes rows from..to through the uri, one transaction each,
@@ -219,52 +197,6 @@ func standbyStates(standbys []string) string {
 		parts[i] = s + "=streaming"
 	}
 	return strings.Join(parts, ",")
-}
-
-// healAfter writes rows, breaks the primary with breakIt, then measures how
-// long until a write through <db> succeeds on the primary's new server
-// (another postmaster start time: an old server still shutting down does not
-// count) and until every standby streams again, and checks that no
-// acknowledged row was lost, on the primary and on every replica.
-func healAfter(t *testing.T, c *dbClient, ns, db string, pods []string, base int, breakIt func(), what string) {
-	g := NewWithT(t)
-	insertRows(t, c, base, base+99)
-	before, err := c.viaURI("SELECT count(*) FROM items")
-	g.Expect(err).NotTo(HaveOccurred())
-	started, err := c.viaURI("SELECT pg_postmaster_start_time()")
-	g.Expect(err).NotTo(HaveOccurred())
-	restarts := containerStatus(getPod(t, ns, pods[0]), "database").RestartCount
-
-	start := time.Now()
-	breakIt()
-	NewWithT(t).Eventually(func() (string, error) {
-		// One transaction: the row is written only by a new server.
-		// ON CONFLICT: an insert that committed while its answer was lost is not retried into a duplicate key.
-		return c.viaURI(fmt.Sprintf(`INSERT INTO items SELECT %d, 'after' WHERE pg_postmaster_start_time() <> '%s'
-ON CONFLICT (id) DO UPDATE SET note = excluded.note RETURNING id`, base+100, started))
-	}).WithTimeout(recoverTimeout).WithPolling(500 * time.Millisecond).Should(Equal(strconv.Itoa(base + 100)))
-	writeBack := time.Since(start)
-	expectStreaming(t, ns, db, pods[1:], recoverTimeout)
-	streamBack := time.Since(start)
-	measured(t, "%s: primary %s: writes through %s resumed after %s, every replica streaming after %s",
-		ns, what, db, writeBack.Round(100*time.Millisecond), streamBack.Round(100*time.Millisecond))
-	// The standbys follow the primary's return within seconds, not after the
-	// kernel's TCP timeouts (minutes) on the old pod address.
-	g.Expect(streamBack-writeBack).To(BeNumerically("<=", restreamWithin),
-		"every standby streams again within %s of the primary's return", restreamWithin)
-
-	after, err := c.viaURI("SELECT count(*) FROM items")
-	g.Expect(err).NotTo(HaveOccurred())
-	b, _ := strconv.Atoi(before)
-	g.Expect(after).To(Equal(strconv.Itoa(b+1)), "every acknowledged row is still there")
-	for i := range pods[1:] {
-		NewWithT(t).Eventually(func() (string, error) {
-			return c.viaHost(podHost(ns, db, i+1), "SELECT count(*) FROM items")
-		}).WithTimeout(replicateWithin).WithPolling(200*time.Millisecond).Should(Equal(after), "replica %d has every row", i+1)
-	}
-	if strings.Contains(what, "killed") {
-		g.Expect(containerStatus(getPod(t, ns, pods[0]), "database").RestartCount).To(BeNumerically(">", restarts), "the kubelet restarted the server's container")
-	}
 }
 
 // runBackup makes a Job from the backup CronJob, waits for it, checks the
