@@ -158,7 +158,7 @@ func bashScript(t testing.TB, c corev1.Container) string {
 // agentCommand splits a container command that runs the agent into the
 // agent's flags and the server's command.
 func agentCommand(cmd []string) (flags map[string]string, server []string, ok bool) {
-	if len(cmd) < 2 || cmd[0] != "/database-operator/database-agent" || cmd[1] != "run" {
+	if len(cmd) < 2 || cmd[0] != "/opt/database-operator/database-agent" || cmd[1] != "run" {
 		return nil, nil, false
 	}
 	flags = map[string]string{}

@@ -17,10 +17,11 @@ import (
 // the pod (instance.LabelRole), promotes or demotes it when the role moves,
 // restarts it when it crashes and reports it in the pod's
 // instance.AnnotationReport. Its binary comes from the operator's image:
-// the init container copies it onto a volume the database container shares.
+// the init container copies it onto a volume the database container shares
+// (under /opt: the operator's image has its binary at /database-operator).
 const (
 	agentVolumeName = "agent"
-	agentMountPath  = "/database-operator"
+	agentMountPath  = "/opt/database-operator"
 	agentBinary     = agentMountPath + "/database-agent"
 	// agentStartingFile exists while the agent prepares or starts the
 	// server: the startup and liveness probes pass meanwhile.

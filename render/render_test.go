@@ -163,7 +163,7 @@ func checkContract(t *testing.T, db *databasev1.Database) {
 	switch db.Spec.Type {
 	case databasev1.PostgreSQL:
 		g.Expect(env["PGDATA"].Value).To(Equal("/var/lib/postgresql/data/pgdata"), "PGDATA is a subdirectory of the volume")
-		g.Expect(main.Command[:2]).To(Equal([]string{"/database-operator/database-agent", "run"}), "the agent runs the server")
+		g.Expect(main.Command[:2]).To(Equal([]string{"/opt/database-operator/database-agent", "run"}), "the agent runs the server")
 		server := main.Command[slices.Index(main.Command, "--")+1:]
 		g.Expect(server[:2]).To(Equal([]string{"bash", "-c"}))
 		g.Expect(server[2]).To(HaveSuffix("exec docker-entrypoint.sh postgres -c config_file=/etc/postgresql/postgresql.conf\n"),
@@ -176,7 +176,7 @@ func checkContract(t *testing.T, db *databasev1.Database) {
 		g.Expect(prepare).To(ContainSubstring("pg_basebackup"))
 		g.Expect(prepare).To(ContainSubstring("pg_rewind"), "a former primary rejoins by rewinding")
 		g.Expect(prepare).To(ContainSubstring(`touch "$partial/standby.signal"`), "the copy starts as a standby")
-		g.Expect(prepare).To(ContainSubstring("primary_conninfo = "), "written by the script, from the spec")
+		g.Expect(prepare).To(ContainSubstring("set_auto_conf primary_conninfo "), "written by the script, from the spec")
 		g.Expect(env["PRIMARY_HOST"].Value).To(Equal("orders.shop.svc"), "the read-write Service, which follows the primary; a name the certificate carries")
 		g.Expect(c.ServiceAccount).NotTo(BeNil())
 		g.Expect(c.Role).NotTo(BeNil())
