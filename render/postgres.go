@@ -97,6 +97,10 @@ func postgresConf(s *spec) string {
 	line("wal_log_hints", "on")
 	b.WriteString("# A replica retries its primary, or the new one after a failover, every second.\n")
 	line("wal_retrieve_retry_interval", "'1s'")
+	b.WriteString("# Either end drops a replication connection silent for 5s: a replica notices a lost\n")
+	b.WriteString("# primary (or its node) in seconds, reports it, and the failover can start.\n")
+	line("wal_receiver_timeout", "'5s'")
+	line("wal_sender_timeout", "'5s'")
 	if s.syncReplication {
 		b.WriteString("# Sync mode: a commit waits until a replica has flushed it.\n")
 		line("synchronous_standby_names", "'ANY 1 (*)'")
