@@ -176,6 +176,11 @@ test-e2e-real: real-deps ## Run the real-pod suite (e2e/realpods) on the real-po
 	E2E_OPERATOR_IMAGE_KEY=$$(cat $(REAL_IMAGES)/operator.tar.key) \
 		go test $(GO_TEST_FLAGS) -count=1 -timeout 40m -v ./e2e/realpods/ 2>&1 | tee $(LOCAL)/realpods.log
 
+.PHONY: bench-failover
+bench-failover: ## Failover benchmark on the real-pod cluster: 10 runs of each fault per replication mode; prints one table (~40 min).
+	$(MAKE) --no-print-directory test-e2e-real GO_TEST_FLAGS="-run TestPostgresFailover" FAILOVER_RUNS=$${FAILOVER_RUNS:-10}
+	@awk '/failover results/{p=1} p{sub(/^ *(failover_test.go:[0-9]+: )?/, ""); print} /^ *sync +acknowledged rows lost/{p=0}' $(LOCAL)/realpods.log
+
 .PHONY: test-e2e-deps
 test-e2e-deps: cluster-binaries operator $(HELM3) $(HELM4)
 

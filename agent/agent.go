@@ -112,6 +112,9 @@ type runner struct {
 	failures     int
 	backoffUntil time.Time
 	answered     bool // the server answered since it was started
+	// configured: ConfigurePrimary succeeded since the server last started
+	// or was promoted.
+	configured bool
 
 	written   instance.Report
 	writtenAt time.Time
@@ -200,6 +203,13 @@ func (a *runner) observeServer(ctx context.Context) *instance.Report {
 		a.removeStartingFile()
 		a.cfg.Log.Info("server answers", "role", string(r.Role))
 	}
+	if r.Role == instance.Primary && !a.configured {
+		if err := a.cfg.Engine.ConfigurePrimary(ctx); err != nil {
+			a.cfg.Log.Error("configuring the primary", "err", err)
+		} else {
+			a.configured = true
+		}
+	}
 	if r.Role == instance.Replica && !r.Streaming && a.cfg.Upstream != "" {
 		r.PrimaryUnreachable = !reachable(ctx, a.cfg.Upstream)
 	}
@@ -236,6 +246,7 @@ func (a *runner) act(ctx context.Context, server *instance.Report) {
 			return
 		}
 		a.cfg.Log.Info("promoted")
+		a.configured = false
 	case demote:
 		a.cfg.Log.Info("demoting: stopping the primary, to start again as a replica")
 		a.signalServer(a.cfg.StopSignal)
@@ -298,7 +309,7 @@ func (a *runner) start() {
 		a.backOff()
 		return
 	}
-	a.phase, a.pid, a.exits, a.answered = running, pid, exits, false
+	a.phase, a.pid, a.exits, a.answered, a.configured = running, pid, exits, false, false
 }
 
 // childEnv is what the agent adds to its environment for its children.

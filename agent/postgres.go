@@ -23,6 +23,9 @@ type Engine interface {
 	// Promote makes a replica the primary and returns when it accepts
 	// writes.
 	Promote(ctx context.Context) error
+	// ConfigurePrimary applies the settings only a serving primary takes,
+	// once after each start or promotion.
+	ConfigurePrimary(ctx context.Context) error
 }
 
 // Postgres talks to the local server with psql, as the superuser, where
@@ -36,6 +39,10 @@ type Postgres struct {
 	Password string
 	// Env is added to psql's environment (PGHOST, PGPORT).
 	Env []string
+	// SynchronousStandbyNames is what the primary's
+	// synchronous_standby_names must be: "ANY 1 (*)" in sync mode, empty
+	// in async mode.
+	SynchronousStandbyNames string
 }
 
 // postgresObserve is one query for everything a report needs. On a
@@ -107,4 +114,25 @@ func (p Postgres) Promote(ctx context.Context) error {
 		return fmt.Errorf("pg_promote did not complete within 60 s")
 	}
 	return nil
+}
+
+// ConfigurePrimary implements Engine: synchronous replication is switched
+// on (or off) here, with ALTER SYSTEM and a reload, not in the
+// configuration file. The image's temporary server that initialises a data
+// directory (or loads a restore) reads that file too, and its commits
+// would wait for a standby that cannot exist yet.
+func (p Postgres) ConfigurePrimary(ctx context.Context) error {
+	current, err := p.psql(ctx, 5*time.Second, "SELECT current_setting('synchronous_standby_names')")
+	if err != nil {
+		return err
+	}
+	if current == p.SynchronousStandbyNames {
+		return nil
+	}
+	quoted := "'" + strings.ReplaceAll(p.SynchronousStandbyNames, "'", "''") + "'"
+	if _, err := p.psql(ctx, 5*time.Second, "ALTER SYSTEM SET synchronous_standby_names = "+quoted); err != nil {
+		return err
+	}
+	_, err = p.psql(ctx, 5*time.Second, "SELECT pg_reload_conf()")
+	return err
 }

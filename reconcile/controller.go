@@ -362,7 +362,7 @@ func (r *Reconciler) reconcilePrimary(ctx context.Context, db *databasev1.Databa
 	if db.Spec.Replicas != nil {
 		count = *db.Spec.Replicas
 	}
-	out, err := r.decidePrimaryRole(ctx, db, render.RunsUnderAgent(db), count)
+	out, err := r.decidePrimaryRole(ctx, db, o.statefulSet, render.RunsUnderAgent(db), count)
 	if err != nil {
 		return err
 	}
@@ -381,6 +381,12 @@ func (r *Reconciler) reconcilePrimary(ctx context.Context, db *databasev1.Databa
 	}
 	if d.switchoverDone && db.Annotations[databasev1.SwitchoverAnnotation] != "" {
 		if err := r.removeSwitchoverAnnotation(ctx, db); err != nil {
+			return err
+		}
+	}
+	// One restart at a time, and none while the role moves.
+	if pod := out.rollout.deletePod; pod != "" && d.change == nil && d.switchover == nil && db.Status.Switchover == nil {
+		if err := r.restartOutdated(ctx, db, out.members, pod); err != nil {
 			return err
 		}
 	}

@@ -19,6 +19,10 @@ const (
 	// switchoverAny as the switchover annotation's value picks the most
 	// advanced replica.
 	switchoverAny = "any"
+	// switchoverTimeout bounds the wait for a demoted primary to stop (a
+	// clean shutdown takes about a second); after it the switchover is
+	// abandoned and the primary keeps the role.
+	switchoverTimeout = 30 * time.Second
 )
 
 // member is one database pod as the operator observed it.
@@ -314,8 +318,15 @@ func startSwitchover(v primaryView, current *member) primaryDecision {
 // replica is promoted instead, as in a failover.
 func continueSwitchover(v primaryView, old *member) primaryDecision {
 	sw := v.switchover
-	if old != nil && old.serving() {
-		return primaryDecision{switchover: sw}
+	// An old primary without a report may run without the agent (from
+	// before it existed), which its label cannot stop.
+	stillPrimary := old != nil && (old.serving() || (old.exists && !old.deleting && old.report == nil))
+	if stillPrimary {
+		if waited := v.now.Sub(sw.Started.Time); waited >= switchoverTimeout {
+			return primaryDecision{primary: sw.From, switchoverDone: true, refusedSwitchover: fmt.Sprintf(
+				"switchover from %s to %s abandoned: %s did not stop within %s; it stays the primary", sw.From, sw.To, sw.From, switchoverTimeout)}
+		}
+		return primaryDecision{switchover: sw, retryAfter: switchoverTimeout - v.now.Sub(sw.Started.Time)}
 	}
 	target := memberNamed(v.members, sw.To)
 	message := fmt.Sprintf("%s stopped after %s; promoted %s", sw.From, v.now.Sub(sw.Started.Time).Round(time.Millisecond), sw.To)

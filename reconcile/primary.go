@@ -10,7 +10,9 @@ import (
 	"sync"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,7 +22,7 @@ import (
 	"github.com/example/database-operator/render"
 )
 
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=database.example.com,resources=databases,verbs=patch
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch;delete
@@ -120,19 +122,32 @@ func podOrdinal(db, pod string) (int, bool) {
 type primaryOutcome struct {
 	decision primaryDecision
 	members  []member
+	rollout  rolloutStep
 }
 
 // decidePrimaryRole observes the pods and decides who holds the primary
-// role; when the role moves it records the move in the status at once,
-// before any pod is relabelled, so a reconcile interrupted halfway
-// resumes from the decision instead of making another.
-func (r *Reconciler) decidePrimaryRole(ctx context.Context, db *databasev1.Database, managed bool, count int32) (*primaryOutcome, error) {
+// role, and what a rollout of the pods does next.
+func (r *Reconciler) decidePrimaryRole(ctx context.Context, db *databasev1.Database, sts *appsv1.StatefulSet, managed bool, count int32) (*primaryOutcome, error) {
 	pods, err := r.databasePods(ctx, db)
 	if err != nil {
 		return nil, err
 	}
 	now := r.now()
 	ms := members(db, pods, count)
+	var step rolloutStep
+	if managed && sts != nil {
+		step = nextRolloutStep(rolloutView{
+			members:       ms,
+			updated:       updatedPods(pods, sts),
+			known:         sts.Status.ObservedGeneration >= sts.Generation && sts.Status.UpdateRevision != "",
+			primary:       db.Status.CurrentPrimary,
+			switchingOver: db.Status.Switchover != nil,
+		})
+	}
+	switchTo := db.Annotations[databasev1.SwitchoverAnnotation]
+	if switchTo == "" {
+		switchTo = step.switchTo
+	}
 	d := decidePrimary(primaryView{
 		current:          db.Status.CurrentPrimary,
 		members:          ms,
@@ -140,7 +155,7 @@ func (r *Reconciler) decidePrimaryRole(ctx context.Context, db *databasev1.Datab
 		mode:             render.ReplicationModeOf(db),
 		delay:            render.FailoverDelayOf(db),
 		unavailableSince: r.unavailable.get(db),
-		switchoverTo:     db.Annotations[databasev1.SwitchoverAnnotation],
+		switchoverTo:     switchTo,
 		switchover:       db.Status.Switchover,
 		established:      wasReady(db.Status),
 		now:              now,
@@ -152,7 +167,36 @@ func (r *Reconciler) decidePrimaryRole(ctx context.Context, db *databasev1.Datab
 		d.change.Time.Time = now
 	}
 	r.unavailable.set(db, db.Status.CurrentPrimary, d.unavailableSince)
-	return &primaryOutcome{decision: d, members: ms}, nil
+	return &primaryOutcome{decision: d, members: ms, rollout: step}, nil
+}
+
+// updatedPods says which pods run the StatefulSet's current template.
+func updatedPods(pods map[string]*corev1.Pod, sts *appsv1.StatefulSet) map[string]bool {
+	out := map[string]bool{}
+	for name, p := range pods {
+		out[name] = p.Labels[appsv1.ControllerRevisionHashLabelKey] == sts.Status.UpdateRevision
+	}
+	return out
+}
+
+// restartOutdated deletes the pod the rollout restarts next, by UID, so a
+// pod re-created meanwhile is never deleted in its place.
+func (r *Reconciler) restartOutdated(ctx context.Context, db *databasev1.Database, pods []member, name string) error {
+	var pod corev1.Pod
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: db.Namespace, Name: name}, &pod); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	uid := pod.UID
+	if err := r.Client.Delete(ctx, &pod, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("restart pod %s for the rollout: %w", name, err)
+	}
+	role := "replica"
+	if name == db.Status.CurrentPrimary {
+		role = "primary"
+	}
+	r.event(db, corev1.EventTypeNormal, "RollingUpdate", "Restart", fmt.Sprintf("restarting %s %s on the new pod template", role, name))
+	ctrl.LoggerFrom(ctx).Info("rollout: restarting pod", "pod", name, "role", role)
+	return nil
 }
 
 // applyRoles labels every existing pod with its role: primary for the

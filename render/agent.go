@@ -46,21 +46,22 @@ type agentRun struct {
 	prepare string
 	// env is what prepare needs besides the database container's own.
 	env []*corev1ac.EnvVarApplyConfiguration
+	// flags are the engine's own flags of the agent.
+	flags []string
 }
 
 // agentCommand is the database container's command: the agent, which runs
 // the initialisation wrapper (initialise.go) as the server.
 func agentCommand(s *spec, run *agentRun) []string {
-	return []string{
+	cmd := []string{
 		agentBinary, "run",
 		"--engine=" + run.engine,
 		"--stop-signal=" + run.stopSignal,
 		"--starting-file=" + agentStartingFile,
 		fmt.Sprintf("--upstream=%s:%d", PrimaryServiceHost(s.name, s.namespace), s.eng.port()),
-		"--prepare=" + run.prepare,
-		"--",
-		"bash", "-c", initialiseScript(s.eng, s),
 	}
+	cmd = append(cmd, run.flags...)
+	return append(cmd, "--prepare="+run.prepare, "--", "bash", "-c", initialiseScript(s.eng, s))
 }
 
 // agentInitContainer copies the agent from the operator's image.

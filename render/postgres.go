@@ -101,11 +101,7 @@ func postgresConf(s *spec) string {
 	b.WriteString("# primary (or its node) in seconds, reports it, and the failover can start.\n")
 	line("wal_receiver_timeout", "'5s'")
 	line("wal_sender_timeout", "'5s'")
-	if s.syncReplication {
-		b.WriteString("# Sync mode: a commit waits until a replica has flushed it.\n")
-		line("synchronous_standby_names", "'ANY 1 (*)'")
-		line("synchronous_commit", "on")
-	}
+	b.WriteString("# synchronous_standby_names is the agent's: ANY 1 (*) on the primary in sync mode.\n")
 	b.WriteString("# Logs go to stderr, where the container runtime collects them.\n")
 	line("logging_collector", "off")
 	line("log_destination", "'stderr'")
@@ -333,10 +329,20 @@ func (postgres) agent(s *spec) *agentRun {
 	if s.tlsSecret != "" {
 		env = append(env, valueEnv("PGSSLMODE", "verify-full"), valueEnv("PGSSLROOTCERT", tlsFile(TLSCAKey)))
 	}
-	return &agentRun{engine: "postgresql", stopSignal: "SIGINT", prepare: postgresPrepare, env: env}
+	run := &agentRun{engine: "postgresql", stopSignal: "SIGINT", prepare: postgresPrepare, env: env,
+		flags: []string{"--synchronous-standby-names="}}
+	if s.syncReplication {
+		// Any one standby's flush acknowledges a commit, whichever pods
+		// exist: no list of names to keep in step with scaling.
+		run.flags = []string{"--synchronous-standby-names=" + postgresSyncStandbys}
+	}
+	return run
 }
 
 func (postgres) initContainers(*spec) []*corev1ac.ContainerApplyConfiguration { return nil }
+
+// postgresSyncStandbys is synchronous_standby_names in sync mode.
+const postgresSyncStandbys = "ANY 1 (*)"
 
 // restore loads the dump as the application user, so the restored objects
 // belong to it (the dump carries no owners); the entrypoint's

@@ -27,7 +27,7 @@ func buildStatefulSet(s *spec, configChecksum string) *appsv1ac.StatefulSetApply
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(s.name))).
 			// Replicas copy pod 0, so pod 0 must be ready before pod 1 starts.
 			WithPodManagementPolicy(appsv1.OrderedReadyPodManagement).
-			WithUpdateStrategy(appsv1ac.StatefulSetUpdateStrategy().WithType(appsv1.RollingUpdateStatefulSetStrategyType)).
+			WithUpdateStrategy(updateStrategy(s)).
 			// Data outlives the StatefulSet and scale-downs: the operator never
 			// deletes a data volume.
 			WithPersistentVolumeClaimRetentionPolicy(appsv1ac.StatefulSetPersistentVolumeClaimRetentionPolicy().
@@ -35,6 +35,17 @@ func buildStatefulSet(s *spec, configChecksum string) *appsv1ac.StatefulSetApply
 				WithWhenScaled(appsv1.RetainPersistentVolumeClaimRetentionPolicyType)).
 			WithTemplate(podTemplate(s, configChecksum)).
 			WithVolumeClaimTemplates(dataClaimTemplate(s)))
+}
+
+// updateStrategy: under the agent the operator restarts the pods itself,
+// the primary last, after one switchover (reconcile/rollout.go); without
+// it the StatefulSet controller rolls them from the highest ordinal down,
+// which leaves pod 0, the primary for ever, for last.
+func updateStrategy(s *spec) *appsv1ac.StatefulSetUpdateStrategyApplyConfiguration {
+	if s.eng.agent(s) != nil {
+		return appsv1ac.StatefulSetUpdateStrategy().WithType(appsv1.OnDeleteStatefulSetStrategyType)
+	}
+	return appsv1ac.StatefulSetUpdateStrategy().WithType(appsv1.RollingUpdateStatefulSetStrategyType)
 }
 
 func dataClaimTemplate(s *spec) *corev1ac.PersistentVolumeClaimApplyConfiguration {

@@ -88,6 +88,7 @@ func run(args []string) (int, error) {
 	stopSignal := fs.String("stop-signal", "SIGINT", "the signal that stops the server cleanly: SIGINT or SIGTERM")
 	startingFile := fs.String("starting-file", "", "file that exists while the server is prepared or started")
 	upstream := fs.String("upstream", "", "host:port of the primary, which a replica that is not streaming dials")
+	syncNames := fs.String("synchronous-standby-names", "", "PostgreSQL: the primary's synchronous_standby_names (empty: asynchronous)")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
 	}
@@ -107,7 +108,8 @@ func run(args []string) (int, error) {
 		// Over loopback TCP, not the socket: the image's temporary server
 		// that initialises a data directory listens on the socket only,
 		// and must not pass for the primary.
-		cfg.Engine = agent.Postgres{Password: os.Getenv("POSTGRES_PASSWORD"), Env: []string{"PGHOST=127.0.0.1", "PGPORT=5432"}}
+		cfg.Engine = agent.Postgres{Password: os.Getenv("POSTGRES_PASSWORD"), Env: []string{"PGHOST=127.0.0.1", "PGPORT=5432"},
+			SynchronousStandbyNames: *syncNames}
 	default:
 		return 2, fmt.Errorf("--engine=%q: want postgresql", *engine)
 	}

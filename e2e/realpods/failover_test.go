@@ -13,9 +13,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -81,6 +83,12 @@ var faults = []fault{
 // switchover measures its write gap too.
 func TestPostgresFailover(t *testing.T) {
 	runs := failoverRuns(t)
+	var table []string
+	defer func() {
+		// make bench-failover prints this table from the log.
+		t.Logf("failover results (%d runs per fault; first write through <db> after the fault):\n%s", runs,
+			strings.Join(append([]string{fmt.Sprintf("%-6s %-16s %5s %8s %8s %8s", "mode", "fault", "runs", "p50", "p95", "target")}, table...), "\n"))
+	}()
 	for _, mode := range []databasev1.ReplicationMode{databasev1.ReplicationAsync, databasev1.ReplicationSync} {
 		t.Run(string(mode), func(t *testing.T) {
 			ns := newNamespace(t, "failover-"+string(mode))
@@ -123,18 +131,28 @@ func TestPostgresFailover(t *testing.T) {
 				gaps["switchover"] = append(gaps["switchover"], gap)
 			}
 
+			rolloutGap := rollout(t, ns, name, w)
+			table = append(table, fmt.Sprintf("%-6s %-16s %5d %8s %8s %8s", mode, "rollout", 1,
+				rolloutGap.Round(100*time.Millisecond), rolloutGap.Round(100*time.Millisecond), targetSwitchover))
+			NewWithT(t).Expect(rolloutGap).To(BeNumerically("<=", targetSwitchover), "a rollout's longest write gap is its one switchover's")
+
 			acked, lost := w.lost(t, c)
 			for _, f := range faults {
 				p50, p95 := percentiles(gaps[f.name])
 				measured(t, "%s mode: %s: first write p50 %s, p95 %s over %d runs (target p95 <= %s)",
 					mode, f.name, p50.Round(100*time.Millisecond), p95.Round(100*time.Millisecond), len(gaps[f.name]), f.target)
+				table = append(table, fmt.Sprintf("%-6s %-16s %5d %8s %8s %8s", mode, f.name, len(gaps[f.name]),
+					p50.Round(100*time.Millisecond), p95.Round(100*time.Millisecond), f.target))
 				NewWithT(t).Expect(p95).To(BeNumerically("<=", f.target), "%s: p95 of the time to the first write", f.name)
 			}
 			p50, p95 := percentiles(gaps["switchover"])
 			measured(t, "%s mode: switchover: write gap p50 %s, p95 %s over %d runs (target <= %s)",
 				mode, p50.Round(100*time.Millisecond), p95.Round(100*time.Millisecond), runs, targetSwitchover)
+			table = append(table, fmt.Sprintf("%-6s %-16s %5d %8s %8s %8s", mode, "switchover", runs,
+				p50.Round(100*time.Millisecond), p95.Round(100*time.Millisecond), targetSwitchover))
 			NewWithT(t).Expect(p95).To(BeNumerically("<=", targetSwitchover), "switchover write gap")
 			measured(t, "%s mode: acknowledged rows lost: %d of %d", mode, lost, acked)
+			table = append(table, fmt.Sprintf("%-6s acknowledged rows lost: %d of %d", mode, lost, acked))
 			if mode == databasev1.ReplicationSync {
 				NewWithT(t).Expect(lost).To(BeZero(), "sync mode loses no acknowledged commit")
 			}
@@ -160,6 +178,45 @@ func switchover(t *testing.T, ns, db string, w *writer) time.Duration {
 	gap := w.gapAfter(t, start, time.Minute)
 	settle(t, ns, db)
 	measured(t, "switchover from %s to %s: write gap %s", before, after, gap.Round(100*time.Millisecond))
+	return gap
+}
+
+// rollout changes the pod template (the CPU request) and waits until every
+// pod runs it; it checks that exactly one switchover happened, the primary
+// restarted last, and returns the longest write gap.
+func rollout(t *testing.T, ns, db string, w *writer) time.Duration {
+	t.Helper()
+	before := currentPrimary(t, ns, db)
+	start := time.Now()
+	patch := []byte(`{"spec":{"resources":{"requests":{"cpu":"110m","memory":"256Mi"},"limits":{"cpu":"500m","memory":"512Mi"}}}}`)
+	d := &databasev1.Database{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: db}}
+	NewWithT(t).Expect(k8s.Patch(context.Background(), d, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+	NewWithT(t).Eventually(func(g Gomega) {
+		var sts appsv1.StatefulSet
+		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: db}, &sts)).To(Succeed())
+		g.Expect(sts.Status.ObservedGeneration).To(Equal(sts.Generation))
+		for i := 0; i < 3; i++ {
+			p := getPod(t, ns, fmt.Sprintf("%s-%d", db, i))
+			g.Expect(p).NotTo(BeNil())
+			g.Expect(p.Labels[appsv1.ControllerRevisionHashLabelKey]).To(Equal(sts.Status.UpdateRevision), "pod %s runs the new template", p.Name)
+			g.Expect(podReady(p)).To(BeTrue(), "pod %s", p.Name)
+		}
+	}).WithTimeout(settleTimeout).WithPolling(time.Second).Should(Succeed())
+	after := settle(t, ns, db)
+	end := time.Now()
+	var events corev1.EventList
+	NewWithT(t).Expect(k8s.List(context.Background(), &events, client.InNamespace(ns))).To(Succeed())
+	var moves []string
+	for _, e := range events.Items {
+		if e.InvolvedObject.Kind == "Database" && (e.Reason == "SwitchedOver" || e.Reason == "FailedOver") && !e.LastTimestamp.Time.Before(start.Truncate(time.Second)) {
+			moves = append(moves, e.Reason+": "+e.Message)
+		}
+	}
+	NewWithT(t).Expect(moves).To(HaveLen(1), "exactly one switchover per rollout")
+	NewWithT(t).Expect(moves[0]).To(HavePrefix("SwitchedOver"))
+	NewWithT(t).Expect(after).NotTo(Equal(before), "the old primary handed the role over and restarted last")
+	gap := w.longestGap(start, end)
+	measured(t, "rollout of 3 pods (primary %s to %s): %s, longest write gap %s", before, after, end.Sub(start).Round(time.Second), gap.Round(100*time.Millisecond))
 	return gap
 }
 
@@ -340,6 +397,23 @@ func (w *writer) gapAfter(t *testing.T, start time.Time, timeout time.Duration) 
 		return false
 	}).WithTimeout(timeout).WithPolling(500*time.Millisecond).Should(BeTrue(), "a write succeeds after the fault")
 	return gap
+}
+
+// longestGap is the longest time between two acknowledged writes that
+// ended within [from, to].
+func (w *writer) longestGap(from, to time.Time) time.Duration {
+	var longest time.Duration
+	var last time.Time
+	for _, a := range w.all() {
+		if !a.ok || a.end.Before(from) || a.end.After(to) {
+			continue
+		}
+		if !last.IsZero() && a.end.Sub(last) > longest {
+			longest = a.end.Sub(last)
+		}
+		last = a.end
+	}
+	return longest
 }
 
 // lost compares the acknowledged writes with the rows on the primary.

@@ -1,0 +1,81 @@
+package render_test
+
+import (
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/render"
+)
+
+// TestReplicationModes: sync mode reaches the primary through the agent's
+// flag, never through postgresql.conf (the image's temporary server reads
+// that file, and its commits would wait for a standby that cannot exist
+// yet); async mode passes an empty value, so a primary switched back from
+// sync is reset.
+func TestReplicationModes(t *testing.T) {
+	for mode, want := range map[databasev1.ReplicationMode]string{
+		"":                          "--synchronous-standby-names=",
+		databasev1.ReplicationAsync: "--synchronous-standby-names=",
+		databasev1.ReplicationSync:  "--synchronous-standby-names=ANY 1 (*)",
+	} {
+		t.Run(string(mode), func(t *testing.T) {
+			g := NewWithT(t)
+			db := newDatabase(databasev1.PostgreSQL, "16", func(d *databasev1.Database) {
+				d.Spec.Replicas = ptr(int32(3))
+				d.Spec.Replication = &databasev1.ReplicationSpec{Mode: mode}
+			})
+			c := mustRender(t, db)
+			sts := typed[appsv1.StatefulSet](t, c.StatefulSet)
+			main := containerNamed(g, sts.Spec.Template.Spec.Containers, "database")
+			g.Expect(main.Command).To(ContainElement(want))
+			cm := typed[corev1.ConfigMap](t, c.ConfigMap)
+			g.Expect(cm.Data["postgresql.conf"]).NotTo(MatchRegexp(`(?m)^synchronous_standby_names`))
+		})
+	}
+}
+
+// TestAgentPods: the pods run under the agent with their own identity,
+// which may read and annotate the Database's pods by name and nothing else,
+// and the operator rolls them (OnDelete); MySQL, without the agent yet,
+// keeps the StatefulSet's rolling update with pod 0 the primary.
+func TestAgentPods(t *testing.T) {
+	g := NewWithT(t)
+	c := mustRender(t, newDatabase(databasev1.PostgreSQL, "16", func(d *databasev1.Database) { d.Spec.Replicas = ptr(int32(3)) }))
+	sts := typed[appsv1.StatefulSet](t, c.StatefulSet)
+	pod := sts.Spec.Template.Spec
+	g.Expect(sts.Spec.UpdateStrategy.Type).To(Equal(appsv1.OnDeleteStatefulSetStrategyType))
+	g.Expect(pod.ServiceAccountName).To(Equal("orders-instance"))
+	g.Expect(*pod.AutomountServiceAccountToken).To(BeFalse(), "the token is mounted in the database container only")
+	main := containerNamed(g, pod.Containers, "database")
+	g.Expect(main.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: "agent-token", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true}))
+	for _, ctr := range append(pod.InitContainers, pod.Containers...) {
+		if ctr.Name != "database" {
+			for _, m := range ctr.VolumeMounts {
+				g.Expect(m.Name).NotTo(Equal("agent-token"), "container %s", ctr.Name)
+			}
+		}
+	}
+	g.Expect(strings.Join(main.Command, " ")).To(ContainSubstring("--upstream=orders.shop.svc:5432"))
+
+	role := typed[rbacv1.Role](t, c.Role)
+	g.Expect(role.Rules).To(HaveLen(1))
+	g.Expect(role.Rules[0].Resources).To(Equal([]string{"pods"}))
+	g.Expect(role.Rules[0].Verbs).To(ConsistOf("get", "watch", "patch"))
+	g.Expect(role.Rules[0].ResourceNames).To(HaveLen(10), "every pod a Database can have, so scaling never changes the Role")
+	g.Expect(role.Rules[0].ResourceNames).To(ContainElements("orders-0", "orders-9"))
+	binding := typed[rbacv1.RoleBinding](t, c.RoleBinding)
+	g.Expect(binding.Subjects).To(ConsistOf(rbacv1.Subject{Kind: "ServiceAccount", Name: "orders-instance", Namespace: "shop"}))
+	g.Expect(binding.RoleRef.Name).To(Equal(role.Name))
+
+	my := mustRender(t, newDatabase(databasev1.MySQL, "8.4", func(d *databasev1.Database) { d.Spec.Replicas = ptr(int32(3)) }))
+	g.Expect(typed[appsv1.StatefulSet](t, my.StatefulSet).Spec.UpdateStrategy.Type).To(Equal(appsv1.RollingUpdateStatefulSetStrategyType))
+	g.Expect(my.ServiceAccount).To(BeNil())
+	g.Expect(render.RunsUnderAgent(newDatabase(databasev1.MySQL, "8.4"))).To(BeFalse())
+	g.Expect(render.RunsUnderAgent(newDatabase(databasev1.PostgreSQL, "16"))).To(BeTrue())
+}
