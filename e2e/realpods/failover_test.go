@@ -208,7 +208,11 @@ func rollout(t *testing.T, ns, db string, w *writer) time.Duration {
 	NewWithT(t).Expect(k8s.List(context.Background(), &events, client.InNamespace(ns))).To(Succeed())
 	var moves []string
 	for _, e := range events.Items {
-		if e.InvolvedObject.Kind == "Database" && (e.Reason == "SwitchedOver" || e.Reason == "FailedOver") && !e.LastTimestamp.Time.Before(start.Truncate(time.Second)) {
+		at := e.LastTimestamp.Time
+		if at.IsZero() {
+			at = e.EventTime.Time // events.k8s.io Events, as the operator records them
+		}
+		if e.InvolvedObject.Kind == "Database" && (e.Reason == "SwitchedOver" || e.Reason == "FailedOver") && !at.Before(start.Truncate(time.Second)) {
 			moves = append(moves, e.Reason+": "+e.Message)
 		}
 	}
