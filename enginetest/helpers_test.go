@@ -55,6 +55,9 @@ func newDatabase(name string, typ databasev1.DatabaseType, version string, opts 
 }
 
 func withReplicas(n int32) dbOption { return func(db *databasev1.Database) { db.Spec.Replicas = &n } }
+func withReplicationMode(m databasev1.ReplicationMode) dbOption {
+	return func(db *databasev1.Database) { db.Spec.Replication = &databasev1.ReplicationSpec{Mode: m} }
+}
 func withEnvironment(e databasev1.Environment) dbOption {
 	return func(db *databasev1.Database) { db.Spec.Environment = e }
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/gomega"
 
 	"github.com/example/database-operator/agent"
@@ -244,7 +246,8 @@ func startAgentPod(t testing.TB, in *pgInstance, role instance.Role, svc *servic
 	ap.cancel = cancel
 	cfg := agent.Config{
 		Engine: agent.Postgres{PSQL: filepath.Join(in.p.bin, "psql"), Password: in.secret["root-password"],
-			Env: []string{"PGHOST=127.0.0.1", "PGPORT=" + strconv.Itoa(in.port)}},
+			Env:                     []string{"PGHOST=127.0.0.1", "PGPORT=" + strconv.Itoa(in.port)},
+			SynchronousStandbyNames: flags["synchronous-standby-names"]},
 		Server:       server,
 		Prepare:      []string{"bash", "-c", flags["prepare"]},
 		Env:          envList,
@@ -382,4 +385,171 @@ func TestPostgresAgentFailoverRewindAndSwitchover(t *testing.T) {
 	a1.reportsEventually(t, 2*time.Minute, "streams from the new primary", streams)
 	pod0.mustApp(t, "INSERT INTO t VALUES (400, 'back')")
 	g.Eventually(func() (string, error) { return pod1.asApp(t, "SELECT count(*) FROM t") }, 20*time.Second, 200*time.Millisecond).Should(Equal("171"))
+}
+
+// TestPostgresAgentSyncModeLosesNoAcknowledgedCommit runs three pods in
+// sync mode under the agent while a client commits one row after another
+// through the "Service", and kills the primary with its node twenty times
+// at random moments. Each time the test does what the operator does: it
+// waits until the replicas' streams have ended (their positions are
+// final), promotes the most advanced one by its label, and the killed pod
+// comes back as a replica (rewound). Every commit the client saw
+// acknowledged must be on the last primary.
+func TestPostgresAgentSyncModeLosesNoAcknowledgedCommit(t *testing.T) {
+	p := requirePostgres(t)
+	g := NewWithT(t)
+	s := newSecret("orders", "app")
+	r := renderDB(t, newDatabase("orders", databasev1.PostgreSQL, "15", withReplicas(3), withReplicationMode(databasev1.ReplicationSync)))
+	svc := newService(t)
+	var pods []*pgInstance
+	for i := range 3 {
+		pods = append(pods, newPGInstance(t, p, r, s, fmt.Sprintf("orders-%d", i)))
+	}
+	agents := make([]*agentPod, 3)
+	agents[0] = startAgentPod(t, pods[0], instance.Primary, svc)
+	agents[0].reportsEventually(t, 2*time.Minute, "serves as primary", servesAsPrimary)
+	svc.switchTo(pods[0].port)
+	pods[0].mustApp(t, "CREATE TABLE acked (id int PRIMARY KEY)")
+	for i := 1; i < 3; i++ {
+		agents[i] = startAgentPod(t, pods[i], instance.Replica, svc)
+		agents[i].reportsEventually(t, 2*time.Minute, "streams", streams)
+	}
+	g.Eventually(func() (string, error) {
+		return pods[0].asSuperuser(t, "SELECT current_setting('synchronous_standby_names')")
+	}, 10*time.Second, 200*time.Millisecond).Should(Equal("ANY 1 (*)"), "the agent switched sync mode on")
+
+	cw := startCommitter(t, svc.port(), s)
+	primary := 0
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 14))
+	for kill := 1; kill <= 20; kill++ {
+		for i, a := range agents {
+			if i != primary {
+				a.reportsEventually(t, 2*time.Minute, "streams", streams)
+			}
+		}
+		cw.waitMore(t, 5)
+		time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+		agents[primary].kill()
+		svc.switchTo(0)
+
+		// The operator's choice: final positions, the most advanced wins.
+		best, bestLSN := -1, instance.LSN(0)
+		for i, a := range agents {
+			if i == primary {
+				continue
+			}
+			rep := a.reportsEventually(t, 30*time.Second, "has stopped streaming", func(r instance.Report) bool {
+				return r.Role == instance.Replica && !r.Streaming
+			})
+			lsn, err := instance.ParseLSN(rep.Position)
+			g.Expect(err).NotTo(HaveOccurred())
+			if best < 0 || lsn > bestLSN {
+				best, bestLSN = i, lsn
+			}
+		}
+		agents[best].api.setRole(instance.Primary)
+		agents[best].reportsEventually(t, 30*time.Second, "serves as primary", servesAsPrimary)
+		svc.switchTo(pods[best].port)
+		old := primary
+		primary = best
+		agents[old] = startAgentPod(t, pods[old], instance.Replica, svc)
+		t.Logf("kill %d: %s promoted at %s; %d commits acknowledged so far", kill, pods[best].pod, bestLSN, cw.count())
+	}
+	cw.waitMore(t, 5)
+	acked := cw.stop()
+	out := pods[primary].mustApp(t, "SELECT string_agg(id::text, ',') FROM acked")
+	have := map[string]bool{}
+	for _, id := range strings.Split(out, ",") {
+		have[id] = true
+	}
+	var lost []int
+	for _, id := range acked {
+		if !have[strconv.Itoa(id)] {
+			lost = append(lost, id)
+		}
+	}
+	t.Logf("measured: sync mode, 20 kills of the primary with its node: %d commits acknowledged, %d lost", len(acked), len(lost))
+	g.Expect(lost).To(BeEmpty(), "acknowledged commits missing from the last primary")
+	g.Expect(len(acked)).To(BeNumerically(">", 100))
+}
+
+// committer commits one row after another through the Service's port,
+// reconnecting after every failure, and remembers which commits were
+// acknowledged.
+type committer struct {
+	mu     sync.Mutex
+	acked  []int
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startCommitter(t testing.TB, port int, s secret) *committer {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s sslmode=disable connect_timeout=2", port, s["database"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.User, cfg.Password = s["username"], s["password"]
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &committer{cancel: cancel, done: make(chan struct{})}
+	t.Cleanup(func() { c.stop() })
+	go func() {
+		defer close(c.done)
+		var conn *pgx.Conn
+		for id := 1; ctx.Err() == nil; id++ {
+			if conn == nil {
+				cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
+				conn, err = pgx.ConnectConfig(cctx, cfg)
+				ccancel()
+				if err != nil {
+					conn = nil
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+			}
+			ectx, ecancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := conn.Exec(ectx, "INSERT INTO acked VALUES ($1)", id)
+			ecancel()
+			if err != nil {
+				conn.Close(context.Background())
+				conn = nil
+				continue
+			}
+			c.mu.Lock()
+			c.acked = append(c.acked, id)
+			c.mu.Unlock()
+		}
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
+	return c
+}
+
+func (c *committer) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.acked)
+}
+
+// waitMore waits until n more commits are acknowledged.
+func (c *committer) waitMore(t testing.TB, n int) {
+	t.Helper()
+	want := c.count() + n
+	deadline := time.Now().Add(time.Minute)
+	for c.count() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d more acknowledged commits within a minute (%d so far)", n, c.count())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop ends the client and returns the acknowledged commits.
+func (c *committer) stop() []int {
+	c.cancel()
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]int(nil), c.acked...)
 }

@@ -258,7 +258,8 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, db *databasev1.Datab
 		r.event(db, corev1.EventTypeNormal, reasonRestoreSucceeded, "Restore", o.restore.message)
 	}
 
-	rendered, err := render.RenderObserved(db, r.Render, render.Observed{TLSCertificate: tlsCertificate, RestoreDone: o.restore.done()})
+	rendered, err := render.RenderObserved(db, r.Render, render.Observed{TLSCertificate: tlsCertificate, RestoreDone: o.restore.done(),
+		KeepPods: keepPods(db)})
 	if err != nil {
 		o.degraded = &degradation{reason: "InvalidSpec", message: err.Error()}
 		return &o, nil

@@ -148,6 +148,11 @@ func (r *Reconciler) decidePrimaryRole(ctx context.Context, db *databasev1.Datab
 	if switchTo == "" {
 		switchTo = step.switchTo
 	}
+	if switchTo == "" && managed && keepPods(db) > 0 {
+		// A scale-down would remove the primary's pod: hand the role to
+		// the most advanced replica that stays, then scale.
+		switchTo = bestStayingReplica(ms, count)
+	}
 	d := decidePrimary(primaryView{
 		current:          db.Status.CurrentPrimary,
 		members:          ms,
@@ -168,6 +173,46 @@ func (r *Reconciler) decidePrimaryRole(ctx context.Context, db *databasev1.Datab
 	}
 	r.unavailable.set(db, db.Status.CurrentPrimary, d.unavailableSince)
 	return &primaryOutcome{decision: d, members: ms, rollout: step}, nil
+}
+
+// keepPods is render.Observed.KeepPods: while spec.replicas would remove
+// the pod that holds the primary role, the StatefulSet keeps it (and the
+// pods below it) until a switchover moved the role to a pod that stays.
+func keepPods(db *databasev1.Database) int32 {
+	if !render.RunsUnderAgent(db) {
+		return 0
+	}
+	ordinal, ok := podOrdinal(db.Name, db.Status.CurrentPrimary)
+	count := int32(1)
+	if db.Spec.Replicas != nil {
+		count = *db.Spec.Replicas
+	}
+	if !ok || int32(ordinal) < count {
+		return 0
+	}
+	return int32(ordinal) + 1
+}
+
+// bestStayingReplica is the most advanced streaming replica among the pods
+// a scale-down to count keeps; "" when there is none yet.
+func bestStayingReplica(ms []member, count int32) string {
+	var best *member
+	for i := range ms {
+		m := &ms[i]
+		if int32(m.ordinal) >= count || !m.ready {
+			continue
+		}
+		if r := m.replicaReport(); r == nil || !r.Streaming {
+			continue
+		}
+		if best == nil || ahead(m, best) {
+			best = m
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.name
 }
 
 // updatedPods says which pods run the StatefulSet's current template.

@@ -4,6 +4,9 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
 )
 
 func TestNextRolloutStep(t *testing.T) {
@@ -68,4 +71,32 @@ func TestNextRolloutStep(t *testing.T) {
 			NewWithT(t).Expect(nextRolloutStep(tc.view)).To(Equal(tc.want))
 		})
 	}
+}
+
+// TestScaleDownKeepsThePrimary: a scale-down that would remove the pod
+// holding the primary role keeps it (and the pods below it) until a
+// switchover to the most advanced streaming replica that stays.
+func TestScaleDownKeepsThePrimary(t *testing.T) {
+	g := NewWithT(t)
+	db := func(replicas int32, primary string) *databasev1.Database {
+		d := &databasev1.Database{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "ns"},
+			Spec: databasev1.DatabaseSpec{Type: databasev1.PostgreSQL, Version: "17", Replicas: &replicas}}
+		d.Status.CurrentPrimary = primary
+		return d
+	}
+	g.Expect(keepPods(db(3, "db-2"))).To(BeZero(), "no scale-down")
+	g.Expect(keepPods(db(2, "db-1"))).To(BeZero(), "the primary's pod stays")
+	g.Expect(keepPods(db(2, "db-2"))).To(Equal(int32(3)), "pod 2 holds the role: keep 3 pods")
+	g.Expect(keepPods(db(1, "db-4"))).To(Equal(int32(5)))
+	g.Expect(keepPods(db(1, ""))).To(BeZero(), "no primary yet")
+	my := db(1, "db-2")
+	my.Spec.Type = databasev1.MySQL
+	g.Expect(keepPods(my)).To(BeZero(), "without the agent pod 0 is the primary")
+
+	ms := []member{replicaAt(0, 1, "0/8", true), replicaAt(1, 1, "0/9", true), primaryAt(2, "0/9"), replicaAt(3, 1, "0/A", true)}
+	g.Expect(bestStayingReplica(ms, 2)).To(Equal("db-1"), "the most advanced of the pods that stay")
+	ms[1].report.Streaming = false
+	g.Expect(bestStayingReplica(ms, 2)).To(Equal("db-0"), "only a streaming replica")
+	ms[0].ready = false
+	g.Expect(bestStayingReplica(ms, 2)).To(BeEmpty(), "none yet: the primary's pod stays until one streams")
 }

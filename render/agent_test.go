@@ -79,3 +79,16 @@ func TestAgentPods(t *testing.T) {
 	g.Expect(render.RunsUnderAgent(newDatabase(databasev1.MySQL, "8.4"))).To(BeFalse())
 	g.Expect(render.RunsUnderAgent(newDatabase(databasev1.PostgreSQL, "16"))).To(BeTrue())
 }
+
+// TestKeepPods: the StatefulSet keeps the primary's pod through a
+// scale-down until the operator has switched over.
+func TestKeepPods(t *testing.T) {
+	g := NewWithT(t)
+	db := newDatabase(databasev1.PostgreSQL, "16", func(d *databasev1.Database) { d.Spec.Replicas = ptr(int32(1)) })
+	c, err := render.RenderObserved(db, render.DefaultOptions(), render.Observed{KeepPods: 3})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(*typed[appsv1.StatefulSet](t, c.StatefulSet).Spec.Replicas).To(Equal(int32(3)))
+	c, err = render.RenderObserved(db, render.DefaultOptions(), render.Observed{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(*typed[appsv1.StatefulSet](t, c.StatefulSet).Spec.Replicas).To(Equal(int32(1)))
+}

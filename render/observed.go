@@ -26,6 +26,12 @@ type Observed struct {
 	// replica. Until then a Database with spec.restore runs only pod 0,
 	// which restores.
 	RestoreDone bool
+
+	// KeepPods is the fewest pods the StatefulSet keeps whatever
+	// spec.replicas says: the primary's ordinal plus one, while a scale-down
+	// would remove the pod that holds the primary role. The operator
+	// switches over to a pod that stays first; 0 keeps nothing extra.
+	KeepPods int32
 }
 
 // TLSFingerprint returns the fingerprint of a TLS Secret's certificate, for

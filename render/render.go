@@ -122,6 +122,7 @@ func RenderObserved(db *databasev1.Database, opts Options, observed Observed) (*
 	if observed.RestoreDone {
 		s.restore = nil
 	}
+	s.keepPods = observed.KeepPods
 
 	configMap := buildConfigMap(s)
 	c := &Children{

@@ -104,6 +104,9 @@ type spec struct {
 	// syncReplication is spec.replication.mode sync.
 	syncReplication bool
 
+	// keepPods is Observed.KeepPods.
+	keepPods int32
+
 	// tlsSecret is the Secret with the server certificate the pods mount
 	// (tls.go); "" when TLS is off.
 	tlsSecret string
@@ -197,7 +200,7 @@ func (s *spec) podCount() int32 {
 	if s.restore != nil {
 		return 1
 	}
-	return s.replicas
+	return max(s.replicas, s.keepPods)
 }
 
 // parseRetentionDays reads "<N>d"; the CRD only admits that form, so anything
