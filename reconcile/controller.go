@@ -267,6 +267,14 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, db *databasev1.Datab
 	o.serviceMonitorSkipped = rendered.ServiceMonitor != nil && !r.Monitoring.ServiceMonitors
 	o.prometheusRuleSkipped = rendered.PrometheusRule != nil && !r.Monitoring.PrometheusRules
 
+	// The primary role first: a failover or a switchover must not wait
+	// for a dozen applies that change nothing. The status it may write
+	// describes the StatefulSet as it was.
+	o.statefulSet = sts
+	if err := r.reconcilePrimary(ctx, db, &o); err != nil {
+		return nil, err
+	}
+
 	hadCronJob, err := r.getOptional(ctx, db, render.BackupName(db.Name), &batchv1.CronJob{})
 	if err != nil {
 		return nil, err
@@ -350,9 +358,6 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, db *databasev1.Datab
 		}
 	}
 
-	if err := r.reconcilePrimary(ctx, db, &o); err != nil {
-		return nil, err
-	}
 	return &o, nil
 }
 

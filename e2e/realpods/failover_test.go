@@ -194,6 +194,7 @@ func rollout(t *testing.T, ns, db string, w *writer) time.Duration {
 	NewWithT(t).Eventually(func(g Gomega) {
 		var sts appsv1.StatefulSet
 		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: db}, &sts)).To(Succeed())
+		g.Expect(sts.Spec.Template.Spec.Containers[0].Resources.Requests.Cpu().String()).To(Equal("110m"), "the operator applied the new template")
 		g.Expect(sts.Status.ObservedGeneration).To(Equal(sts.Generation))
 		for i := 0; i < 3; i++ {
 			p := getPod(t, ns, fmt.Sprintf("%s-%d", db, i))
