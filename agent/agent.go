@@ -143,6 +143,12 @@ func (a *runner) run(ctx context.Context, stop <-chan os.Signal) (int, error) {
 			}
 		case p := <-pods:
 			a.observePod(p)
+			// A new role is acted on at once, on what the server said
+			// last: a promotion must not wait for another look.
+			if current != nil && a.phase == running {
+				a.act(ctx, current)
+				current = nil // acted on: only a new look acts again
+			}
 		case e := <-a.exits:
 			if done, status := a.exited(e); done {
 				return status, nil
@@ -216,9 +222,11 @@ func (a *runner) observeServer(ctx context.Context) *instance.Report {
 	return &r
 }
 
-// reachable says a TCP connection to address opens within a second.
+// reachable says a TCP connection to address opens within 300 ms: the
+// pods share a cluster network, where a live server accepts in well under
+// a millisecond, and the agent's loop waits meanwhile.
 func reachable(ctx context.Context, address string) bool {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", address)
 	if err != nil {

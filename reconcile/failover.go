@@ -23,6 +23,12 @@ const (
 	// clean shutdown takes about a second); after it the switchover is
 	// abandoned and the primary keeps the role.
 	switchoverTimeout = 30 * time.Second
+	// promotionTimeout is how long a newly promoted primary may still run
+	// as a replica (its agent has yet to see its label, or pg_promote is
+	// finishing) before that counts against it: a promotion measured 1-4 s
+	// on a loaded machine, and moving the role on after the failover delay
+	// alone would make failovers chase each other.
+	promotionTimeout = 30 * time.Second
 )
 
 // member is one database pod as the operator observed it.
@@ -74,6 +80,9 @@ type primaryView struct {
 	switchoverTo string
 	// switchover is the switchover in progress (status.switchover).
 	switchover *databasev1.SwitchoverStatus
+	// promotedAt is when the current primary was given the role
+	// (status.lastPrimaryChange, when it names it); zero otherwise.
+	promotedAt time.Time
 	// established: the Database has been Ready. While it is created there
 	// is nothing to fail over from (replicas are copies of a primary that
 	// served), and a primary still initialising is not a failed one.
@@ -189,6 +198,10 @@ func unavailable(v primaryView, m *member) string {
 		}
 		return msg
 	case m.report.Role != instance.Primary:
+		if !v.promotedAt.IsZero() && v.now.Sub(v.promotedAt) < promotionTimeout {
+			// Being promoted: not unavailable yet.
+			return ""
+		}
 		return "its server runs as a " + string(m.report.Role)
 	}
 	replicas, cutOff := 0, 0

@@ -140,9 +140,23 @@ func TestDecidePrimary(t *testing.T) {
 		{name: "replicas not streaming but able to reach the primary are reconnecting",
 			view:    base("db-0", primaryAt(0, "0/9"), replicaAt(1, 1, "0/9", false), replicaAt(2, 1, "0/9", false)),
 			primary: "db-0"},
-		{name: "no flapping: a new primary still being promoted gets the delay",
+		{name: "no flapping: a primary not yet promoted after the delay counts as unavailable only without a recent promotion",
 			view:    base("db-1", replicaAt(0, 1, "0/9", false), replicaAt(1, 1, "0/9", false)),
 			primary: "db-1", retryAfter: delay},
+		{name: "no flapping: a primary promoted a moment ago that still runs as a replica is being promoted",
+			view: func() primaryView {
+				v := since(base("db-1", replicaAt(0, 1, "0/9", false), replicaAt(1, 1, "0/9", false)), time.Minute)
+				v.promotedAt = t0.Add(-10 * time.Second)
+				return v
+			}(),
+			primary: "db-1"},
+		{name: "a promotion that never completes is given up after its timeout",
+			view: func() primaryView {
+				v := since(base("db-1", replicaAt(0, 1, "0/9", false), replicaAt(1, 1, "0/9", false)), time.Minute)
+				v.promotedAt = t0.Add(-promotionTimeout)
+				return v
+			}(),
+			primary: "db-0", failover: "db-0"},
 		{name: "a switchover demotes the primary first: nobody holds the role",
 			view:    switchTo(base("db-0", primaryAt(0, "0/9"), replicaAt(1, 1, "0/9", true), replicaAt(2, 1, "0/9", true)), "db-2"),
 			primary: "", switchingTo: "db-2"},

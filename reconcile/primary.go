@@ -163,6 +163,7 @@ func (r *Reconciler) decidePrimaryRole(ctx context.Context, db *databasev1.Datab
 		switchoverTo:     switchTo,
 		switchover:       db.Status.Switchover,
 		established:      wasReady(db.Status),
+		promotedAt:       promotedAt(db),
 		now:              now,
 	})
 	if d.switchover != nil && d.switchover.Started.IsZero() {
@@ -213,6 +214,15 @@ func bestStayingReplica(ms []member, count int32) string {
 		return ""
 	}
 	return best.name
+}
+
+// promotedAt is when the current primary got the role, from
+// status.lastPrimaryChange; zero when that names another pod.
+func promotedAt(db *databasev1.Database) time.Time {
+	if c := db.Status.LastPrimaryChange; c != nil && c.To == db.Status.CurrentPrimary {
+		return c.Time.Time
+	}
+	return time.Time{}
 }
 
 // updatedPods says which pods run the StatefulSet's current template.
