@@ -248,11 +248,13 @@ func startAgentPod(t testing.TB, in *pgInstance, role instance.Role, svc *servic
 		Engine: agent.Postgres{PSQL: filepath.Join(in.p.bin, "psql"), Password: in.secret["root-password"],
 			Env:                     []string{"PGHOST=127.0.0.1", "PGPORT=" + strconv.Itoa(in.port)},
 			SynchronousStandbyNames: flags["synchronous-standby-names"]},
-		Server:       server,
-		Prepare:      []string{"bash", "-c", flags["prepare"]},
-		Env:          envList,
-		Output:       out,
-		SysProcAttr:  &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: in.p.user.uid, Gid: in.p.user.gid}},
+		Server:  server,
+		Prepare: []string{"bash", "-c", flags["prepare"]},
+		Env:     envList,
+		Output:  out,
+		// Its own process group, as a container is its own PID namespace:
+		// a lost node takes every process of the pod at once.
+		SysProcAttr:  &syscall.SysProcAttr{Setpgid: true, Credential: &syscall.Credential{Uid: in.p.user.uid, Gid: in.p.user.gid}},
 		StopSignal:   syscall.SIGINT,
 		StartingFile: filepath.Join(in.dir, "starting"),
 		Upstream:     fmt.Sprintf("127.0.0.1:%d", svc.port()),
@@ -277,13 +279,19 @@ func (ap *agentPod) kill() {
 	ap.killServer()
 }
 
-// killServer kills the server's postmaster with SIGKILL.
+// killServer kills the server with SIGKILL: the postmaster and every
+// process it started (its process group), as a lost node does. Killing the
+// postmaster alone would leave its backends and WAL senders running for a
+// moment, still committing and sending WAL.
 func (ap *agentPod) killServer() {
 	b, err := os.ReadFile(filepath.Join(ap.in.pgdata, "postmaster.pid"))
 	if err != nil {
 		return
 	}
 	if pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0]); err == nil {
+		if pgid, err := syscall.Getpgid(pid); err == nil && pgid != syscall.Getpgrp() {
+			syscall.Kill(-pgid, syscall.SIGKILL)
+		}
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
@@ -409,11 +417,12 @@ func TestPostgresAgentSyncModeLosesNoAcknowledgedCommit(t *testing.T) {
 	agents[0] = startAgentPod(t, pods[0], instance.Primary, svc)
 	agents[0].reportsEventually(t, 2*time.Minute, "serves as primary", servesAsPrimary)
 	svc.switchTo(pods[0].port)
-	pods[0].mustApp(t, "CREATE TABLE acked (id int PRIMARY KEY)")
 	for i := 1; i < 3; i++ {
 		agents[i] = startAgentPod(t, pods[i], instance.Replica, svc)
 		agents[i].reportsEventually(t, 2*time.Minute, "streams", streams)
 	}
+	// In sync mode a commit waits for a standby: the table only now.
+	pods[0].mustApp(t, "CREATE TABLE acked (id int PRIMARY KEY)")
 	g.Eventually(func() (string, error) {
 		return pods[0].asSuperuser(t, "SELECT current_setting('synchronous_standby_names')")
 	}, 10*time.Second, 200*time.Millisecond).Should(Equal("ANY 1 (*)"), "the agent switched sync mode on")

@@ -284,6 +284,10 @@ if [ -s "$PGDATA/PG_VERSION" ] && [ ! -e "$PGDATA/standby.signal" ]; then
     echo "database-operator: completing the crash recovery of the former primary"
     postgres --single -D "$PGDATA" -c config_file="$POSTGRES_CONFIG_FILE" template1 </dev/null
   fi
+  # A primary promoted a moment ago records its new timeline in its control
+  # file only at its next checkpoint; before it, pg_rewind would see one
+  # timeline and find nothing to rewind.
+  PGPASSWORD="$POSTGRES_PASSWORD" psql --no-psqlrc --quiet --dbname="$primary user=postgres dbname=postgres" --command=CHECKPOINT
   if PGPASSWORD="$POSTGRES_PASSWORD" pg_rewind --target-pgdata="$PGDATA" --progress \
     --source-server="$primary user=postgres dbname=postgres"; then
     touch "$PGDATA/standby.signal"

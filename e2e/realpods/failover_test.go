@@ -132,9 +132,6 @@ func TestPostgresFailover(t *testing.T) {
 			}
 
 			rolloutGap := rollout(t, ns, name, w)
-			table = append(table, fmt.Sprintf("%-6s %-16s %5d %8s %8s %8s", mode, "rollout", 1,
-				rolloutGap.Round(100*time.Millisecond), rolloutGap.Round(100*time.Millisecond), targetSwitchover))
-			NewWithT(t).Expect(rolloutGap).To(BeNumerically("<=", targetSwitchover), "a rollout's longest write gap is its one switchover's")
 
 			acked, lost := w.lost(t, c)
 			for _, f := range faults {
@@ -151,6 +148,9 @@ func TestPostgresFailover(t *testing.T) {
 			table = append(table, fmt.Sprintf("%-6s %-16s %5d %8s %8s %8s", mode, "switchover", runs,
 				p50.Round(100*time.Millisecond), p95.Round(100*time.Millisecond), targetSwitchover))
 			NewWithT(t).Expect(p95).To(BeNumerically("<=", targetSwitchover), "switchover write gap")
+			table = append(table, fmt.Sprintf("%-6s %-16s %5d %8s %8s %8s", mode, "rollout", 1,
+				rolloutGap.Round(100*time.Millisecond), rolloutGap.Round(100*time.Millisecond), targetSwitchover))
+			NewWithT(t).Expect(rolloutGap).To(BeNumerically("<=", targetSwitchover), "a rollout's longest write gap is its one switchover's")
 			measured(t, "%s mode: acknowledged rows lost: %d of %d", mode, lost, acked)
 			table = append(table, fmt.Sprintf("%-6s acknowledged rows lost: %d of %d", mode, lost, acked))
 			if mode == databasev1.ReplicationSync {
