@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/instance"
 	"github.com/example/database-operator/render"
 )
 
@@ -140,7 +141,12 @@ func TestSelfHealing(t *testing.T) {
 		g.Expect(svc.UID).NotTo(Equal(oldUID), "still the deleted Service")
 	}).WithTimeout(appearTimeout).WithPolling(poll).Should(Succeed(), "the Service was not re-created")
 	expectControlledBy(g, svc, db)
-	g.Expect(svc.Spec.Selector).To(HaveKeyWithValue("statefulset.kubernetes.io/pod-name", render.PodName(name, 0)))
+	g.Expect(svc.Spec.Selector).To(HaveKeyWithValue(instance.LabelRole, string(instance.Primary)), "the read-write Service selects the primary role")
+	g.Eventually(func(g Gomega) {
+		pod := &corev1.Pod{}
+		g.Expect(get(ns, render.PodName(name, 0), pod)).To(Succeed())
+		g.Expect(pod.Labels).To(HaveKeyWithValue(instance.LabelRole, string(instance.Primary)))
+	}).WithTimeout(appearTimeout).WithPolling(poll).Should(Succeed(), "pod 0 holds the primary role")
 	waitReady(t, ns, name, 1)
 
 	t.Log("kubectl scale sts --replicas=3")

@@ -27,8 +27,9 @@ const (
 const (
 	leaseNamespace = "default"
 	leaseName      = "database-operator.database.example.com"
-	// leaseDuration is controller-runtime's default LeaseDuration.
-	leaseDuration = 15 * time.Second
+	// leaseDuration is the operator's LeaseDuration (cmd/database-operator: 8s, so a
+	// standby takes over a failover within it).
+	leaseDuration = 8 * time.Second
 )
 
 // fleetDatabase is the i-th of the Databases the restart and steady-state

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/instance"
 	"github.com/example/database-operator/render"
 )
 
@@ -67,7 +68,12 @@ func TestTutorialBasic(t *testing.T) {
 	g.Expect(sts.Spec.Selector.MatchLabels).To(Equal(render.SelectorLabels(tutorialDB)))
 	g.Expect(headless.Spec.ClusterIP).To(Equal(corev1.ClusterIPNone))
 	g.Expect(headless.Spec.PublishNotReadyAddresses).To(BeTrue())
-	g.Expect(svc.Spec.Selector).To(HaveKeyWithValue("statefulset.kubernetes.io/pod-name", render.PodName(tutorialDB, 0)))
+	g.Expect(svc.Spec.Selector).To(HaveKeyWithValue(instance.LabelRole, string(instance.Primary)), "the read-write Service selects the primary role")
+	g.Eventually(func(g Gomega) {
+		pod := &corev1.Pod{}
+		g.Expect(get(ns, render.PodName(tutorialDB, 0), pod)).To(Succeed())
+		g.Expect(pod.Labels).To(HaveKeyWithValue(instance.LabelRole, string(instance.Primary)))
+	}).WithTimeout(appearTimeout).WithPolling(poll).Should(Succeed(), "pod 0 holds the primary role")
 	g.Expect(container(sts.Spec.Template.Spec, "database")).NotTo(BeNil())
 	g.Expect(container(sts.Spec.Template.Spec, "database").Image).To(Equal("mysql:8.0"))
 
@@ -98,7 +104,7 @@ func TestTutorialBasic(t *testing.T) {
 
 	// What the user sees.
 	out = mustKubectl(t, "", "-n", ns, "get", "db", tutorialDB)
-	g.Expect(strings.Fields(lastLine(out))).To(HaveExactElements(tutorialDB, "mysql", "8.0", "1", "development", "true", "Ready", Not(BeEmpty())),
+	g.Expect(strings.Fields(lastLine(out))).To(HaveExactElements(tutorialDB, "mysql", "8.0", "1", "development", render.PodName(tutorialDB, 0), "true", "Ready", Not(BeEmpty())),
 		"kubectl get db:\n%s", out)
 }
 
