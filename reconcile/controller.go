@@ -374,7 +374,12 @@ func (r *Reconciler) reconcilePrimary(ctx context.Context, db *databasev1.Databa
 	}
 	o.primary = out
 	d := out.decision
-	if d.primary != db.Status.CurrentPrimary || d.change != nil || (d.switchover == nil) != (db.Status.Switchover == nil) {
+	// A move of the role (or a switchover's start or end) is written
+	// before any label moves, so a reconcile interrupted halfway resumes
+	// from the decision. The first primary of a new Database moves from
+	// nobody: the final status write records it.
+	moved := db.Status.CurrentPrimary != "" && d.primary != "" && d.primary != db.Status.CurrentPrimary
+	if moved || d.change != nil || (d.switchover == nil) != (db.Status.Switchover == nil) {
 		if err := r.applyStatus(ctx, db, *o); err != nil {
 			return err
 		}
