@@ -361,6 +361,7 @@ func (a *runner) publish(ctx context.Context, server *instance.Report) {
 	} else {
 		r.Message = a.describe()
 	}
+	r.Stopping = a.phase == stopping
 	r.ObservedAt = time.Now().UTC()
 	same := r.SameExceptPositions(a.written)
 	if same && (r.Position == a.written.Position && r.ReplayPosition == a.written.ReplayPosition ||

@@ -55,6 +55,10 @@ type Report struct {
 	// open a TCP connection to the primary's address: the primary, or its
 	// node, is gone, not merely slow to accept the replica back.
 	PrimaryUnreachable bool `json:"primaryUnreachable,omitempty"`
+	// Stopping says the agent asked the server to stop and it has not
+	// exited yet: a primary shutting down still sends its last WAL to the
+	// replicas, so none may be promoted before it has exited.
+	Stopping bool `json:"stopping,omitempty"`
 	// Message says what the agent is waiting for or what failed, for
 	// people; never a secret.
 	Message string `json:"message,omitempty"`

@@ -333,7 +333,11 @@ func continueSwitchover(v primaryView, old *member) primaryDecision {
 	sw := v.switchover
 	// An old primary without a report may run without the agent (from
 	// before it existed), which its label cannot stop.
-	stillPrimary := old != nil && (old.serving() || (old.exists && !old.deleting && old.report == nil))
+	// A primary shutting down still sends its last WAL to the replicas:
+	// the target is promoted only once the old server has exited, so no
+	// replica holds WAL beyond the point where the new timeline forks.
+	stillPrimary := old != nil && (old.serving() || (old.exists && old.report == nil && !old.deleting) ||
+		(old.exists && old.report != nil && old.report.Stopping))
 	if stillPrimary {
 		if waited := v.now.Sub(sw.Started.Time); waited >= switchoverTimeout {
 			return primaryDecision{primary: sw.From, switchoverDone: true, refusedSwitchover: fmt.Sprintf(

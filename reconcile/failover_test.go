@@ -185,6 +185,13 @@ func TestDecidePrimary(t *testing.T) {
 		{name: "a switchover waits for an old primary without the agent, which its label cannot stop",
 			view:    switching(base("db-0", member{name: "db-0", ordinal: 0, exists: true, ready: true}, replicaAt(1, 1, "0/9", true)), "db-0", "db-1"),
 			primary: "", switchingTo: "db-1", retryAfter: 29 * time.Second},
+		{name: "a switchover waits while the old primary's server is still shutting down (it sends its last WAL)",
+			view: func() primaryView {
+				v := switching(base("db-0", notAnswering(primaryAt(0, "0/9")), replicaAt(1, 1, "0/9", true)), "db-0", "db-1")
+				v.members[0].report.Stopping = true
+				return v
+			}(),
+			primary: "", switchingTo: "db-1", retryAfter: 29 * time.Second},
 		{name: "a switchover promotes the target once the old primary stopped",
 			view:    switching(base("db-0", notAnswering(primaryAt(0, "0/9")), replicaAt(1, 1, "0/9", false)), "db-0", "db-1"),
 			primary: "db-1", switchedTo: "db-1"},
