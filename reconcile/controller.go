@@ -399,7 +399,7 @@ func (r *Reconciler) reconcilePrimary(ctx context.Context, db *databasev1.Databa
 	if pod := out.rollout.deletePod; pod != "" && d.change == nil && d.switchover == nil && db.Status.Switchover == nil {
 		// A restart that fails is retried at the next pod event, not with
 		// the reconcile's back-off: that would delay a failover too.
-		if err := r.restartOutdated(ctx, db, out.members, pod); err != nil {
+		if err := r.restartOutdated(ctx, db, pod); err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "rollout: restarting a pod failed", "pod", pod)
 			r.event(db, corev1.EventTypeWarning, "RollingUpdateFailed", "Restart", err.Error())
 		}

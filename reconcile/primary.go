@@ -197,10 +197,17 @@ func keepPods(db *databasev1.Database) int32 {
 // bestStayingReplica is the most advanced streaming replica among the pods
 // a scale-down to count keeps; "" when there is none yet.
 func bestStayingReplica(ms []member, count int32) string {
+	return mostAdvancedStreaming(ms, func(m member) bool { return int32(m.ordinal) < count && m.ready })
+}
+
+// mostAdvancedStreaming is the most advanced streaming replica that
+// eligible accepts (ahead decides); "" when none does. The rollout's
+// switchover target and the scale-down's share it.
+func mostAdvancedStreaming(ms []member, eligible func(member) bool) string {
 	var best *member
 	for i := range ms {
 		m := &ms[i]
-		if int32(m.ordinal) >= count || !m.ready {
+		if !eligible(*m) {
 			continue
 		}
 		if r := m.replicaReport(); r == nil || !r.Streaming {
@@ -236,7 +243,7 @@ func updatedPods(pods map[string]*corev1.Pod, sts *appsv1.StatefulSet) map[strin
 
 // restartOutdated deletes the pod the rollout restarts next, by UID, so a
 // pod re-created meanwhile is never deleted in its place.
-func (r *Reconciler) restartOutdated(ctx context.Context, db *databasev1.Database, pods []member, name string) error {
+func (r *Reconciler) restartOutdated(ctx context.Context, db *databasev1.Database, name string) error {
 	var pod corev1.Pod
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: db.Namespace, Name: name}, &pod); err != nil {
 		return client.IgnoreNotFound(err)

@@ -85,21 +85,9 @@ func nextRolloutStep(v rolloutView) rolloutStep {
 		// decides between its return and a replica's promotion.
 		return rolloutStep{deletePod: v.primary}
 	}
-	var best *member
-	for i := range v.members {
-		m := &v.members[i]
-		if m.name == v.primary || !v.updated[m.name] {
-			continue
-		}
-		if r := m.replicaReport(); r == nil || !r.Streaming {
-			continue
-		}
-		if best == nil || ahead(m, best) {
-			best = m
-		}
-	}
-	if best == nil {
+	best := mostAdvancedStreaming(v.members, func(m member) bool { return m.name != v.primary && v.updated[m.name] })
+	if best == "" {
 		return rolloutStep{waiting: "no updated replica streams from the primary yet"}
 	}
-	return rolloutStep{switchTo: best.name}
+	return rolloutStep{switchTo: best}
 }
