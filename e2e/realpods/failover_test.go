@@ -68,7 +68,11 @@ var faults = []fault{
 		NewWithT(t).Expect(k8s.Delete(context.Background(), getPod(t, ns, primary))).To(Succeed())
 	}},
 	{name: "node lost", target: targetNode, node: true, inject: func(t *testing.T, ns, primary string) {
-		clusterScript(t, "node-stop", nodeOrdinal(t, ns, primary))
+		n := nodeOrdinal(t, ns, primary)
+		// A run that fails half-way must not leave the node stopped for
+		// the tests after it (node-start of a running node is a no-op).
+		t.Cleanup(func() { clusterScript(t, "node-start", n) })
+		clusterScript(t, "node-stop", n)
 	}},
 }
 
@@ -105,6 +109,15 @@ func TestPostgresFailover(t *testing.T) {
 			createDatabase(t, db)
 			waitDatabaseReady(t, ns, name, createTimeout)
 			settle(t, ns, name)
+			// Losing a node must lose one instance: in sync mode the
+			// operator rightly refuses to fail over when a replica that
+			// may hold the only copy of a commit went down with the
+			// primary.
+			nodes := map[string]bool{}
+			for i := 0; i < 3; i++ {
+				nodes[nodeOrdinal(t, ns, fmt.Sprintf("%s-%d", name, i))] = true
+			}
+			NewWithT(t).Expect(nodes).To(HaveLen(3), "the three pods run on three nodes")
 			c := newClient(t, ns, name, false)
 			_, err := c.viaURI("CREATE TABLE ticks (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())")
 			NewWithT(t).Expect(err).NotTo(HaveOccurred())
