@@ -167,6 +167,7 @@ test-e2e: test-e2e-deps ## Run the end-to-end suite on a local cluster of its ow
 		go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./e2e/
 
 .PHONY: test-e2e-real
+REAL_TEST_TIMEOUT ?= 40m
 test-e2e-real: real-deps ## Run the real-pod suite (e2e/realpods) on the real-pod cluster (started and removed, or reused when already up).
 	mkdir -p $(LOCAL); export $(REAL_ENV); \
 	if e2e/realcluster/cluster.sh status >/dev/null 2>&1; then echo "reusing the running real-pod cluster (left running)"; \
@@ -174,11 +175,11 @@ test-e2e-real: real-deps ## Run the real-pod suite (e2e/realpods) on the real-po
 	e2e/realcluster/cluster.sh up; \
 	E2E_KUBECONFIG=$(REAL_KUBECONFIG) E2E_KUBECTL=$(KUBECTL) E2E_HELM4=$(HELM4) \
 	E2E_OPERATOR_IMAGE_KEY=$$(cat $(REAL_IMAGES)/operator.tar.key) \
-		go test $(GO_TEST_FLAGS) -count=1 -timeout 40m -v ./e2e/realpods/ 2>&1 | tee $(LOCAL)/realpods.log
+		go test $(GO_TEST_FLAGS) -count=1 -timeout $(REAL_TEST_TIMEOUT) -v ./e2e/realpods/ 2>&1 | tee $(LOCAL)/realpods.log
 
 .PHONY: bench-failover
 bench-failover: ## Failover benchmark on the real-pod cluster: 10 runs of each fault per replication mode; prints one table (~40 min).
-	$(MAKE) --no-print-directory test-e2e-real GO_TEST_FLAGS="-run TestPostgresFailover" FAILOVER_RUNS=$${FAILOVER_RUNS:-10}
+	$(MAKE) --no-print-directory test-e2e-real GO_TEST_FLAGS="-run TestPostgresFailover" REAL_TEST_TIMEOUT=150m FAILOVER_RUNS=$${FAILOVER_RUNS:-10}
 	@awk '/failover results/{p=1} p{sub(/^ *(failover_test.go:[0-9]+: )?/, ""); print} /^ *sync +acknowledged rows lost/{p=0}' $(LOCAL)/realpods.log
 
 .PHONY: test-e2e-deps

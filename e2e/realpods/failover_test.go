@@ -14,7 +14,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -50,12 +52,24 @@ func failoverRuns(t *testing.T) int {
 	return 2
 }
 
-// A fault breaks the current primary; node says it is its node.
+// A fault breaks the current primary; node says it is its node. arrange,
+// when set, runs first, outside the measurement, and returns the primary
+// the fault then breaks.
 type fault struct {
-	name   string
-	target time.Duration
-	node   bool
-	inject func(t *testing.T, ns, primary string)
+	name    string
+	target  time.Duration
+	node    bool
+	arrange func(t *testing.T, ns, db string, w *writer) string
+	inject  func(t *testing.T, ns, primary string)
+}
+
+// stopNode stops the node the pod runs on; a run that fails half-way must
+// not leave it stopped for the tests after it (node-start of a running
+// node is a no-op).
+func stopNode(t *testing.T, ns, pod string) {
+	n := nodeOrdinal(t, ns, pod)
+	t.Cleanup(func() { clusterScript(t, "node-start", n) })
+	clusterScript(t, "node-stop", n)
 }
 
 var faults = []fault{
@@ -67,13 +81,8 @@ var faults = []fault{
 	{name: "pod deleted", target: targetServerOrPod, inject: func(t *testing.T, ns, primary string) {
 		NewWithT(t).Expect(k8s.Delete(context.Background(), getPod(t, ns, primary))).To(Succeed())
 	}},
-	{name: "node lost", target: targetNode, node: true, inject: func(t *testing.T, ns, primary string) {
-		n := nodeOrdinal(t, ns, primary)
-		// A run that fails half-way must not leave the node stopped for
-		// the tests after it (node-start of a running node is a no-op).
-		t.Cleanup(func() { clusterScript(t, "node-start", n) })
-		clusterScript(t, "node-stop", n)
-	}},
+	{name: "node lost", target: targetNode, node: true, inject: stopNode},
+	{name: "node+leader lost", target: targetNode, node: true, arrange: primaryWithTheLeader, inject: stopNode},
 }
 
 // TestPostgresFailover breaks the primary of a three-pod Database, in
@@ -127,6 +136,9 @@ func TestPostgresFailover(t *testing.T) {
 			for _, f := range faults {
 				for run := 1; run <= runs; run++ {
 					primary := currentPrimary(t, ns, name)
+					if f.arrange != nil {
+						primary = f.arrange(t, ns, name, w)
+					}
 					start := time.Now()
 					f.inject(t, ns, primary)
 					gap := w.gapAfter(t, start, 2*time.Minute)
@@ -135,8 +147,12 @@ func TestPostgresFailover(t *testing.T) {
 					}
 					now := settle(t, ns, name)
 					gaps[f.name] = append(gaps[f.name], gap)
-					measured(t, "%s mode: %s (run %d, primary %s): first write after %s; primary now %s",
-						mode, f.name, run, primary, gap.Round(100*time.Millisecond), now)
+					moved := "no failover"
+					if at, ok := failedOverAt(t, ns, start); ok {
+						moved = "promoted after " + at.Sub(start).Round(100*time.Millisecond).String()
+					}
+					measured(t, "%s mode: %s (run %d, primary %s): first write after %s (%s); primary now %s",
+						mode, f.name, run, primary, gap.Round(100*time.Millisecond), moved, now)
 				}
 			}
 			for run := 1; run <= runs; run++ {
@@ -145,6 +161,7 @@ func TestPostgresFailover(t *testing.T) {
 			}
 
 			rolloutGap := rollout(t, ns, name, w)
+			scaleDownGap := scaleDown(t, ns, name, w)
 
 			acked, lost := w.lost(t, c)
 			for _, f := range faults {
@@ -164,6 +181,9 @@ func TestPostgresFailover(t *testing.T) {
 			table = append(table, fmt.Sprintf("%-6s %-16s %5d %8s %8s %8s", mode, "rollout", 1,
 				rolloutGap.Round(100*time.Millisecond), rolloutGap.Round(100*time.Millisecond), targetSwitchover))
 			NewWithT(t).Expect(rolloutGap).To(BeNumerically("<=", targetSwitchover), "a rollout's longest write gap is its one switchover's")
+			table = append(table, fmt.Sprintf("%-6s %-16s %5d %8s %8s %8s", mode, "scale-down", 1,
+				scaleDownGap.Round(100*time.Millisecond), scaleDownGap.Round(100*time.Millisecond), targetSwitchover))
+			NewWithT(t).Expect(scaleDownGap).To(BeNumerically("<=", targetSwitchover), "a scale-down's longest write gap is its one switchover's")
 			measured(t, "%s mode: acknowledged rows lost: %d of %d", mode, lost, acked)
 			table = append(table, fmt.Sprintf("%-6s acknowledged rows lost: %d of %d", mode, lost, acked))
 			if mode == databasev1.ReplicationSync {
@@ -173,19 +193,64 @@ func TestPostgresFailover(t *testing.T) {
 	}
 }
 
+// primaryWithTheLeader makes the primary the pod on the node of the
+// operator's leader (a switchover, unless it already is), so that losing
+// that node loses both: the other operator replica, on another node, must
+// take the lease over and then fail over.
+func primaryWithTheLeader(t *testing.T, ns, db string, w *writer) string {
+	t.Helper()
+	var lease coordinationv1.Lease
+	NewWithT(t).Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: operatorNamespace, Name: "database-operator.database.example.com"}, &lease)).To(Succeed())
+	NewWithT(t).Expect(lease.Spec.HolderIdentity).NotTo(BeNil())
+	var operators corev1.PodList
+	NewWithT(t).Expect(k8s.List(context.Background(), &operators, client.InNamespace(operatorNamespace), client.MatchingLabels{"app.kubernetes.io/name": "database-operator"})).To(Succeed())
+	var leaderNode string
+	nodes := map[string]bool{}
+	for _, p := range operators.Items {
+		nodes[p.Spec.NodeName] = true
+		if strings.HasPrefix(*lease.Spec.HolderIdentity, p.Name) {
+			leaderNode = p.Spec.NodeName
+		}
+	}
+	NewWithT(t).Expect(leaderNode).NotTo(BeEmpty(), "the leader %s is one of the operator's pods", *lease.Spec.HolderIdentity)
+	NewWithT(t).Expect(nodes).To(HaveLen(2), "the operator's two replicas run on two nodes (the chart's default anti-affinity)")
+	for i := 0; i < 3; i++ {
+		pod := fmt.Sprintf("%s-%d", db, i)
+		if getPod(t, ns, pod).Spec.NodeName != leaderNode {
+			continue
+		}
+		if pod != currentPrimary(t, ns, db) {
+			switchoverTo(t, ns, db, w, pod)
+		}
+		measured(t, "the primary %s and the operator's leader %s run on %s", pod, *lease.Spec.HolderIdentity, leaderNode)
+		return pod
+	}
+	t.Fatalf("no pod of %s runs on the leader's node %s", db, leaderNode)
+	return ""
+}
+
 // switchover asks for one to the most advanced replica and returns the
 // write gap it caused.
 func switchover(t *testing.T, ns, db string, w *writer) time.Duration {
+	return switchoverTo(t, ns, db, w, "any")
+}
+
+// switchoverTo asks for one to the target ("any": the most advanced
+// replica) and returns the write gap it caused.
+func switchoverTo(t *testing.T, ns, db string, w *writer, target string) time.Duration {
 	t.Helper()
 	before := currentPrimary(t, ns, db)
 	start := time.Now()
-	mustKubectl(t, "-n", ns, "annotate", "database", db, databasev1.SwitchoverAnnotation+"=any")
+	mustKubectl(t, "-n", ns, "annotate", "database", db, databasev1.SwitchoverAnnotation+"="+target)
 	var after string
 	NewWithT(t).Eventually(func(g Gomega) {
 		var d databasev1.Database
 		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: db}, &d)).To(Succeed())
 		g.Expect(d.Annotations).NotTo(HaveKey(databasev1.SwitchoverAnnotation), "the request is handled")
 		g.Expect(d.Status.CurrentPrimary).NotTo(Equal(before))
+		if target != "any" {
+			g.Expect(d.Status.CurrentPrimary).To(Equal(target), "the switchover went to the pod asked for")
+		}
 		after = d.Status.CurrentPrimary
 	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
 	gap := w.gapAfter(t, start, time.Minute)
@@ -218,6 +283,65 @@ func rollout(t *testing.T, ns, db string, w *writer) time.Duration {
 	}).WithTimeout(settleTimeout).WithPolling(time.Second).Should(Succeed())
 	after := settle(t, ns, db)
 	end := time.Now()
+	moves := primaryMoves(t, ns, start)
+	NewWithT(t).Expect(moves).To(HaveLen(1), "exactly one switchover per rollout")
+	NewWithT(t).Expect(moves[0]).To(HavePrefix("SwitchedOver"))
+	NewWithT(t).Expect(after).NotTo(Equal(before), "the old primary handed the role over and restarted last")
+	gap := w.longestGap(start, end)
+	measured(t, "rollout of 3 pods (primary %s to %s): %s, longest write gap %s", before, after, end.Sub(start).Round(time.Second), gap.Round(100*time.Millisecond))
+	return gap
+}
+
+// scaleDown moves the primary to the highest ordinal, then scales the
+// Database from 3 to 2 pods through its scale subresource, as kubectl
+// scale and a HorizontalPodAutoscaler do: the operator must switch over to
+// a pod that stays before the StatefulSet removes the primary's. It
+// returns the longest write gap from the scale to the settled 2 pods.
+func scaleDown(t *testing.T, ns, db string, w *writer) time.Duration {
+	t.Helper()
+	last := fmt.Sprintf("%s-2", db)
+	if currentPrimary(t, ns, db) != last {
+		switchoverTo(t, ns, db, w, last)
+	}
+	start := time.Now()
+	mustKubectl(t, "-n", ns, "scale", "database", db, "--replicas=2")
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(getPod(t, ns, last)).To(BeNil(), "pod %s is removed", last)
+	}).WithTimeout(settleTimeout).WithPolling(time.Second).Should(Succeed())
+	after := settle(t, ns, db)
+	end := time.Now()
+	NewWithT(t).Expect(after).To(BeElementOf(db+"-0", db+"-1"))
+	moves := primaryMoves(t, ns, start)
+	NewWithT(t).Expect(moves).To(HaveLen(1), "one switchover before the primary's pod went")
+	NewWithT(t).Expect(moves[0]).To(HavePrefix("SwitchedOver"))
+	gap := w.longestGap(start, end)
+	measured(t, "scale-down from 3 to 2 pods (primary %s to %s): %s, longest write gap %s", last, after, end.Sub(start).Round(time.Second), gap.Round(100*time.Millisecond))
+	return gap
+}
+
+// failedOverAt is when the first FailedOver Event since start was
+// recorded (events.k8s.io Events carry microseconds).
+func failedOverAt(t *testing.T, ns string, start time.Time) (time.Time, bool) {
+	t.Helper()
+	var events corev1.EventList
+	NewWithT(t).Expect(k8s.List(context.Background(), &events, client.InNamespace(ns))).To(Succeed())
+	var first time.Time
+	for _, e := range events.Items {
+		at := e.EventTime.Time
+		if e.InvolvedObject.Kind != "Database" || e.Reason != "FailedOver" || at.Before(start) {
+			continue
+		}
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	return first, !first.IsZero()
+}
+
+// primaryMoves are the Database's SwitchedOver and FailedOver Events
+// since start.
+func primaryMoves(t *testing.T, ns string, start time.Time) []string {
+	t.Helper()
 	var events corev1.EventList
 	NewWithT(t).Expect(k8s.List(context.Background(), &events, client.InNamespace(ns))).To(Succeed())
 	var moves []string
@@ -230,12 +354,7 @@ func rollout(t *testing.T, ns, db string, w *writer) time.Duration {
 			moves = append(moves, e.Reason+": "+e.Message)
 		}
 	}
-	NewWithT(t).Expect(moves).To(HaveLen(1), "exactly one switchover per rollout")
-	NewWithT(t).Expect(moves[0]).To(HavePrefix("SwitchedOver"))
-	NewWithT(t).Expect(after).NotTo(Equal(before), "the old primary handed the role over and restarted last")
-	gap := w.longestGap(start, end)
-	measured(t, "rollout of 3 pods (primary %s to %s): %s, longest write gap %s", before, after, end.Sub(start).Round(time.Second), gap.Round(100*time.Millisecond))
-	return gap
+	return moves
 }
 
 // currentPrimary is status.currentPrimary.
@@ -257,8 +376,9 @@ func settle(t *testing.T, ns, db string) string {
 		var d databasev1.Database
 		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: db}, &d)).To(Succeed())
 		primary = d.Status.CurrentPrimary
+		pods := int(ptr.Deref(d.Spec.Replicas, 1))
 		var writable, streaming []string
-		for i := 0; i < 3; i++ {
+		for i := 0; i < pods; i++ {
 			pod := fmt.Sprintf("%s-%d", db, i)
 			p := getPod(t, ns, pod)
 			g.Expect(p).NotTo(BeNil(), "pod %s", pod)
@@ -274,13 +394,14 @@ func settle(t *testing.T, ns, db string) string {
 			}
 		}
 		g.Expect(writable).To(Equal([]string{primary}), "exactly one writable primary, status.currentPrimary")
-		g.Expect(streaming).To(HaveLen(2), "every other pod streams")
-		var eps corev1.Endpoints
-		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: render.ServiceName(db)}, &eps)).To(Succeed())
+		g.Expect(streaming).To(HaveLen(pods-1), "every other pod streams")
+		var slices discoveryv1.EndpointSliceList
+		g.Expect(k8s.List(context.Background(), &slices, client.InNamespace(ns),
+			client.MatchingLabels{discoveryv1.LabelServiceName: render.ServiceName(db)})).To(Succeed())
 		var ips []string
-		for _, s := range eps.Subsets {
-			for _, a := range append(s.Addresses, s.NotReadyAddresses...) {
-				ips = append(ips, a.IP)
+		for _, s := range slices.Items {
+			for _, e := range s.Endpoints {
+				ips = append(ips, e.Addresses...)
 			}
 		}
 		g.Expect(ips).To(Equal([]string{getPod(t, ns, primary).Status.PodIP}), "the read-write Service selects the primary alone")
