@@ -71,7 +71,10 @@ type primaryView struct {
 	// managed: the engine runs under the agent, so the role can move.
 	// Without it pod 0 is the primary for ever.
 	managed bool
-	mode    databasev1.ReplicationMode
+	// engine says how positions compare: PostgreSQL WAL locations, or
+	// MySQL GTID sets.
+	engine databasev1.DatabaseType
+	mode   databasev1.ReplicationMode
 	delay   time.Duration
 	// unavailableSince is when the current primary was first seen
 	// unavailable (zero: it was not).
@@ -248,8 +251,8 @@ func bestReplica(v primaryView, exclude string, final bool) (*member, string) {
 			why = append(why, m.name+" still streams from the primary (its position is not final)")
 			continue
 		}
-		if _, err := instance.ParseLSN(r.Position); err != nil {
-			why = append(why, fmt.Sprintf("%s reports no WAL position (%v)", m.name, err))
+		if err := validPosition(v.engine, r.Position); err != nil {
+			why = append(why, fmt.Sprintf("%s reports no position (%v)", m.name, err))
 			continue
 		}
 		candidates = append(candidates, m)
@@ -265,15 +268,39 @@ func bestReplica(v primaryView, exclude string, final bool) (*member, string) {
 		return nil, strings.Join(why, "; ")
 	}
 	sort.SliceStable(candidates, func(i, j int) bool { return ahead(candidates[i], candidates[j]) })
+	if v.engine == databasev1.MySQL {
+		if why := lacking(candidates); why != "" {
+			return nil, why
+		}
+	}
 	return candidates[0], ""
 }
 
-// ahead orders replicas: the later timeline, then the further position,
-// then the lower ordinal.
+// validPosition checks a replica's reported position: a WAL location for
+// PostgreSQL, an executed GTID set for MySQL.
+func validPosition(engine databasev1.DatabaseType, position string) error {
+	if engine == databasev1.MySQL {
+		_, err := instance.ParseGTIDSet(position)
+		return err
+	}
+	_, err := instance.ParseLSN(position)
+	return err
+}
+
+// ahead orders replicas: the later timeline, then the further position
+// (for MySQL: the larger GTID set), then the lower ordinal.
 func ahead(a, b *member) bool {
 	ra, rb := a.report, b.report
 	if ra.Timeline != rb.Timeline {
 		return ra.Timeline > rb.Timeline
+	}
+	if ga, errA := instance.ParseGTIDSet(ra.Position); errA == nil {
+		if gb, errB := instance.ParseGTIDSet(rb.Position); errB == nil {
+			if ca, cb := ga.Count(), gb.Count(); ca != cb {
+				return ca > cb
+			}
+			return a.ordinal < b.ordinal
+		}
 	}
 	la, _ := instance.ParseLSN(ra.Position)
 	lb, _ := instance.ParseLSN(rb.Position)
@@ -283,11 +310,37 @@ func ahead(a, b *member) bool {
 	return a.ordinal < b.ordinal
 }
 
+// lacking says why the first of the MySQL candidates (the largest GTID
+// set) may not be promoted: GTID sets are only partly ordered, and a
+// replica whose set does not contain every other's would lose the
+// transactions only another one applied; "" when it contains them all.
+// Then no other candidate can either (a set containing the largest one's
+// is at least as large, so it is equal to it).
+func lacking(candidates []*member) string {
+	best, _ := instance.ParseGTIDSet(candidates[0].report.Position)
+	var missing []string
+	for _, o := range candidates[1:] {
+		set, _ := instance.ParseGTIDSet(o.report.Position)
+		if !best.Contains(set) {
+			missing = append(missing, fmt.Sprintf("%s (%s)", o.name, o.report.Position))
+		}
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("no replica's executed GTID set contains all the others': %s, the most advanced (%s), lacks transactions of %s; promoting any of them would lose what only the others applied",
+		candidates[0].name, candidates[0].report.Position, strings.Join(missing, ", "))
+}
+
 func describeCandidates(v primaryView, chosen *member) string {
 	var parts []string
 	for _, m := range v.members {
 		if r := m.replicaReport(); r != nil {
-			parts = append(parts, fmt.Sprintf("%s at %d/%s", m.name, r.Timeline, r.Position))
+			if v.engine == databasev1.MySQL {
+				parts = append(parts, fmt.Sprintf("%s at %s", m.name, r.Position))
+			} else {
+				parts = append(parts, fmt.Sprintf("%s at %d/%s", m.name, r.Timeline, r.Position))
+			}
 		}
 	}
 	return fmt.Sprintf("promoted %s, the most advanced replica (%s)", chosen.name, strings.Join(parts, ", "))

@@ -39,6 +39,18 @@ func notAnswering(m member) member {
 	return m
 }
 
+// MySQL server UUIDs of two sources of transactions.
+const (
+	gtidA = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
+	gtidB = "4f22ab58-82db-22f2-af44-d91bb0530673"
+)
+
+// mysqlReplica reports a MySQL replica: no timeline, its executed GTID set.
+func mysqlReplica(n int, gtids string, streaming bool) member {
+	m := replicaAt(n, 0, gtids, streaming)
+	return m
+}
+
 func podName(n int) string { return "db-" + string(rune('0'+n)) }
 
 func TestDecidePrimary(t *testing.T) {
@@ -47,6 +59,7 @@ func TestDecidePrimary(t *testing.T) {
 		return primaryView{current: current, members: ms, managed: true, mode: databasev1.ReplicationAsync, delay: delay, established: true, now: t0}
 	}
 	sync := func(v primaryView) primaryView { v.mode = databasev1.ReplicationSync; return v }
+	mysql := func(v primaryView) primaryView { v.engine = databasev1.MySQL; return v }
 	since := func(v primaryView, d time.Duration) primaryView { v.unavailableSince = t0.Add(-d); return v }
 	switchTo := func(v primaryView, to string) primaryView { v.switchoverTo = to; return v }
 	switching := func(v primaryView, from, to string) primaryView {
@@ -131,6 +144,26 @@ func TestDecidePrimary(t *testing.T) {
 		{name: "sync mode promotes the most advanced when every replica has reported",
 			view:    sync(since(base("db-0", gone(0), replicaAt(1, 1, "0/8", false), replicaAt(2, 1, "0/9", false)), delay)),
 			primary: "db-2", failover: "db-2"},
+		{name: "MySQL: the replica whose GTID set contains the others' is promoted",
+			view: mysql(since(base("db-0", gone(0),
+				mysqlReplica(1, gtidA+":1-7", false), mysqlReplica(2, gtidA+":1-9", false)), delay)),
+			primary: "db-2", failover: "db-2"},
+		{name: "MySQL: equal GTID sets go to the lower ordinal",
+			view: mysql(since(base("db-0", gone(0),
+				mysqlReplica(1, gtidA+":1-9", false), mysqlReplica(2, gtidA+":1-9", false)), delay)),
+			primary: "db-1", failover: "db-1"},
+		{name: "MySQL: refused when no GTID set contains the others' (an errant transaction)",
+			view: mysql(since(base("db-0", gone(0),
+				mysqlReplica(1, gtidA+":1-9", false), mysqlReplica(2, gtidA+":1-8,"+gtidB+":1", false)), delay)),
+			primary: "db-0", problem: "no replica's executed GTID set contains all the others': db-1, the most advanced"},
+		{name: "MySQL: a position that is not a GTID set makes no candidate",
+			view: mysql(since(base("db-0", gone(0),
+				mysqlReplica(1, "0/9", false), mysqlReplica(2, gtidA+":1-3", false)), delay)),
+			primary: "db-2", failover: "db-2"},
+		{name: "MySQL sync mode: a replica without a valid position blocks the failover",
+			view: sync(mysql(since(base("db-0", gone(0),
+				mysqlReplica(1, "0/9", false), mysqlReplica(2, gtidA+":1-3", false)), delay))),
+			primary: "db-0", problem: "db-1 reports no position"},
 		{name: "every replica cut off from a primary that still reports: its node is lost",
 			view:    since(base("db-0", primaryAt(0, "0/9"), cutOff(replicaAt(1, 1, "0/9", false)), cutOff(replicaAt(2, 1, "0/7", false))), delay),
 			primary: "db-1", failover: "db-1"},

@@ -157,6 +157,7 @@ func (r *Reconciler) decidePrimaryRole(ctx context.Context, db *databasev1.Datab
 		current:          db.Status.CurrentPrimary,
 		members:          ms,
 		managed:          managed,
+		engine:           db.Spec.Type,
 		mode:             render.ReplicationModeOf(db),
 		delay:            render.FailoverDelayOf(db),
 		unavailableSince: r.unavailable.get(db),
