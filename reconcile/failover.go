@@ -75,7 +75,7 @@ type primaryView struct {
 	// MySQL GTID sets.
 	engine databasev1.DatabaseType
 	mode   databasev1.ReplicationMode
-	delay   time.Duration
+	delay  time.Duration
 	// unavailableSince is when the current primary was first seen
 	// unavailable (zero: it was not).
 	unavailableSince time.Time
