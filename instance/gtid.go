@@ -177,3 +177,17 @@ func (s GTIDSet) String() string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// Union is every transaction of s or o.
+func (s GTIDSet) Union(o GTIDSet) GTIDSet {
+	out := GTIDSet{}
+	for _, set := range []GTIDSet{s, o} {
+		for source, ivs := range set {
+			out[source] = append(out[source], ivs...)
+		}
+	}
+	for source, ivs := range out {
+		out[source] = normalise(ivs)
+	}
+	return out
+}

@@ -82,3 +82,15 @@ func TestGTIDSetContains(t *testing.T) {
 		})
 	}
 }
+
+func TestGTIDSetUnion(t *testing.T) {
+	g := NewWithT(t)
+	a, err := ParseGTIDSet(uuidA + ":1-5:9")
+	g.Expect(err).NotTo(HaveOccurred())
+	b, err := ParseGTIDSet(uuidA + ":6-7," + uuidB + ":1")
+	g.Expect(err).NotTo(HaveOccurred())
+	u := a.Union(b)
+	g.Expect(u.String()).To(Equal(uuidA + ":1-7:9," + uuidB + ":1"))
+	g.Expect(u.Contains(a) && u.Contains(b)).To(BeTrue())
+	g.Expect(a.String()).To(Equal(uuidA+":1-5:9"), "the operands are not changed")
+}
