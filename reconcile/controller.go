@@ -79,6 +79,10 @@ type Reconciler struct {
 	// unavailable, for the failover delay.
 	unavailable unavailability
 
+	// looks remembers the timed looks reconciles asked for, which an
+	// early-ending reconcile must keep.
+	looks lookAgain
+
 	// announcedReady holds the UIDs of Databases whose first-Ready Event
 	// this process recorded: the status read from the cache may not show
 	// the operator's own Ready write yet when the next reconcile runs.
@@ -163,6 +167,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, &db); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.echoes.forget(req.NamespacedName)
+			r.looks.set(req.NamespacedName, time.Time{})
 		}
 		// Gone: owner references let the garbage collector remove children.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -170,10 +175,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if db.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil
 	}
-	if r.echoes.begin(&db) {
-		// Only the previous reconcile's own writes came back: nothing changed.
+	if result, skip := r.onlyEchoes(&db); skip {
 		reconcileOutcomes.WithLabelValues(outcomeSuccess).Inc()
-		return ctrl.Result{}, nil
+		return result, nil
 	}
 	degraded, retryAfter, err := r.reconcile(ctx, &db)
 	if namespaceTerminating(err) {
@@ -197,7 +201,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// Not a polling interval: the one moment an unavailable primary's
 	// failover delay runs out, when nothing else may happen to wake the
 	// reconciler.
+	var at time.Time
+	if retryAfter > 0 {
+		at = r.now().Add(retryAfter)
+	}
+	r.looks.set(req.NamespacedName, at)
 	return ctrl.Result{RequeueAfter: retryAfter}, nil
+}
+
+// onlyEchoes says the reconcile can end at once: only the previous
+// reconcile's own writes came back, nothing changed, and no timed look it
+// asked for is due. A pending timed look stays asked for in the result.
+func (r *Reconciler) onlyEchoes(db *databasev1.Database) (ctrl.Result, bool) {
+	left, due := r.looks.pending(client.ObjectKeyFromObject(db), r.now())
+	if !r.echoes.begin(db) || due {
+		return ctrl.Result{}, false
+	}
+	return ctrl.Result{RequeueAfter: left}, true
 }
 
 // reconcile does the work; it reports whether the Database is degraded,

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"errors"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
@@ -28,8 +29,10 @@ type echoWorld struct {
 	del func(obj client.Object) bool // ConfigMap delete
 }
 
-func newEchoWorld() *echoWorld {
-	e := &echoes{}
+func newEchoWorld() *echoWorld { return newEchoWorldOn(&echoes{}) }
+
+// newEchoWorldOn drives the given tracker (a Reconciler's).
+func newEchoWorldOn(e *echoes) *echoWorld {
 	cm := e.note(kindConfigMap.kind, true, controllingDatabase)
 	sec := e.note("Secret", true, labelledDatabase)
 	job := e.note("Job", false, labelledDatabase)
@@ -204,4 +207,45 @@ func TestResourceVersionOfReadsTheAnswer(t *testing.T) {
 		}
 	}
 	g.Expect(unstructuredRVs).To(Equal(map[string]string{kindServiceMonitor.kind: "9", kindPrometheusRule.kind: "10"}))
+}
+
+// TestEchoesKeepATimedLook: the controller's queue holds one entry per
+// Database, so an echo that arrives while a timed look (a failover delay)
+// is pending replaces it. The reconcile the echo causes may end at once,
+// but must ask for the look again, and once the look is due it must do
+// the whole work: on real pods a failover otherwise waited for an
+// unrelated event (1m45s instead of 5 s).
+func TestEchoesKeepATimedLook(t *testing.T) {
+	g := NewWithT(t)
+	now := time.Date(2026, 12, 2, 6, 29, 22, 0, time.UTC)
+	r := &Reconciler{Now: func() time.Time { return now }}
+	w := newEchoWorldOn(&r.echoes)
+	key := client.ObjectKeyFromObject(w.db)
+
+	w.reconciled("10", "11")
+	w.cm(w.configMap("10"))
+	result, skip := r.onlyEchoes(w.db)
+	g.Expect(skip).To(BeTrue(), "no look pending: an echo alone ends the reconcile")
+	g.Expect(result.RequeueAfter).To(BeZero())
+
+	r.looks.set(key, now.Add(5*time.Second))
+	w.reconciled("12", "13")
+	w.cm(w.configMap("12"))
+	now = now.Add(2 * time.Second)
+	result, skip = r.onlyEchoes(w.db)
+	g.Expect(skip).To(BeTrue())
+	g.Expect(result.RequeueAfter).To(Equal(3*time.Second), "the pending look is asked for again")
+
+	w.reconciled("14", "15")
+	w.cm(w.configMap("14"))
+	now = now.Add(3 * time.Second)
+	_, skip = r.onlyEchoes(w.db)
+	g.Expect(skip).To(BeFalse(), "the look is due: the reconcile does the whole work, echo or not")
+
+	r.looks.set(key, time.Time{})
+	w.reconciled("16", "17")
+	w.cm(w.configMap("16"))
+	result, skip = r.onlyEchoes(w.db)
+	g.Expect(skip).To(BeTrue(), "a look done is forgotten")
+	g.Expect(result.RequeueAfter).To(BeZero())
 }

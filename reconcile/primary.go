@@ -277,16 +277,34 @@ func (r *Reconciler) applyRoles(ctx context.Context, db *databasev1.Database, ou
 			primary = m
 			continue
 		}
-		if err := r.apply(ctx, db, "Pod", m.name, render.PodRole(db.Namespace, m.name, instance.Replica)); err != nil {
-			return fmt.Errorf("label pod %s %s: %w", m.name, instance.Replica, err)
+		if err := r.labelRole(ctx, db, m.name, instance.Replica); err != nil {
+			return err
 		}
 	}
 	if primary != nil {
-		if err := r.apply(ctx, db, "Pod", primary.name, render.PodRole(db.Namespace, primary.name, instance.Primary)); err != nil {
-			return fmt.Errorf("label pod %s %s: %w", primary.name, instance.Primary, err)
-		}
+		return r.labelRole(ctx, db, primary.name, instance.Primary)
 	}
 	return nil
+}
+
+// labelRole applies a pod's role label. An apply creates what does not
+// exist: for a pod deleted since the cache saw it, that create is refused
+// (a pod needs containers). The pod is then gone, which is no error: its
+// replacement is labelled when it appears, and an error here would put off
+// the next reconcile with backoff, and a failover with it.
+func (r *Reconciler) labelRole(ctx context.Context, db *databasev1.Database, pod string, role instance.Role) error {
+	err := r.apply(ctx, db, "Pod", pod, render.PodRole(db.Namespace, pod, role))
+	if err == nil {
+		return nil
+	}
+	if apierrors.IsInvalid(err) || apierrors.IsNotFound(err) {
+		var p corev1.Pod
+		if getErr := r.APIReader.Get(ctx, client.ObjectKey{Namespace: db.Namespace, Name: pod}, &p); apierrors.IsNotFound(getErr) {
+			ctrl.LoggerFrom(ctx).V(1).Info("pod gone before its role label; skipped", "pod", pod, "role", string(role))
+			return nil
+		}
+	}
+	return fmt.Errorf("label pod %s %s: %w", pod, role, err)
 }
 
 // removeSwitchoverAnnotation drops the handled request, with a JSON merge
