@@ -142,6 +142,7 @@ func (r *Reconciler) decidePrimaryRole(ctx context.Context, db *databasev1.Datab
 			known:         sts.Status.ObservedGeneration >= sts.Generation && sts.Status.UpdateRevision != "",
 			primary:       db.Status.CurrentPrimary,
 			switchingOver: db.Status.Switchover != nil,
+			creating:      !wasReady(db.Status),
 		})
 	}
 	switchTo := db.Annotations[databasev1.SwitchoverAnnotation]

@@ -38,6 +38,11 @@ type rolloutView struct {
 	primary string
 	// switchingOver: a switchover is in progress; nothing else moves.
 	switchingOver bool
+	// creating: the Database has never been Ready. Nothing switches over
+	// then (decidePrimary), and nobody's writes depend on it yet: its
+	// primary restarts in place, as a restored Database's does once its
+	// template drops the restore.
+	creating bool
 }
 
 // nextRolloutStep is the rollout policy (pure; see above).
@@ -76,7 +81,7 @@ func nextRolloutStep(v rolloutView) rolloutStep {
 	}
 	// Only the primary is left.
 	primary := memberNamed(v.members, v.primary)
-	if len(v.members) == 1 {
+	if len(v.members) == 1 || v.creating {
 		return rolloutStep{deletePod: v.primary}
 	}
 	if primary != nil && primary.report == nil {
