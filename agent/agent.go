@@ -9,6 +9,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,16 +28,15 @@ import (
 type PodAPI interface {
 	// Get reads the pod.
 	Get(ctx context.Context) (Pod, error)
-	// Watch sends every version of the pod after resourceVersion to out
+	// Watch sends the pod as it is now, then every later version, to out
 	// until the watch ends or ctx is done.
-	Watch(ctx context.Context, resourceVersion string, out chan<- Pod) error
+	Watch(ctx context.Context, out chan<- Pod) error
 	// Report publishes the report on the pod.
 	Report(ctx context.Context, r instance.Report) error
 }
 
 // Pod is what the agent reads of its pod.
 type Pod struct {
-	ResourceVersion string
 	// Role is the role the operator asks of the pod; empty until it has.
 	Role instance.Role
 	// Deleting: the pod has a deletion timestamp.
@@ -69,6 +70,12 @@ type Config struct {
 	// until it first answers: the probes pass while it does, so a long
 	// copy or rewind is not killed for not serving.
 	StartingFile string
+	// TerminationLog is the file the server's scripts write why they
+	// failed to (the container's termination message file). The agent
+	// restarts a failed server in place, so the container never
+	// terminates and the kubelet never reads it: the agent does, after a
+	// failure, and reports it until the server answers. Empty: none.
+	TerminationLog string
 	// Upstream is the primary's address (host:port) a replica streams from;
 	// a replica that is not streaming dials it to tell a lost primary from
 	// a slow one (instance.Report.PrimaryUnreachable).
@@ -111,7 +118,10 @@ type runner struct {
 
 	failures     int
 	backoffUntil time.Time
-	answered     bool // the server answered since it was started
+	// lastFailure is what the last failed prepare or server wrote to
+	// TerminationLog; cleared once the server answers.
+	lastFailure string
+	answered    bool // the server answered since it was started
 	// configured: ConfigurePrimary succeeded since the server last started
 	// or was promoted.
 	configured bool
@@ -161,8 +171,12 @@ func (a *runner) run(ctx context.Context, stop <-chan os.Signal) (int, error) {
 	}
 }
 
-// watchPod follows the pod's labels: a GET, then a watch from its version,
-// again after every error.
+// watchPod follows the pod's labels: a GET, then a watch that starts from
+// the pod's current state, again after every error or end. Not a watch
+// from the GET's resourceVersion: that is the pod's last change, which
+// leaves the API server's watch cache while the pod stays unchanged, and
+// every watch from it then fails with 410 Expired (seen on real pods: an
+// agent blind to its role for 20 minutes).
 func (a *runner) watchPod(ctx context.Context, out chan<- Pod) {
 	for ctx.Err() == nil {
 		p, err := a.api.Get(ctx)
@@ -172,7 +186,7 @@ func (a *runner) watchPod(ctx context.Context, out chan<- Pod) {
 			case <-ctx.Done():
 				return
 			}
-			err = a.api.Watch(ctx, p.ResourceVersion, out)
+			err = a.api.Watch(ctx, out)
 		}
 		if err != nil && ctx.Err() == nil {
 			a.cfg.Log.Error("reading the pod from the API", "err", err)
@@ -206,6 +220,7 @@ func (a *runner) observeServer(ctx context.Context) *instance.Report {
 	if !a.answered {
 		a.answered = true
 		a.failures = 0
+		a.lastFailure = ""
 		a.removeStartingFile()
 		a.cfg.Log.Info("server answers", "role", string(r.Role))
 	}
@@ -299,11 +314,13 @@ func (a *runner) exited(e exit) (done bool, status int) {
 		a.start()
 	case was == preparing:
 		a.cfg.Log.Error("prepare failed; retrying", "how", e.String())
+		a.readTerminationLog()
 		a.backOff()
 	case was == stopping:
 		a.cfg.Log.Info("server stopped", "how", e.String())
 	default:
 		a.cfg.Log.Error("server ended; starting it again", "how", e.String())
+		a.readTerminationLog()
 		a.backOff()
 	}
 	return false, 0
@@ -382,6 +399,9 @@ func (a *runner) describe() string {
 			return "waiting for the operator to assign a role"
 		}
 		if time.Now().Before(a.backoffUntil) {
+			if a.lastFailure != "" {
+				return fmt.Sprintf("retrying after failure %d: %s", a.failures, a.lastFailure)
+			}
 			return fmt.Sprintf("retrying after failure %d", a.failures)
 		}
 		return "starting"
@@ -391,6 +411,23 @@ func (a *runner) describe() string {
 		return "stopping the server"
 	default:
 		return "server not answering"
+	}
+}
+
+// readTerminationLog takes what a failed start wrote to the termination
+// log, and empties the file, so that a later failure is not reported with
+// this one's reason. At most 1 KiB is kept.
+func (a *runner) readTerminationLog() {
+	if a.cfg.TerminationLog == "" {
+		return
+	}
+	b, err := os.ReadFile(a.cfg.TerminationLog)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return
+	}
+	a.lastFailure = strings.TrimSpace(string(b[:min(len(b), 1024)]))
+	if err := os.Truncate(a.cfg.TerminationLog, 0); err != nil {
+		a.cfg.Log.Error("emptying the termination log", "err", err)
 	}
 }
 

@@ -42,7 +42,6 @@ type podClient struct {
 // podObject is the part of a Pod the agent reads.
 type podObject struct {
 	Metadata struct {
-		ResourceVersion   string            `json:"resourceVersion"`
 		DeletionTimestamp *time.Time        `json:"deletionTimestamp,omitempty"`
 		Labels            map[string]string `json:"labels"`
 		Annotations       map[string]string `json:"annotations"`
@@ -51,9 +50,8 @@ type podObject struct {
 
 func (p podObject) pod() Pod {
 	return Pod{
-		ResourceVersion: p.Metadata.ResourceVersion,
-		Role:            instance.Role(p.Metadata.Labels[instance.LabelRole]),
-		Deleting:        p.Metadata.DeletionTimestamp != nil,
+		Role:     instance.Role(p.Metadata.Labels[instance.LabelRole]),
+		Deleting: p.Metadata.DeletionTimestamp != nil,
 	}
 }
 
@@ -144,13 +142,13 @@ func (c *podClient) Get(ctx context.Context) (Pod, error) {
 }
 
 // Watch implements PodAPI. The request names the pod by a field selector,
-// which RBAC authorizes as a request for that one pod.
-func (c *podClient) Watch(ctx context.Context, resourceVersion string, out chan<- Pod) error {
+// which RBAC authorizes as a request for that one pod; without a
+// resourceVersion the API server sends the pod's current state first.
+func (c *podClient) Watch(ctx context.Context, out chan<- Pod) error {
 	q := url.Values{
-		"fieldSelector":   {"metadata.name=" + c.name},
-		"watch":           {"true"},
-		"resourceVersion": {resourceVersion},
-		"timeoutSeconds":  {"300"},
+		"fieldSelector":  {"metadata.name=" + c.name},
+		"watch":          {"true"},
+		"timeoutSeconds": {"300"},
 	}
 	resp, err := c.request(ctx, http.MethodGet, "/api/v1/namespaces/"+url.PathEscape(c.namespace)+"/pods", q, nil, "")
 	if err != nil {

@@ -29,7 +29,6 @@ import (
 type fakePod struct {
 	mu       sync.Mutex
 	role     instance.Role
-	version  int
 	changed  chan struct{}
 	reported instance.Report
 	reports  int
@@ -43,13 +42,12 @@ func (f *fakePod) setRole(r instance.Role) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.role = r
-	f.version++
 	close(f.changed)
 	f.changed = make(chan struct{})
 }
 
 func (f *fakePod) pod() agent.Pod {
-	return agent.Pod{ResourceVersion: strconv.Itoa(f.version), Role: f.role}
+	return agent.Pod{Role: f.role}
 }
 
 func (f *fakePod) Get(context.Context) (agent.Pod, error) {
@@ -58,7 +56,7 @@ func (f *fakePod) Get(context.Context) (agent.Pod, error) {
 	return f.pod(), nil
 }
 
-func (f *fakePod) Watch(ctx context.Context, _ string, out chan<- agent.Pod) error {
+func (f *fakePod) Watch(ctx context.Context, out chan<- agent.Pod) error {
 	for {
 		f.mu.Lock()
 		changed := f.changed

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/instance"
 	"github.com/example/database-operator/render"
 )
 
@@ -99,7 +100,16 @@ func podReady(pod *corev1.Pod) bool {
 
 // restoreFailure is the reason in the database container's termination
 // message, current or last, when it is a restore failure; "" otherwise.
+// A server under the agent is restarted in place, so its container does
+// not terminate: the agent reports the termination message instead.
 func restoreFailure(pod *corev1.Pod) string {
+	if raw, ok := pod.Annotations[instance.AnnotationReport]; ok {
+		if r, err := instance.ParseReport(raw); err == nil {
+			if _, reason, found := strings.Cut(r.Message, render.RestoreFailedPrefix); found {
+				return strings.TrimSpace(reason)
+			}
+		}
+	}
 	for _, cs := range pod.Status.ContainerStatuses {
 		if cs.Name != render.DatabaseContainerName {
 			continue

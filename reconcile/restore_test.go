@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/instance"
 	"github.com/example/database-operator/render"
 )
 
@@ -39,6 +40,10 @@ func TestDecideRestore(t *testing.T) {
 		}}
 		return p
 	}
+	reported := func(p *corev1.Pod, r instance.Report) *corev1.Pod {
+		p.Annotations = map[string]string{instance.AnnotationReport: r.String()}
+		return p
+	}
 	failed := &corev1.ContainerStateTerminated{ExitCode: 1, Message: render.RestoreFailedPrefix + "no dump named orders-<timestamp>.sql.gz in /restore"}
 	oom := &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}
 	restored := metav1.Condition{Type: databasev1.ConditionRestored, Status: metav1.ConditionTrue, Reason: reasonRestoreSucceeded, Message: "pod copy-0 restored the latest dump of Database orders"}
@@ -57,6 +62,12 @@ func TestDecideRestore(t *testing.T) {
 		{name: "killed (not a restore failure) is still restoring", db: restoring(), pod0: pod(false, nil, oom), want: &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoring}},
 		{name: "failed, retrying", db: restoring(), pod0: pod(false, nil, failed), want: &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoreFailed}, wantInText: "no dump named orders-<timestamp>.sql.gz in /restore"},
 		{name: "failed, terminated now", db: restoring(), pod0: pod(false, failed, nil), want: &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoreFailed}},
+		{name: "failed under the agent: its report carries the termination message (the container does not terminate)", db: restoring(),
+			pod0: reported(pod(false, nil, nil), instance.Report{Message: "retrying after failure 3: " + failed.Message}),
+			want: &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoreFailed}, wantInText: "could not restore the latest dump of Database orders: no dump named orders-<timestamp>.sql.gz in /restore"},
+		{name: "under the agent, another failure is still restoring", db: restoring(),
+			pod0: reported(pod(false, nil, nil), instance.Report{Message: "retrying after failure 3"}),
+			want: &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoring}},
 		{name: "ready: restored (an earlier failure is history)", db: restoring(), pod0: pod(true, nil, failed), want: &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded}, wantInText: "pod copy-0 restored"},
 		{name: "once restored, stays restored", db: restoring(restored), pod0: nil, want: &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded}, wantInText: restored.Message},
 		{name: "restored before the condition existed: Ready before is done, not restored again", db: restoring(metav1.Condition{Type: databasev1.ConditionReady, Status: metav1.ConditionTrue, Reason: reasonAllReplicasReady}),

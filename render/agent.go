@@ -58,6 +58,7 @@ func agentCommand(s *spec, run *agentRun) []string {
 		"--engine=" + run.engine,
 		"--stop-signal=" + run.stopSignal,
 		"--starting-file=" + agentStartingFile,
+		"--termination-log=" + corev1.TerminationMessagePathDefault,
 		fmt.Sprintf("--upstream=%s:%d", PrimaryServiceHost(s.name, s.namespace), s.eng.port()),
 	}
 	cmd = append(cmd, run.flags...)

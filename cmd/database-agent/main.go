@@ -87,6 +87,7 @@ func run(args []string) (int, error) {
 	prepare := fs.String("prepare", "", "bash script run before every start of the server, with ROLE=primary|replica")
 	stopSignal := fs.String("stop-signal", "SIGINT", "the signal that stops the server cleanly: SIGINT or SIGTERM")
 	startingFile := fs.String("starting-file", "", "file that exists while the server is prepared or started")
+	terminationLog := fs.String("termination-log", "", "file a failed start writes its reason to (the container's termination message file), reported until the server answers")
 	upstream := fs.String("upstream", "", "host:port of the primary, which a replica that is not streaming dials")
 	syncNames := fs.String("synchronous-standby-names", "", "PostgreSQL: the primary's synchronous_standby_names (empty: asynchronous)")
 	if err := fs.Parse(args); err != nil {
@@ -97,18 +98,22 @@ func run(args []string) (int, error) {
 		return 2, fmt.Errorf("no server command after --")
 	}
 	cfg := agent.Config{
-		Server:       server,
-		Prepare:      []string{"bash", "-c", *prepare},
-		StartingFile: *startingFile,
-		Upstream:     *upstream,
-		Log:          slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "database-agent"),
+		Server:         server,
+		Prepare:        []string{"bash", "-c", *prepare},
+		StartingFile:   *startingFile,
+		TerminationLog: *terminationLog,
+		Upstream:       *upstream,
+		Log:            slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "database-agent"),
 	}
 	switch *engine {
 	case "postgresql":
 		// Over loopback TCP, not the socket: the image's temporary server
 		// that initialises a data directory listens on the socket only,
 		// and must not pass for the primary.
-		cfg.Engine = agent.Postgres{Password: os.Getenv("POSTGRES_PASSWORD"), Env: []string{"PGHOST=127.0.0.1", "PGPORT=5432"},
+		// PGSSLMODE=prefer: the container's own (verify-full with TLS,
+		// for the replicas' connections to <db>) names the Service, and no
+		// certificate names 127.0.0.1; the connection never leaves the pod.
+		cfg.Engine = agent.Postgres{Password: os.Getenv("POSTGRES_PASSWORD"), Env: []string{"PGHOST=127.0.0.1", "PGPORT=5432", "PGSSLMODE=prefer"},
 			SynchronousStandbyNames: *syncNames}
 	default:
 		return 2, fmt.Errorf("--engine=%q: want postgresql", *engine)
