@@ -164,13 +164,17 @@ host    replication  ` + ReplicationUser + `  all      scram-sha-256
 // initialises an empty data directory (on pod 0; replicas are copied from
 // it). It creates the application user as owner of the application database
 // and the replication user. Values go through psql variables, so no password
-// is ever interpolated into SQL text.
+// is ever interpolated into SQL text; and the session logs no statement, so
+// the CREATE ROLE statements, passwords in them, never reach the server's
+// log where a profile logs DDL (production: log_statement = 'ddl').
 const postgresInitUsers = `# Rendered by database-operator: application and replication users.
 docker_process_sql \
   -v app_user="$APP_USER" \
   -v app_password="$APP_PASSWORD" \
   -v app_db="$POSTGRES_DB" \
   -v replication_password="$REPLICATION_PASSWORD" <<'EOSQL'
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;
 CREATE ROLE :"app_user" LOGIN PASSWORD :'app_password';
 ALTER DATABASE :"app_db" OWNER TO :"app_user";
 CREATE ROLE ` + ReplicationUser + ` WITH REPLICATION LOGIN PASSWORD :'replication_password';

@@ -85,6 +85,22 @@ func testPostgresProduction(t *testing.T, version string) {
 
 	c := newClient(t, ns, name, true)
 
+	t.Run("logs no password", func(t *testing.T) {
+		// Production logs DDL; the users the initialisation creates carry
+		// their passwords in CREATE ROLE.
+		var secret corev1.Secret
+		NewWithT(t).Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: render.CredentialsSecretName(name)}, &secret)).To(Succeed())
+		for _, p := range pods {
+			logs := mustKubectl(t, "-n", ns, "logs", p, "-c", render.DatabaseContainerName)
+			NewWithT(t).Expect(logs).To(ContainSubstring("database system is ready to accept connections"), "pod %s's log is read", p)
+			for key, value := range secret.Data {
+				if strings.Contains(strings.ToLower(key), "password") {
+					NewWithT(t).Expect(strings.Contains(logs, string(value))).To(BeFalse(), "pod %s's log holds the %s", p, key)
+				}
+			}
+		}
+	})
+
 	t.Run("serves", func(t *testing.T) {
 		g := NewWithT(t)
 		out, err := c.viaURI("SELECT current_setting('server_version_num')::int / 10000, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
