@@ -91,7 +91,7 @@ type Config struct {
 // Run runs the server until ctx is done or the server stops after a stop
 // signal; it returns the server's exit status.
 func Run(ctx context.Context, cfg Config, api PodAPI, stop <-chan os.Signal) (int, error) {
-	a := &runner{cfg: cfg, api: api, procs: newProcesses()}
+	a := &runner{cfg: cfg, api: api, procs: sharedProcesses()}
 	if a.cfg.Tick == 0 {
 		a.cfg.Tick = time.Second
 	}

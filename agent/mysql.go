@@ -64,7 +64,7 @@ func (m MySQL) query(ctx context.Context, timeout time.Duration, sql string, ver
 	cmd.Env = append(os.Environ(), "MYSQL_PWD="+m.Password)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	if err := runCommand(cmd); err != nil {
 		return "", fmt.Errorf("mysql: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	return strings.TrimSpace(stdout.String()), nil

@@ -72,7 +72,7 @@ func (p Postgres) psql(ctx context.Context, timeout time.Duration, sql string) (
 	cmd.Env = append(append(os.Environ(), p.Env...), "PGPASSWORD="+p.Password, "PGCONNECT_TIMEOUT=2", "PGAPPNAME="+FieldManager)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	if err := runCommand(cmd); err != nil {
 		return "", fmt.Errorf("psql: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	return strings.TrimSpace(stdout.String()), nil

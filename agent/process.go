@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -38,6 +39,60 @@ func (e exit) String() string {
 	default:
 		return fmt.Sprintf("ended (%#x)", uint32(e.status))
 	}
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *processes
+)
+
+// sharedProcesses is the one registry of the agent's children: as PID 1
+// its reaper waits for every child of the process, so everything the agent
+// runs goes through it.
+func sharedProcesses() *processes {
+	sharedOnce.Do(func() { shared = newProcesses() })
+	return shared
+}
+
+// runCommand runs cmd to its end, as cmd.Run does. As PID 1 the reaper may
+// reap the child before cmd.Wait does (Wait then fails with "no child
+// processes", seen on real pods as a server reported not answering): the
+// exit status is then the reaper's.
+func runCommand(cmd *exec.Cmd) error {
+	return sharedProcesses().run(cmd)
+}
+
+func (p *processes) run(cmd *exec.Cmd) error {
+	if !p.pid1 {
+		return cmd.Run()
+	}
+	done := make(chan exit, 1)
+	p.mu.Lock()
+	if err := cmd.Start(); err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	pid := cmd.Process.Pid
+	if e, ok := p.early[pid]; ok {
+		delete(p.early, pid)
+		done <- e
+	} else {
+		p.waiting[pid] = done
+	}
+	p.mu.Unlock()
+	// Wait also collects the output and closes the pipes, whoever reaps.
+	err := cmd.Wait()
+	if !errors.Is(err, syscall.ECHILD) {
+		p.mu.Lock()
+		delete(p.waiting, pid)
+		p.mu.Unlock()
+		return err
+	}
+	e := <-done
+	if e.status.Exited() && e.status.ExitStatus() == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s %s", cmd.Path, e)
 }
 
 func newProcesses() *processes {
