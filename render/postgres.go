@@ -183,8 +183,14 @@ EOSQL
 
 func (e postgres) readinessProbe() []string { return e.probe() }
 
+// probe asks the server over loopback TCP (the image's temporary server
+// listens on the socket only, and must not pass for a serving one). The
+// sslmode overrides the container's PGSSLMODE: with TLS that is
+// verify-full for the Service's name, which no certificate has for
+// 127.0.0.1, and every probe would fail.
 func (postgres) probe() []string {
-	return []string{"pg_isready", "--quiet", "--host=127.0.0.1", fmt.Sprintf("--port=%d", postgresPort), "--username=" + postgresSuperuser}
+	return []string{"pg_isready", "--quiet", "--host=127.0.0.1", fmt.Sprintf("--port=%d", postgresPort), "--username=" + postgresSuperuser,
+		"--dbname=sslmode=prefer"}
 }
 
 // postgresPrepare is run by the agent before every start of the server,

@@ -79,6 +79,12 @@ func podTemplate(s *spec, configChecksum string) *corev1ac.PodTemplateSpecApplyC
 		WithSecurityContext(podSecurityContext()).
 		WithAffinity(spreadAcrossNodes(s))
 	if s.eng.agent(s) != nil {
+		// Replicas find a new primary by the name of <db>: with one of the
+		// cluster's DNS servers gone with a lost node, each query sent to it
+		// would wait the resolver's default 5 s before the next try.
+		pod.WithDNSConfig(corev1ac.PodDNSConfig().WithOptions(
+			corev1ac.PodDNSConfigOption().WithName("timeout").WithValue("1"),
+			corev1ac.PodDNSConfigOption().WithName("attempts").WithValue("3")))
 		pod.WithServiceAccountName(InstanceServiceAccountName(s.name)).
 			WithInitContainers(agentInitContainer(s)).
 			WithVolumes(agentVolumes()...)
