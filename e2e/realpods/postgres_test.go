@@ -92,7 +92,7 @@ func testPostgresProduction(t *testing.T, version string) {
 		NewWithT(t).Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: render.CredentialsSecretName(name)}, &secret)).To(Succeed())
 		for _, p := range pods {
 			logs := mustKubectl(t, "-n", ns, "logs", p, "-c", render.DatabaseContainerName)
-			NewWithT(t).Expect(logs).To(ContainSubstring("database system is ready to accept connections"), "pod %s's log is read", p)
+			NewWithT(t).Expect(logs).To(ContainSubstring("database system is ready to accept"), "pod %s's log is read", p)
 			for key, value := range secret.Data {
 				if strings.Contains(strings.ToLower(key), "password") {
 					NewWithT(t).Expect(strings.Contains(logs, string(value))).To(BeFalse(), "pod %s's log holds the %s", p, key)
