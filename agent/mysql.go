@@ -1,11 +1,8 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -53,21 +50,12 @@ func (m MySQL) query(ctx context.Context, timeout time.Duration, sql string, ver
 	if port == 0 {
 		port = 3306
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	args := []string{"--no-defaults", "--protocol=TCP", "--host=127.0.0.1", fmt.Sprintf("--port=%d", port),
 		"--user=root", "--connect-timeout=2", "--batch", "--skip-column-names"}
 	if vertical {
 		args = append(args, "--vertical")
 	}
-	cmd := exec.CommandContext(ctx, bin, append(args, "--execute="+sql)...)
-	cmd.Env = append(os.Environ(), "MYSQL_PWD="+m.Password)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := runCommand(cmd); err != nil {
-		return "", fmt.Errorf("mysql: %w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	return strings.TrimSpace(stdout.String()), nil
+	return clientOutput(ctx, timeout, []string{"MYSQL_PWD=" + m.Password}, bin, append(args, "--execute="+sql)...)
 }
 
 // Observe implements Engine: a server with replication configured is a

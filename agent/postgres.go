@@ -1,11 +1,8 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -65,17 +62,9 @@ func (p Postgres) psql(ctx context.Context, timeout time.Duration, sql string) (
 	if bin == "" {
 		bin = "psql"
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--no-psqlrc", "--no-align", "--tuples-only", "--field-separator=|",
+	env := append(append([]string{}, p.Env...), "PGPASSWORD="+p.Password, "PGCONNECT_TIMEOUT=2", "PGAPPNAME="+FieldManager)
+	return clientOutput(ctx, timeout, env, bin, "--no-psqlrc", "--no-align", "--tuples-only", "--field-separator=|",
 		"--username=postgres", "--dbname=postgres", "--command="+sql)
-	cmd.Env = append(append(os.Environ(), p.Env...), "PGPASSWORD="+p.Password, "PGCONNECT_TIMEOUT=2", "PGAPPNAME="+FieldManager)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := runCommand(cmd); err != nil {
-		return "", fmt.Errorf("psql: %w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	return strings.TrimSpace(stdout.String()), nil
 }
 
 // Observe implements Engine.

@@ -1,14 +1,19 @@
 package agent
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // processes starts children and reports their exits. As PID 1 of the
@@ -60,6 +65,22 @@ func sharedProcesses() *processes {
 // exit status is then the reaper's.
 func runCommand(cmd *exec.Cmd) error {
 	return sharedProcesses().run(cmd)
+}
+
+// clientOutput runs a database client (psql, mysql) within timeout with env
+// added to the agent's environment, and returns its trimmed output; its
+// error output goes into the error, named by the client.
+func clientOutput(ctx context.Context, timeout time.Duration, env []string, bin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := runCommand(cmd); err != nil {
+		return "", fmt.Errorf("%s: %w: %s", filepath.Base(bin), err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(stdout.String()), nil
 }
 
 func (p *processes) run(cmd *exec.Cmd) error {

@@ -217,6 +217,8 @@ func (r *Reconciler) onlyEchoes(db *databasev1.Database) (ctrl.Result, bool) {
 	if !r.echoes.begin(db) || due {
 		return ctrl.Result{}, false
 	}
+	// Not polling: the timed look the last full reconcile asked for (a
+	// failover delay or a switchover timeout), kept, never a new one.
 	return ctrl.Result{RequeueAfter: left}, true
 }
 

@@ -47,8 +47,7 @@ const (
 
 // mysqlReplica reports a MySQL replica: no timeline, its executed GTID set.
 func mysqlReplica(n int, gtids string, streaming bool) member {
-	m := replicaAt(n, 0, gtids, streaming)
-	return m
+	return replicaAt(n, 0, gtids, streaming)
 }
 
 func podName(n int) string { return "db-" + string(rune('0'+n)) }

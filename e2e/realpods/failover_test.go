@@ -287,7 +287,7 @@ func rollout(t *testing.T, ns, db string, w *writer) time.Duration {
 	}).WithTimeout(settleTimeout).WithPolling(time.Second).Should(Succeed())
 	after := settle(t, ns, db)
 	end := time.Now()
-	moves := primaryMoves(t, ns, start)
+	moves := movesSince(t, ns, start)
 	NewWithT(t).Expect(moves).To(HaveLen(1), "exactly one switchover per rollout")
 	NewWithT(t).Expect(moves[0]).To(HavePrefix("SwitchedOver"))
 	NewWithT(t).Expect(after).NotTo(Equal(before), "the old primary handed the role over and restarted last")
@@ -315,7 +315,7 @@ func scaleDown(t *testing.T, ns, db string, w *writer) time.Duration {
 	after := settle(t, ns, db)
 	end := time.Now()
 	NewWithT(t).Expect(after).To(BeElementOf(db+"-0", db+"-1"))
-	moves := primaryMoves(t, ns, start)
+	moves := movesSince(t, ns, start)
 	NewWithT(t).Expect(moves).To(HaveLen(1), "one switchover before the primary's pod went")
 	NewWithT(t).Expect(moves[0]).To(HavePrefix("SwitchedOver"))
 	gap := w.longestGap(start, end)
@@ -323,42 +323,56 @@ func scaleDown(t *testing.T, ns, db string, w *writer) time.Duration {
 	return gap
 }
 
-// failedOverAt is when the first FailedOver Event since start was
-// recorded (events.k8s.io Events carry microseconds).
-func failedOverAt(t *testing.T, ns string, start time.Time) (time.Time, bool) {
+// move is a SwitchedOver or FailedOver Event of a Database.
+type move struct {
+	reason, message string
+	at              time.Time
+}
+
+// primaryMoves lists the namespace's SwitchedOver and FailedOver Events of
+// Databases, each at its event time (events.k8s.io Events, as the operator
+// records them, carry microseconds) or else its last timestamp.
+func primaryMoves(t *testing.T, ns string) []move {
 	t.Helper()
 	var events corev1.EventList
 	NewWithT(t).Expect(k8s.List(context.Background(), &events, client.InNamespace(ns))).To(Succeed())
-	var first time.Time
+	var moves []move
 	for _, e := range events.Items {
-		at := e.EventTime.Time
-		if e.InvolvedObject.Kind != "Database" || e.Reason != "FailedOver" || at.Before(start) {
+		if e.InvolvedObject.Kind != "Database" || (e.Reason != "SwitchedOver" && e.Reason != "FailedOver") {
 			continue
 		}
-		if first.IsZero() || at.Before(first) {
-			first = at
+		at := e.EventTime.Time
+		if at.IsZero() {
+			at = e.LastTimestamp.Time
+		}
+		moves = append(moves, move{reason: e.Reason, message: e.Message, at: at})
+	}
+	return moves
+}
+
+// failedOverAt is when the first FailedOver Event since start was recorded.
+func failedOverAt(t *testing.T, ns string, start time.Time) (time.Time, bool) {
+	t.Helper()
+	var first time.Time
+	for _, m := range primaryMoves(t, ns) {
+		if m.reason == "FailedOver" && !m.at.Before(start) && (first.IsZero() || m.at.Before(first)) {
+			first = m.at
 		}
 	}
 	return first, !first.IsZero()
 }
 
-// primaryMoves are the Database's SwitchedOver and FailedOver Events
-// since start.
-func primaryMoves(t *testing.T, ns string, start time.Time) []string {
+// movesSince are the primary's moves since start (to the second, the
+// precision of a last timestamp), as "Reason: message".
+func movesSince(t *testing.T, ns string, start time.Time) []string {
 	t.Helper()
-	var events corev1.EventList
-	NewWithT(t).Expect(k8s.List(context.Background(), &events, client.InNamespace(ns))).To(Succeed())
-	var moves []string
-	for _, e := range events.Items {
-		at := e.LastTimestamp.Time
-		if at.IsZero() {
-			at = e.EventTime.Time // events.k8s.io Events, as the operator records them
-		}
-		if e.InvolvedObject.Kind == "Database" && (e.Reason == "SwitchedOver" || e.Reason == "FailedOver") && !at.Before(start.Truncate(time.Second)) {
-			moves = append(moves, e.Reason+": "+e.Message)
+	var out []string
+	for _, m := range primaryMoves(t, ns) {
+		if !m.at.Before(start.Truncate(time.Second)) {
+			out = append(out, m.reason+": "+m.message)
 		}
 	}
-	return moves
+	return out
 }
 
 // currentPrimary is status.currentPrimary.
