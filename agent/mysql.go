@@ -51,7 +51,7 @@ func (m MySQL) query(ctx context.Context, timeout time.Duration, sql string, ver
 		port = 3306
 	}
 	args := []string{"--no-defaults", "--protocol=TCP", "--host=127.0.0.1", fmt.Sprintf("--port=%d", port),
-		"--user=root", "--connect-timeout=2", "--batch", "--skip-column-names"}
+		"--user=root", "--connect-timeout=2", "--batch", "--raw", "--skip-column-names"}
 	if vertical {
 		args = append(args, "--vertical")
 	}

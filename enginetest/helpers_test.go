@@ -258,6 +258,14 @@ func containerEnv(t testing.TB, c corev1.Container, s secret, podName string, ov
 			t.Fatalf("env %s: unsupported source %+v", e.Name, e.ValueFrom)
 		}
 	}
+	if _, _, underAgent := agentCommand(c.Command); underAgent {
+		// The agent adds ROLE for the server and the prepare script: the
+		// operator's first choice makes pod 0 the primary.
+		env["ROLE"] = "replica"
+		if strings.HasSuffix(podName, "-0") {
+			env["ROLE"] = "primary"
+		}
+	}
 	for k, v := range overrides {
 		env[k] = v
 	}

@@ -53,7 +53,9 @@ func exists(path string) bool {
 //     empties the data directory except lost+found and the marker, dot files
 //     and the mysql system schema included, before the entrypoint runs;
 //   - an initialised data directory without the marker is left untouched;
-//   - the entrypoint runs with the server id and report host of the pod;
+//   - the entrypoint runs with the server id and report host of the pod,
+//     and an initialised data directory's server starts read-only (fenced
+//     until its agent configures it as the primary);
 //   - with MariaDB doing the initialisation the image does (system tables,
 //     then the rendered init scripts sourced in name order), a failing init
 //     script leaves the marker beside a data directory the image would take
@@ -125,7 +127,8 @@ func TestMySQLInitialisationIsAllOrNothing_MariaDBStandIn(t *testing.T) {
 			files:       []string{"lost+found/", "mysql/", "mysql/user.MAD", "ibdata1", "orders/", "orders/items.ibd", ".hidden"},
 			wantMarker:  false,
 			wantListing: []string{".hidden", "ibdata1", "lost+found", "mysql", "orders"},
-			wantArgs:    []string{"mysqld", "--server-id=1", "--report-host=orders-0." + headless},
+			// Fenced: read-only until the agent has configured the primary.
+			wantArgs: []string{"mysqld", "--server-id=1", "--report-host=orders-0." + headless, "--read-only=ON", "--super-read-only=ON"},
 		},
 	}
 	for _, tc := range cases {

@@ -3,12 +3,9 @@ package enginetest
 import (
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -69,16 +66,17 @@ func threads(io, sql string) func(map[string]string) bool {
 }
 
 // TestMySQLReplicaReadinessNeedsReplication_MariaDBStandIn runs the rendered
-// readiness probe of a replica pod (orders-1) against a MariaDB replica, as
+// readiness probe of a database pod (orders-1) against a MariaDB server, as
 // the kubelet runs it in the database container: with the container's
 // environment (the root password in MYSQL_ROOT_PASSWORD), MariaDB's mysql
 // client first on PATH, and the replica's socket where the client looks by
 // default (an option file in HOME stands in for the image's compiled-in
-// socket path; the probe names no socket). It proves the probe is Ready
-// exactly while the replica replicates: not before replication is
-// configured, not with either thread stopped, not after a replication error;
-// and still Ready while the I/O thread reconnects to a source that went
-// away. It also shows that MariaDB answers SHOW REPLICA STATUS with the
+// socket path; the probe names no socket). It proves that a server without
+// replication is Ready only while it accepts writes (the primary, not a
+// fenced former primary), and that a replica is Ready exactly while it
+// replicates: not with either thread stopped, not after a replication
+// error; still Ready while the I/O thread reconnects to a source that went
+// away; and nothing is Ready once the server stopped. It also shows that MariaDB answers SHOW REPLICA STATUS with the
 // Slave_* columns the probe accepts.
 func TestMySQLReplicaReadinessNeedsReplication_MariaDBStandIn(t *testing.T) {
 	m := requireMariaDB(t)
@@ -104,7 +102,11 @@ func TestMySQLReplicaReadinessNeedsReplication_MariaDBStandIn(t *testing.T) {
 		ready  bool
 		output string
 	}{
-		{name: "no replication configured", ready: false, output: "not replicating: the SQL thread is not running"},
+		{name: "no replication configured and writable: the primary", ready: true},
+		{name: "no replication configured and read-only: fenced, waiting for its role", ready: false,
+			output: "not serving: no replication configured and read-only", do: func(t *testing.T) {
+				replica.mustRoot(t, "mysql", "SET GLOBAL read_only = ON")
+			}},
 		{name: "replicating from the source", ready: true, do: func(t *testing.T) {
 			replica.mustRoot(t, "mysql", fmt.Sprintf(
 				"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='replicator', MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1; START SLAVE",
@@ -152,6 +154,9 @@ func TestMySQLReplicaReadinessNeedsReplication_MariaDBStandIn(t *testing.T) {
 			source.srv.stop()
 			replica.waitReplicaStatus(t, "the I/O thread reconnecting", threads("Connecting", "Yes"))
 		}},
+		{name: "the server stopped", ready: false, output: "ERROR 2002", do: func(t *testing.T) {
+			replica.srv.stop()
+		}},
 	}
 	for _, step := range steps {
 		// Each step starts from the state the one before left.
@@ -170,73 +175,6 @@ func TestMySQLReplicaReadinessNeedsReplication_MariaDBStandIn(t *testing.T) {
 			g.Expect(out).To(ContainSubstring(step.output))
 		}) {
 			break
-		}
-	}
-}
-
-// TestMySQLSourceReadinessIsPing_MariaDBStandIn runs the rendered readiness
-// probe of pod 0 (orders-0), the source: it is Ready whenever the server
-// answers on 127.0.0.1:3306, with no replication configured, and not Ready
-// when nothing answers there. Port 3306 of this machine is not the test's to
-// take, so the test runs in a network namespace of its own (its loopback up,
-// nothing else in it), where a MariaDB server listens on 127.0.0.1:3306 and
-// the probe runs.
-func TestMySQLSourceReadinessIsPing_MariaDBStandIn(t *testing.T) {
-	m := requireMariaDB(t)
-	enterNetworkNamespace(t)
-	s := newSecret("orders", "app")
-	r := renderDB(t, newDatabase("orders", databasev1.MySQL, "8.4", withReplicas(2)))
-	c := r.database(t)
-	probe := readinessScript(t, c)
-	env := containerEnv(t, c, s, "orders-0", map[string]string{"PATH": "/usr/bin:/bin"})
-	ping := func() (string, error) { return run(t, 30*time.Second, m.user, env, "", "bash", "-c", probe) }
-
-	g := NewWithT(t)
-	out, err := ping()
-	g.Expect(err).To(HaveOccurred(), "nothing listens on 127.0.0.1:3306 yet: %s", out)
-	g.Expect(isExitError(err)).To(BeTrue(), "%v", err)
-
-	source := startMariaDBOn(t, m, s["root-password"], 3306)
-	g.Expect(source.replicaStatus(t)).To(BeEmpty(), "no replication is configured")
-	out, err = ping()
-	g.Expect(err == nil).To(BeTrue(), "pod 0 is Ready when the server answers; the probe failed (%v): %s", err, out)
-
-	source.srv.stop()
-	out, err = ping()
-	g.Expect(err).To(HaveOccurred(), "the server stopped: %s", out)
-	g.Expect(isExitError(err)).To(BeTrue(), "%v", err)
-}
-
-// enterNetworkNamespace moves the test's goroutine, on an OS thread locked
-// to it for good, into a new network namespace with its loopback interface
-// up: the processes the test starts from now on (they fork from this
-// thread) and the sockets it opens are in that namespace. The thread is
-// never unlocked, so it ends with the test's goroutine instead of returning
-// to the runtime's pool in the wrong namespace.
-func enterNetworkNamespace(t testing.TB) {
-	t.Helper()
-	runtime.LockOSThread()
-	if err := syscall.Unshare(syscall.CLONE_NEWNET); err != nil {
-		t.Fatalf("unshare a network namespace: %v", err)
-	}
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fd)
-	// struct ifreq: the interface name, then ifr_flags in the union.
-	var ifr struct {
-		name  [syscall.IFNAMSIZ]byte
-		flags uint16
-		_     [22]byte
-	}
-	copy(ifr.name[:], "lo")
-	for _, req := range []uintptr{syscall.SIOCGIFFLAGS, syscall.SIOCSIFFLAGS} {
-		if req == syscall.SIOCSIFFLAGS {
-			ifr.flags |= syscall.IFF_UP
-		}
-		if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), req, uintptr(unsafe.Pointer(&ifr))); errno != 0 {
-			t.Fatalf("bring the namespace's loopback up: %v", errno)
 		}
 	}
 }

@@ -31,8 +31,8 @@ func shellcheck(t *testing.T, name, script string) {
 // TestRenderedScriptsAreShellcheckClean runs shellcheck on every script
 // render produces, taken from the rendered objects: for MySQL the backup
 // CronJob's script, the replica set-up init script (initdb-replication.sh),
-// the database container's start wrapper and the restore script; for
-// PostgreSQL the same and the agent's prepare script; with TLS too
+// the database container's start wrapper, the agent's prepare script and
+// the restore script; for PostgreSQL the same; with TLS too
 // where TLS changes a script.
 func TestRenderedScriptsAreShellcheckClean(t *testing.T) {
 	for _, version := range []string{"8.0", "8.4"} {
@@ -51,10 +51,12 @@ func TestRenderedScriptsAreShellcheckClean(t *testing.T) {
 		t.Run("mysql-"+version+"/initdb-restore.sh", func(t *testing.T) {
 			shellcheck(t, "initdb-restore.sh", r.config(t, "initdb-restore.sh"))
 		})
+		t.Run("mysql-"+version+"/prepare", func(t *testing.T) { shellcheck(t, "prepare.sh", prepareScript(t, r.database(t))) })
 		rTLS := renderDB(t, newDatabase("orders", databasev1.MySQL, version, withReplicas(3), withTLS("")))
 		t.Run("mysql-"+version+"/tls/initdb-replication.sh", func(t *testing.T) {
 			shellcheck(t, "initdb-replication.sh", rTLS.config(t, "initdb-replication.sh"))
 		})
+		t.Run("mysql-"+version+"/tls/prepare", func(t *testing.T) { shellcheck(t, "prepare.sh", prepareScript(t, rTLS.database(t))) })
 	}
 	r := renderDB(t, newDatabase("orders", databasev1.PostgreSQL, "16", withReplicas(3), withBackup("7d"), withRestore("orders-old", "")))
 	t.Run("postgresql/backup", func(t *testing.T) { shellcheck(t, "backup.sh", bashScript(t, r.backupContainer(t))) })

@@ -94,7 +94,9 @@ func TestScaleDownKeepsThePrimary(t *testing.T) {
 	g.Expect(keepPods(db(1, ""))).To(BeZero(), "no primary yet")
 	my := db(1, "db-2")
 	my.Spec.Type = databasev1.MySQL
-	g.Expect(keepPods(my)).To(BeZero(), "without the agent pod 0 is the primary")
+	g.Expect(keepPods(my)).To(Equal(int32(3)), "MySQL's primary role moves too")
+	my.Spec.Type = "oracle"
+	g.Expect(keepPods(my)).To(BeZero(), "an engine without the agent keeps pod 0 the primary")
 
 	ms := []member{replicaAt(0, 1, "0/8", true), replicaAt(1, 1, "0/9", true), primaryAt(2, "0/9"), replicaAt(3, 1, "0/A", true)}
 	g.Expect(bestStayingReplica(ms, 2)).To(Equal("db-1"), "the most advanced of the pods that stay")

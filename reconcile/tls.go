@@ -162,10 +162,10 @@ func checkTLSSecret(db *databasev1.Database, secret *corev1.Secret, userSecret b
 	// Replicas verify the primary's name (verify-full, VERIFY_IDENTITY): a
 	// certificate without it would leave them Ready but not replicating.
 	if mayHaveReplicas(db) {
-		primary := render.PrimaryHost(db.Name, db.Namespace)
+		primary := render.PrimaryServiceHost(db.Name, db.Namespace)
 		if err := leaf.VerifyHostname(primary); err != nil {
-			return invalid("the certificate in %s does not name %s, which replicas connect to (add %s to its DNS names)",
-				render.TLSCertKey, primary, "*."+render.HeadlessServiceName(db.Name)+"."+db.Namespace+".svc")
+			return invalid("the certificate in %s does not name %s, the read-write Service replicas connect to (add it to its DNS names)",
+				render.TLSCertKey, primary)
 		}
 	}
 	return nil

@@ -37,8 +37,9 @@ func TestCheckTLSSecret(t *testing.T) {
 		return map[string][]byte{render.TLSCertKey: b.CertPEM, render.TLSPrivateKeyKey: b.KeyPEM, render.TLSCAKey: b.CAPEM}
 	}
 	valid, other := issue(now.Add(-24*time.Hour), 90*24*time.Hour), issue(now, 0)
-	// A certificate for the Services only, without the pods' names.
-	servicesOnly, err := pki.Issue(pki.Request{CAName: "test CA", DNSNames: []string{"orders.shop.svc", "orders-ro.shop.svc"},
+	// A certificate for the pods and the read-only Service, without the
+	// read-write Service's name.
+	noPrimaryService, err := pki.Issue(pki.Request{CAName: "test CA", DNSNames: []string{"*.orders-headless.shop.svc", "orders-ro.shop.svc"},
 		Now: now.Add(-time.Hour), Rand: rand.Reader})
 	if err != nil {
 		t.Fatal(err)
@@ -60,11 +61,11 @@ func TestCheckTLSSecret(t *testing.T) {
 	}{
 		{name: "valid", data: data(valid)},
 		{name: "valid with replicas", db: replicated, data: data(valid)},
-		{name: "no pod names, one pod", data: data(servicesOnly)},
-		{name: "no pod names, replicas", db: replicated, data: data(servicesOnly),
-			words: []string{"does not name orders-0.orders-headless.shop.svc, which replicas connect to", "*.orders-headless.shop.svc"}},
-		{name: "no pod names, autoscaled", db: autoscaled, data: data(servicesOnly),
-			words: []string{"does not name orders-0.orders-headless.shop.svc"}},
+		{name: "no read-write Service name, one pod", data: data(noPrimaryService)},
+		{name: "no read-write Service name, replicas", db: replicated, data: data(noPrimaryService),
+			words: []string{"does not name orders.shop.svc, the read-write Service replicas connect to", "add it to its DNS names"}},
+		{name: "no read-write Service name, autoscaled", db: autoscaled, data: data(noPrimaryService),
+			words: []string{"does not name orders.shop.svc"}},
 		{name: "valid, chain in tls.crt", data: chain},
 		{name: "issued by an issuer whose clock is ahead", data: data(issue(now.Add(3*time.Hour), 0))},
 		{name: "expired", data: data(issue(now.Add(-91*24*time.Hour), 90*24*time.Hour)),

@@ -170,8 +170,8 @@ func PrimaryServiceHost(db, namespace string) string {
 }
 
 // RunsUnderAgent says the Database's engine runs under the agent, so its
-// primary role can move: PostgreSQL today. Without the agent pod 0 is the
-// primary for ever.
+// primary role can move: both engines do. Without the agent pod 0 would be
+// the primary for ever.
 func RunsUnderAgent(db *databasev1.Database) bool {
 	eng, err := engineFor(db)
 	if err != nil {

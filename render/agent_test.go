@@ -40,10 +40,35 @@ func TestReplicationModes(t *testing.T) {
 	}
 }
 
+// TestMySQLReplicationModes: sync mode turns semi-synchronous replication
+// on through the agent's flag, at whichever pod is the primary; the plugins
+// are loaded everywhere and nothing in my.cnf turns it on at the source
+// (the image's temporary server reads that file).
+func TestMySQLReplicationModes(t *testing.T) {
+	for mode, want := range map[databasev1.ReplicationMode]string{
+		"":                          "--semi-sync=false",
+		databasev1.ReplicationAsync: "--semi-sync=false",
+		databasev1.ReplicationSync:  "--semi-sync=true",
+	} {
+		t.Run(string(mode), func(t *testing.T) {
+			g := NewWithT(t)
+			db := newDatabase(databasev1.MySQL, "8.4", func(d *databasev1.Database) {
+				d.Spec.Replicas = ptr(int32(3))
+				d.Spec.Replication = &databasev1.ReplicationSpec{Mode: mode}
+			})
+			c := mustRender(t, db)
+			sts := typed[appsv1.StatefulSet](t, c.StatefulSet)
+			g.Expect(containerNamed(g, sts.Spec.Template.Spec.Containers, "database").Command).To(ContainElement(want))
+			conf := typed[corev1.ConfigMap](t, c.ConfigMap).Data["my.cnf"]
+			g.Expect(conf).To(ContainSubstring("plugin_load_add = semisync_source.so\nplugin_load_add = semisync_replica.so\n"))
+			g.Expect(conf).To(ContainSubstring("loose_rpl_semi_sync_source_enabled = OFF\n"))
+		})
+	}
+}
+
 // TestAgentPods: the pods run under the agent with their own identity,
 // which may read and annotate the Database's pods by name and nothing else,
-// and the operator rolls them (OnDelete); MySQL, without the agent yet,
-// keeps the StatefulSet's rolling update with pod 0 the primary.
+// and the operator rolls them (OnDelete), for both engines.
 func TestAgentPods(t *testing.T) {
 	g := NewWithT(t)
 	c := mustRender(t, newDatabase(databasev1.PostgreSQL, "16", func(d *databasev1.Database) { d.Spec.Replicas = ptr(int32(3)) }))
@@ -74,9 +99,13 @@ func TestAgentPods(t *testing.T) {
 	g.Expect(binding.RoleRef.Name).To(Equal(role.Name))
 
 	my := mustRender(t, newDatabase(databasev1.MySQL, "8.4", func(d *databasev1.Database) { d.Spec.Replicas = ptr(int32(3)) }))
-	g.Expect(typed[appsv1.StatefulSet](t, my.StatefulSet).Spec.UpdateStrategy.Type).To(Equal(appsv1.RollingUpdateStatefulSetStrategyType))
-	g.Expect(my.ServiceAccount).To(BeNil())
-	g.Expect(render.RunsUnderAgent(newDatabase(databasev1.MySQL, "8.4"))).To(BeFalse())
+	mySts := typed[appsv1.StatefulSet](t, my.StatefulSet)
+	g.Expect(mySts.Spec.UpdateStrategy.Type).To(Equal(appsv1.OnDeleteStatefulSetStrategyType))
+	g.Expect(mySts.Spec.Template.Spec.ServiceAccountName).To(Equal("orders-instance"))
+	g.Expect(strings.Join(containerNamed(g, mySts.Spec.Template.Spec.Containers, "database").Command, " ")).
+		To(ContainSubstring("--upstream=orders.shop.svc:3306"))
+	g.Expect(my.ServiceAccount).NotTo(BeNil())
+	g.Expect(render.RunsUnderAgent(newDatabase(databasev1.MySQL, "8.4"))).To(BeTrue())
 	g.Expect(render.RunsUnderAgent(newDatabase(databasev1.PostgreSQL, "16"))).To(BeTrue())
 }
 

@@ -30,8 +30,21 @@ func (mysql) metricsPort() int32                 { return mysqlExporterPort }
 
 // mysqlStart gives each pod a distinct server id from its ordinal (0 is not
 // allowed for replication) before handing over to the image's entrypoint.
+//
+// A server whose data directory exists starts read-only (super_read_only,
+// on the command line, so that data directories made before it get it
+// too): a primary accepts writes only once its agent has seen it answer
+// in the role the operator gave the pod (agent.MySQL.ConfigurePrimary), so
+// a former primary that restarts is fenced until it is told its role. An
+// empty data directory is initialised by the image's entrypoint with a
+// temporary server the same flags reach, which must write; a replica's
+// initialisation persists read-only itself (mysqlInitReplication).
 const mysqlStart = `ordinal="${POD_NAME##*-}"
-exec docker-entrypoint.sh mysqld --server-id="$((ordinal + 1))" --report-host="${POD_NAME}.${HEADLESS_SERVICE}"`
+fenced=()
+if [ -d "$DATA_VOLUME/mysql" ]; then
+  fenced=(--read-only=ON --super-read-only=ON)
+fi
+exec docker-entrypoint.sh mysqld --server-id="$((ordinal + 1))" --report-host="${POD_NAME}.${HEADLESS_SERVICE}" "${fenced[@]}"`
 
 // initialisation: the entrypoint initialises when $DATADIR/mysql is
 // missing. The volume is the data directory (DATA_VOLUME), so emptying keeps
@@ -54,7 +67,7 @@ func (mysql) env(s *spec) []*corev1ac.EnvVarApplyConfiguration {
 		secretEnv(s, "MYSQL_PASSWORD", SecretKeyPassword),
 		secretEnv(s, "REPLICATION_PASSWORD", SecretKeyReplicationPassword),
 		valueEnv("REPLICATION_USER", ReplicationUser),
-		valueEnv("PRIMARY_HOST", PrimaryHost(s.name, s.namespace)),
+		valueEnv("PRIMARY_HOST", PrimaryServiceHost(s.name, s.namespace)),
 		valueEnv("PRIMARY_PORT", fmt.Sprint(mysqlPort)),
 		valueEnv("HEADLESS_SERVICE", HeadlessServiceName(s.name)),
 		valueEnv("DATA_VOLUME", mysqlDataPath),
@@ -123,11 +136,22 @@ func mysqlConf(s *spec) string {
 	line("character_set_server", "utf8mb4")
 	line("max_connections", fmt.Sprint(s.profile.maxConnections))
 	line("innodb_buffer_pool_size", fmt.Sprintf("%dM", s.megabytes(1, 2, 128)))
-	b.WriteString("# Replication: GTIDs on; pod 0 is the source, the others replicate from it.\n")
+	b.WriteString("# Replication: GTIDs on; the primary (status.currentPrimary) is the source, the others\n")
+	b.WriteString("# replicate from it through the read-write Service, with GTID auto-positioning.\n")
 	line("gtid_mode", "ON")
 	line("enforce_gtid_consistency", "ON")
 	line("log_bin", "binlog")
+	line("log_replica_updates", "ON")
 	line("binlog_expire_logs_seconds", "604800")
+	b.WriteString("# A replica drops a source silent for 5s (heartbeats every 2.5s) and retries every second:\n")
+	b.WriteString("# it notices a lost primary in seconds and follows the new one through the Service.\n")
+	line("replica_net_timeout", "5")
+	b.WriteString("# Semi-synchronous replication, on at the primary in sync mode (the agent's):\n")
+	b.WriteString("# every replica acknowledges what it has received.\n")
+	line("plugin_load_add", "semisync_source.so")
+	line("plugin_load_add", "semisync_replica.so")
+	line("loose_rpl_semi_sync_replica_enabled", "ON")
+	line("loose_rpl_semi_sync_source_enabled", "OFF")
 	b.WriteString("# Logs go to stderr, where the container runtime collects them.\n")
 	line("log_error_verbosity", "2")
 	if s.logging {
@@ -199,11 +223,14 @@ const (
 var mysqlExporterConfig = "# Rendered by database-operator: mysqld_exporter uses TLS over loopback, without verifying the server (127.0.0.1 is not in the certificate).\n[client]\nssl-ca = " + tlsFile(TLSCAKey) + "\n"
 
 // mysqlInitReplication is sourced by the image's entrypoint once, while it
-// initialises an empty data directory, with the temporary server running.
-// On pod 0 it creates the replication user. On a replica it loads a
-// consistent copy of pod 0 (mysqldump with the source's GTID set, so nothing
-// is applied twice), points replication at pod 0 with GTID auto-positioning,
-// and makes the replica read-only.
+// initialises an empty data directory, with the temporary server running,
+// and ROLE set by the agent to the pod's role. On the primary it creates
+// the replication user. On a replica it loads a consistent copy of the
+// current primary, reached through the read-write Service (mysqldump with
+// the source's GTID set, so nothing is applied twice), points replication
+// there with GTID auto-positioning, and makes the replica read-only for
+// good (SET PERSIST: only a promotion's SET GLOBAL lifts it, until the next
+// start).
 const mysqlInitReplication = `# shellcheck shell=bash
 # Rendered by database-operator: replication, set up once per data directory.
 sql_string() {
@@ -211,7 +238,7 @@ sql_string() {
   printf "'%s'" "${s//\'/\'\'}"
 }
 replication_password_sql="$(sql_string "$REPLICATION_PASSWORD")"
-if [ "${POD_NAME##*-}" = "0" ]; then
+if [ "$ROLE" = primary ]; then
   mysql_note "database-operator: creating replication user ${REPLICATION_USER}"
   docker_process_sql --database=mysql <<EOSQL
     CREATE USER '${REPLICATION_USER}'@'%' IDENTIFIED BY ${replication_password_sql};
@@ -230,7 +257,7 @@ else
   docker_process_sql --database=mysql <<EOSQL
     CHANGE REPLICATION SOURCE TO SOURCE_HOST='${PRIMARY_HOST}', SOURCE_PORT=${PRIMARY_PORT},
       SOURCE_USER='${REPLICATION_USER}', SOURCE_PASSWORD=${replication_password_sql},
-      SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1{{source-tls}};
+      SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=1{{source-tls}};
     SET PERSIST read_only = ON;
     SET PERSIST super_read_only = ON;
 EOSQL
@@ -245,17 +272,24 @@ func (mysql) probe() []string {
 
 // mysqlReadiness makes a replica Ready only while it replicates: its
 // replication is configured, the SQL thread runs and the I/O thread runs or
-// is reconnecting (the source restarting). A replica whose copy failed, or
-// whose replication stopped with an error, then serves no reads from
-// <db>-ro. Pod 0, the source, is Ready when it answers. The client connects
-// as root on the local socket (which require_secure_transport allows), with
-// the password from the environment, never on a command line. SHOW REPLICA
-// STATUS names its columns Replica_* in MySQL and Slave_* in MariaDB.
+// is reconnecting (the primary restarting, or a failover under way). A
+// replica whose copy failed, or whose replication stopped with an error,
+// then serves no reads from <db>-ro. A server with no replication
+// configured is Ready only while it accepts writes: the primary once its
+// agent has configured it, never a former primary fenced read-only until it
+// is told its role. The client connects as root on the local socket (which
+// require_secure_transport allows), with the password from the
+// environment, never on a command line. SHOW REPLICA STATUS names its
+// columns Replica_* in MySQL and Slave_* in MariaDB; read_only is ON
+// whenever super_read_only is.
 const mysqlReadiness = `set -uo pipefail
-if [ "${POD_NAME##*-}" = "0" ]; then
-  exec mysqladmin ping --host=127.0.0.1 --port=3306 --silent
+ask() { MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysql --protocol=socket --user=root --batch "$@"; }
+status="$(ask --execute='SHOW REPLICA STATUS\G')" || exit 1
+if [ -z "$status" ]; then
+  read_only="$(ask --skip-column-names --execute='SELECT @@global.read_only')" || exit 1
+  [ "$read_only" = 0 ] || { echo "not serving: no replication configured and read-only (waiting to be told its role)"; exit 1; }
+  exit 0
 fi
-status="$(MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysql --protocol=socket --user=root --batch --execute='SHOW REPLICA STATUS\G')" || exit 1
 grep -Eq '^ *(Replica|Slave)_SQL_Running: Yes$' <<<"$status" || { echo "not replicating: the SQL thread is not running"; exit 1; }
 grep -Eq '^ *(Replica|Slave)_IO_Running: (Yes|Connecting)$' <<<"$status" || { echo "not replicating: the I/O thread is stopped"; exit 1; }
 `
@@ -264,9 +298,107 @@ func (mysql) readinessProbe() []string { return []string{"bash", "-c", mysqlRead
 
 func (mysql) initContainers(*spec) []*corev1ac.ContainerApplyConfiguration { return nil }
 
-// agent: MySQL servers do not run under the agent yet; pod 0 stays the
-// primary.
-func (mysql) agent(*spec) *agentRun { return nil }
+// agent: the server stops cleanly on SIGTERM (the image has no
+// STOPSIGNAL). In sync mode the agent turns semi-synchronous replication on
+// at the primary. With TLS, the prepare script's questions to the primary
+// and the replication connection verify the primary's certificate and its
+// name (the read-write Service's, which the certificate carries).
+func (mysql) agent(s *spec) *agentRun {
+	env := []*corev1ac.EnvVarApplyConfiguration{}
+	if s.tlsSecret != "" {
+		env = append(env, valueEnv("PRIMARY_TLS_CA", tlsFile(TLSCAKey)))
+	}
+	return &agentRun{engine: "mysql", stopSignal: "SIGTERM", prepare: mysqlPrepare, env: env,
+		flags: []string{fmt.Sprintf("--semi-sync=%t", s.syncReplication)}}
+}
+
+// mysqlPrepare is run by the agent before every start of the server, with
+// ROLE set to the pod's role. A primary starts as it is (fenced read-only
+// until its agent configures it), and so does an empty data directory,
+// which the image's entrypoint initialises (mysqlInitReplication copies the
+// primary). A replica's existing data directory, which may be a former
+// primary's, is made to follow the current primary, reached through the
+// read-write Service, before the server starts, with a temporary server on
+// a private socket and no network:
+//
+//   - when it holds transactions the primary lacks (its executed GTID set
+//     is not a subset of the primary's: writes of a former primary that no
+//     replica received), replication could never reconcile them, so the
+//     data directory is emptied and the entrypoint copies the primary again;
+//   - otherwise replication is pointed at the Service with GTID
+//     auto-positioning, with the credentials and TLS settings of today's
+//     spec, so a former primary rejoins without a copy, and a replica made
+//     before the primary role could move (which named pod 0) follows the
+//     role from now on.
+//
+// Passwords only pass through the environment (MYSQL_PWD) and the SQL sent
+// on the client's standard input, never a command line.
+const mysqlPrepare = `set -euo pipefail
+if [ "$ROLE" = primary ]; then
+  echo "database-operator: starting as the primary (read-only until the agent configures it)"
+  exit 0
+fi
+if [ ! -d "$DATA_VOLUME/mysql" ] || [ -e "$DATA_VOLUME/` + initialisingMarker + `" ]; then
+  echo "database-operator: no complete data directory; the entrypoint copies the primary"
+  exit 0
+fi
+sql_string() {
+  local s="${1//\\/\\\\}"
+  printf "'%s'" "${s//\'/\'\'}"
+}
+primary_tls=()
+source_tls=""
+if [ -n "${PRIMARY_TLS_CA:-}" ]; then
+  primary_tls=(--ssl-mode=VERIFY_IDENTITY "--ssl-ca=$PRIMARY_TLS_CA")
+  source_tls=", SOURCE_SSL=1, SOURCE_SSL_CA=$(sql_string "$PRIMARY_TLS_CA"), SOURCE_SSL_VERIFY_SERVER_CERT=1"
+fi
+ask_primary() {
+  MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysql --no-defaults --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --user=root \
+    --connect-timeout=5 "${primary_tls[@]}" --batch --raw --skip-column-names --execute="$1"
+}
+until mysqladmin --no-defaults ping --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --connect-timeout=2 --silent; do
+  echo "database-operator: waiting for the primary at $PRIMARY_HOST:$PRIMARY_PORT"
+  sleep 1
+done
+work="$(mktemp -d)"
+socket="$work/mysqld.sock"
+mysqld --server-id="$((${POD_NAME##*-} + 1))" --skip-networking --socket="$socket" --pid-file="$work/mysqld.pid" \
+  --skip-replica-start --read-only=ON --super-read-only=ON &
+temporary=$!
+ask_local() {
+  MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysql --no-defaults --protocol=socket --socket="$socket" --user=root \
+    --batch --raw --skip-column-names "$@"
+}
+stop_temporary() {
+  MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysqladmin --no-defaults --protocol=socket --socket="$socket" --user=root shutdown || kill "$temporary"
+  wait "$temporary" || true
+  rm -rf -- "$work"
+}
+trap stop_temporary EXIT
+until MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysqladmin --no-defaults --protocol=socket --socket="$socket" --user=root ping --silent 2>/dev/null; do
+  kill -0 "$temporary" 2>/dev/null || { echo "database-operator: the temporary server did not start" >&2; exit 1; }
+  sleep 1
+done
+local_set="$(ask_local --execute='SELECT @@global.gtid_executed' | tr -d '\n')"
+primary_set="$(ask_primary 'SELECT @@global.gtid_executed' | tr -d '\n')"
+errant="$(ask_local --execute="SELECT GTID_SUBTRACT($(sql_string "$local_set"), $(sql_string "$primary_set"))" | tr -d '\n')"
+if [ -n "$errant" ]; then
+  echo "database-operator: this server holds transactions the primary lacks ($errant); copying the primary again" >&2
+  stop_temporary
+  trap - EXIT
+  find "$DATA_VOLUME" -mindepth 1 -maxdepth 1 ! -name lost+found -exec rm -rf -- {} +
+  exit 0
+fi
+ask_local <<EOSQL
+STOP REPLICA;
+CHANGE REPLICATION SOURCE TO SOURCE_HOST=$(sql_string "$PRIMARY_HOST"), SOURCE_PORT=$PRIMARY_PORT,
+  SOURCE_USER=$(sql_string "$REPLICATION_USER"), SOURCE_PASSWORD=$(sql_string "$REPLICATION_PASSWORD"),
+  SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=1${source_tls};
+SET PERSIST read_only = ON;
+SET PERSIST super_read_only = ON;
+EOSQL
+echo "database-operator: starting as a replica of $PRIMARY_HOST"
+`
 
 // restore loads the dump into MYSQL_DATABASE: the entrypoint's
 // docker_process_sql connects as root with --database="$MYSQL_DATABASE", and

@@ -54,15 +54,6 @@ func NetworkPolicyName(db string) string { return db }
 // PodName is the name of the pod with the given StatefulSet ordinal.
 func PodName(db string, ordinal int) string { return db + "-" + strconv.Itoa(ordinal) }
 
-// PrimaryHost is the DNS name replicas reach pod 0, the primary, by:
-// <db>-0.<db>-headless.<namespace>.svc. It is the fully qualified form that
-// the server certificate carries (*.<db>-headless.<namespace>.svc, see
-// ServerDNSNames), so replication can verify the primary's host name, not
-// only that its certificate comes from the CA.
-func PrimaryHost(db, namespace string) string {
-	return PodName(db, 0) + "." + HeadlessServiceName(db) + "." + namespace + ".svc"
-}
-
 // dataVolumeName is the StatefulSet's volume claim template; the PVCs are
 // named data-<db>-<ordinal>.
 const dataVolumeName = "data"

@@ -23,7 +23,7 @@ import (
 // engineFacts are what each engine must look like in the rendered pods.
 type engineFacts struct {
 	version, port, portName, dataPath string
-	probe                             string
+	probe, readiness                  string
 	passwordEnv                       []string
 }
 
@@ -31,11 +31,13 @@ var facts = map[databasev1.DatabaseType]engineFacts{
 	databasev1.PostgreSQL: {
 		version: "16", port: "5432", portName: "postgresql", dataPath: "/var/lib/postgresql/data",
 		probe:       "pg_isready",
+		readiness:   "pg_isready",
 		passwordEnv: []string{"POSTGRES_PASSWORD", "APP_PASSWORD", "REPLICATION_PASSWORD"},
 	},
 	databasev1.MySQL: {
 		version: "8.0", port: "3306", portName: "mysql", dataPath: "/var/lib/mysql",
 		probe:       "mysqladmin ping",
+		readiness:   "SHOW REPLICA STATUS",
 		passwordEnv: []string{"MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "REPLICATION_PASSWORD"},
 	},
 }
@@ -135,10 +137,12 @@ func checkContract(t *testing.T, db *databasev1.Database) {
 	g.Expect(main.Ports).To(ConsistOf(HaveField("Name", f.portName)))
 	g.Expect(fmt.Sprint(main.Ports[0].ContainerPort)).To(Equal(f.port))
 	g.Expect(main.VolumeMounts).To(ContainElement(And(HaveField("Name", "data"), HaveField("MountPath", f.dataPath))))
-	for _, p := range []*corev1.Probe{main.ReadinessProbe, main.LivenessProbe, main.StartupProbe} {
+	for _, p := range []*corev1.Probe{main.LivenessProbe, main.StartupProbe} {
 		g.Expect(p).NotTo(BeNil())
 		g.Expect(strings.Join(p.Exec.Command, " ")).To(ContainSubstring(f.probe))
 	}
+	g.Expect(main.ReadinessProbe).NotTo(BeNil())
+	g.Expect(strings.Join(main.ReadinessProbe.Exec.Command, " ")).To(ContainSubstring(f.readiness))
 	env := envByName(main)
 	for _, name := range f.passwordEnv {
 		g.Expect(env).To(HaveKey(name))
@@ -194,8 +198,14 @@ func checkContract(t *testing.T, db *databasev1.Database) {
 		}
 	case databasev1.MySQL:
 		g.Expect(main.VolumeMounts).To(ContainElement(HaveField("MountPath", "/etc/mysql/conf.d")))
-		g.Expect(strings.Join(main.Command, " ")).To(ContainSubstring(`--server-id="$((ordinal + 1))"`))
-		g.Expect(env["PRIMARY_HOST"].Value).To(Equal("orders-0.orders-headless.shop.svc"), "the fully qualified name the certificate carries")
+		cmd := strings.Join(main.Command, " ")
+		g.Expect(cmd).To(ContainSubstring(`--server-id="$((ordinal + 1))"`))
+		g.Expect(cmd).To(ContainSubstring("--engine=mysql"))
+		g.Expect(cmd).To(ContainSubstring("--super-read-only=ON"), "an initialised server starts fenced")
+		g.Expect(cmd).To(ContainSubstring("GTID_SUBTRACT"), "a former primary with transactions the primary lacks is copied again")
+		g.Expect(cmd).To(ContainSubstring("SOURCE_AUTO_POSITION=1"), "an existing data directory is re-pointed at the Service")
+		g.Expect(env["PRIMARY_HOST"].Value).To(Equal("orders.shop.svc"), "the read-write Service, which follows the primary; a name the certificate carries")
+		g.Expect(pod.ServiceAccountName).To(Equal("orders-instance"))
 		conf := cm.Data["my.cnf"]
 		g.Expect(conf).To(ContainSubstring("gtid_mode = ON"))
 		g.Expect(conf).To(ContainSubstring("enforce_gtid_consistency = ON"))

@@ -126,8 +126,12 @@ func TestTLS(t *testing.T) {
 				}
 				initScript := cm.Data["initdb-replication.sh"]
 				g.Expect(initScript).To(ContainSubstring("SOURCE_SSL=1, SOURCE_SSL_CA='" + tlsDir + "/ca.crt', SOURCE_SSL_VERIFY_SERVER_CERT=1;"))
+				g.Expect(strings.Join(containerNamed(g, pod.Containers, "database").Command, " ")).To(ContainSubstring("SOURCE_SSL_VERIFY_SERVER_CERT=1"),
+					"the re-pointed replication verifies the primary as the copied one does")
 				g.Expect(initScript).To(ContainSubstring("--user=root --ssl-mode=VERIFY_IDENTITY --ssl-ca=" + tlsDir + "/ca.crt \\\n"))
-				g.Expect(envByName(containerNamed(g, pod.Containers, "database"))).To(HaveKeyWithValue("PRIMARY_HOST", HaveField("Value", "orders-0.orders-headless.shop.svc")))
+				g.Expect(envByName(containerNamed(g, pod.Containers, "database"))).To(HaveKeyWithValue("PRIMARY_HOST", HaveField("Value", "orders.shop.svc")))
+				g.Expect(envByName(containerNamed(g, pod.Containers, "database"))).To(HaveKeyWithValue("PRIMARY_TLS_CA", HaveField("Value", tlsDir+"/ca.crt")),
+					"the agent's prepare step verifies the primary too")
 				g.Expect(cm.Data["mysqld-exporter.cnf"]).To(ContainSubstring("[client]\nssl-ca = " + tlsDir + "/ca.crt\n"))
 				g.Expect(exporter.Args).To(ContainElements("--config.my-cnf=/etc/mysqld-exporter/exporter.cnf", "--tls.insecure-skip-verify"))
 				g.Expect(exporter.VolumeMounts).To(ContainElements(tlsMount,
@@ -171,17 +175,18 @@ func TestServerDNSNames(t *testing.T) {
 		"*.orders-headless.shop.svc", "*.orders-headless.shop.svc.cluster.local"))
 }
 
-// TestPrimaryHostIsInTheCertificate: replicas reach the primary by a name
-// the server certificate carries (the wildcard for the pods), so they can
-// verify the host name (PostgreSQL sslmode=verify-full, MySQL
-// VERIFY_IDENTITY and SOURCE_SSL_VERIFY_SERVER_CERT); the short pod name
-// <db>-0.<db>-headless is not in the certificate.
+// TestPrimaryHostIsInTheCertificate: replicas of both engines reach the
+// primary by the read-write Service's name, which the server certificate
+// carries, so they can verify the host name (PostgreSQL sslmode=verify-full,
+// MySQL VERIFY_IDENTITY and SOURCE_SSL_VERIFY_SERVER_CERT); the short name
+// is not in the certificate.
 func TestPrimaryHostIsInTheCertificate(t *testing.T) {
 	g := NewWithT(t)
-	g.Expect(render.PrimaryHost("orders", "shop")).To(Equal("orders-0.orders-headless.shop.svc"))
+	g.Expect(render.PrimaryServiceHost("orders", "shop")).To(Equal("orders.shop.svc"))
 	cert := &x509.Certificate{DNSNames: render.ServerDNSNames("orders", "shop")}
-	g.Expect(cert.VerifyHostname(render.PrimaryHost("orders", "shop"))).To(Succeed())
-	g.Expect(cert.VerifyHostname("orders-0.orders-headless")).NotTo(Succeed(), "the short name is not covered")
+	g.Expect(cert.VerifyHostname(render.PrimaryServiceHost("orders", "shop"))).To(Succeed())
+	g.Expect(cert.VerifyHostname("orders.shop")).To(Succeed())
+	g.Expect(cert.VerifyHostname("orders.shop.svc.example")).NotTo(Succeed(), "a name outside the cluster's")
 	other := &x509.Certificate{DNSNames: render.ServerDNSNames("orders", "other")}
-	g.Expect(other.VerifyHostname(render.PrimaryHost("orders", "shop"))).NotTo(Succeed(), "another namespace's certificate")
+	g.Expect(other.VerifyHostname(render.PrimaryServiceHost("orders", "shop"))).NotTo(Succeed(), "another namespace's certificate")
 }

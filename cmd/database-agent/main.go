@@ -3,7 +3,7 @@
 //	database-agent copy DEST
 //	    copy this binary to DEST (an init container puts it on a volume the
 //	    database container shares; the operator's image has no shell).
-//	database-agent run --engine=postgresql --prepare=SCRIPT [flags] -- SERVER...
+//	database-agent run --engine=postgresql|mysql --prepare=SCRIPT [flags] -- SERVER...
 //	    run the database server as PID 1 of the database container.
 package main
 
@@ -83,13 +83,14 @@ func copySelf(dest string) error {
 
 func run(args []string) (int, error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	engine := fs.String("engine", "postgresql", "the database engine: postgresql")
+	engine := fs.String("engine", "postgresql", "the database engine: postgresql or mysql")
 	prepare := fs.String("prepare", "", "bash script run before every start of the server, with ROLE=primary|replica")
 	stopSignal := fs.String("stop-signal", "SIGINT", "the signal that stops the server cleanly: SIGINT or SIGTERM")
 	startingFile := fs.String("starting-file", "", "file that exists while the server is prepared or started")
 	terminationLog := fs.String("termination-log", "", "file a failed start writes its reason to (the container's termination message file), reported until the server answers")
 	upstream := fs.String("upstream", "", "host:port of the primary, which a replica that is not streaming dials")
 	syncNames := fs.String("synchronous-standby-names", "", "PostgreSQL: the primary's synchronous_standby_names (empty: asynchronous)")
+	semiSync := fs.Bool("semi-sync", false, "MySQL: semi-synchronous replication at the primary (a commit waits for a replica to receive it)")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
 	}
@@ -115,8 +116,10 @@ func run(args []string) (int, error) {
 		// certificate names 127.0.0.1; the connection never leaves the pod.
 		cfg.Engine = agent.Postgres{Password: os.Getenv("POSTGRES_PASSWORD"), Env: []string{"PGHOST=127.0.0.1", "PGPORT=5432", "PGSSLMODE=prefer"},
 			SynchronousStandbyNames: *syncNames}
+	case "mysql":
+		cfg.Engine = agent.MySQL{Password: os.Getenv("MYSQL_ROOT_PASSWORD"), Sync: *semiSync}
 	default:
-		return 2, fmt.Errorf("--engine=%q: want postgresql", *engine)
+		return 2, fmt.Errorf("--engine=%q: want postgresql or mysql", *engine)
 	}
 	switch *stopSignal {
 	case "SIGINT":
