@@ -224,7 +224,10 @@ func (a *runner) observeServer(ctx context.Context) *instance.Report {
 		a.removeStartingFile()
 		a.cfg.Log.Info("server answers", "role", string(r.Role))
 	}
-	if r.Role == instance.Primary && !a.configured {
+	// Only a server the operator made the primary is configured as one: a
+	// MySQL former primary starts read-only with no replication, which
+	// looks like a primary, and configuring it would lift its fence.
+	if r.Role == instance.Primary && a.desired == instance.Primary && !a.configured {
 		if err := a.cfg.Engine.ConfigurePrimary(ctx); err != nil {
 			a.cfg.Log.Error("configuring the primary", "err", err)
 		} else {
