@@ -16,7 +16,7 @@ type recordingEngine struct {
 }
 
 func (e recordingEngine) Observe(context.Context) (instance.Report, error) { return e.report, nil }
-func (e recordingEngine) Promote(context.Context) error                   { return nil }
+func (e recordingEngine) Promote(context.Context) error                    { return nil }
 func (e recordingEngine) ConfigurePrimary(context.Context) error {
 	*e.configured++
 	return nil
