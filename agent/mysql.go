@@ -51,9 +51,13 @@ func (m MySQL) query(ctx context.Context, timeout time.Duration, sql string, ver
 		port = 3306
 	}
 	args := []string{"--no-defaults", "--protocol=TCP", "--host=127.0.0.1", fmt.Sprintf("--port=%d", port),
-		"--user=root", "--connect-timeout=2", "--batch", "--raw", "--skip-column-names"}
+		"--user=root", "--connect-timeout=2", "--batch", "--raw"}
 	if vertical {
+		// Field names are what vertical output is read by, and
+		// --skip-column-names drops them there too.
 		args = append(args, "--vertical")
+	} else {
+		args = append(args, "--skip-column-names")
 	}
 	return clientOutput(ctx, timeout, []string{"MYSQL_PWD=" + m.Password}, bin, append(args, "--execute="+sql)...)
 }
@@ -66,11 +70,21 @@ func (m MySQL) Observe(ctx context.Context) (instance.Report, error) {
 	if err != nil {
 		return instance.Report{}, err
 	}
-	status, err := m.query(ctx, 5*time.Second, "SHOW REPLICA STATUS", true)
+	status, err := m.ReplicaStatus(ctx)
 	if err != nil {
 		return instance.Report{}, err
 	}
-	return parseMySQLObserve(executed, parseVertical(status))
+	return parseMySQLObserve(executed, status)
+}
+
+// ReplicaStatus is SHOW REPLICA STATUS as field names to values; empty
+// when no replication is configured.
+func (m MySQL) ReplicaStatus(ctx context.Context) (map[string]string, error) {
+	out, err := m.query(ctx, 5*time.Second, "SHOW REPLICA STATUS", true)
+	if err != nil {
+		return nil, err
+	}
+	return parseVertical(out), nil
 }
 
 // parseVertical reads the mysql client's --vertical output of one row:
@@ -122,11 +136,11 @@ func (m MySQL) Promote(ctx context.Context) error {
 	if _, err := m.query(ctx, 10*time.Second, mysqlStopReceiving, false); err != nil {
 		return err
 	}
-	status, err := m.query(ctx, 5*time.Second, "SHOW REPLICA STATUS", true)
+	status, err := m.ReplicaStatus(ctx)
 	if err != nil {
 		return err
 	}
-	if received := parseVertical(status)["Retrieved_Gtid_Set"]; received != "" {
+	if received := status["Retrieved_Gtid_Set"]; received != "" {
 		out, err := m.query(ctx, 70*time.Second, fmt.Sprintf(mysqlWaitApplied, sqlQuote(received)), false)
 		if err != nil {
 			return err

@@ -257,7 +257,7 @@ else
   docker_process_sql --database=mysql <<EOSQL
     CHANGE REPLICATION SOURCE TO SOURCE_HOST='${PRIMARY_HOST}', SOURCE_PORT=${PRIMARY_PORT},
       SOURCE_USER='${REPLICATION_USER}', SOURCE_PASSWORD=${replication_password_sql},
-      SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=1{{source-tls}};
+      SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=1, SOURCE_RETRY_COUNT=86400{{source-tls}};
     SET PERSIST read_only = ON;
     SET PERSIST super_read_only = ON;
 EOSQL
@@ -331,8 +331,11 @@ func (mysql) agent(s *spec) *agentRun {
 //     before the primary role could move (which named pod 0) follows the
 //     role from now on.
 //
-// Passwords only pass through the environment (MYSQL_PWD) and the SQL sent
-// on the client's standard input, never a command line.
+// The I/O thread retries a lost source every second for a day
+// (SOURCE_RETRY_COUNT: MySQL 8.4's default gives up after 10 tries, and a
+// failover takes longer than that). Passwords only pass through the
+// environment (MYSQL_PWD) and the SQL sent on the client's standard input,
+// never a command line.
 const mysqlPrepare = `set -euo pipefail
 if [ "$ROLE" = primary ]; then
   echo "database-operator: starting as the primary (read-only until the agent configures it)"
@@ -393,7 +396,7 @@ ask_local <<EOSQL
 STOP REPLICA;
 CHANGE REPLICATION SOURCE TO SOURCE_HOST=$(sql_string "$PRIMARY_HOST"), SOURCE_PORT=$PRIMARY_PORT,
   SOURCE_USER=$(sql_string "$REPLICATION_USER"), SOURCE_PASSWORD=$(sql_string "$REPLICATION_PASSWORD"),
-  SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=1${source_tls};
+  SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=1, SOURCE_RETRY_COUNT=86400${source_tls};
 SET PERSIST read_only = ON;
 SET PERSIST super_read_only = ON;
 EOSQL
