@@ -211,3 +211,28 @@ func TestPostgresBootstrapReplicaIsNoOp(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o600)))
 }
+
+// TestPostgresReplicaTriesTheResolvedAddressFirst: with a primary host that
+// resolves (here localhost; in a pod the read-write Service's name), the
+// prepare script writes primary_conninfo with the address it resolved first
+// and the name second (host=name,name hostaddr=address,), so a standby
+// reconnecting to a new primary while the cluster's DNS times out (a DNS
+// server on a lost node) does not wait for DNS; the copy and the standby
+// both connect that way and stream.
+func TestPostgresReplicaTriesTheResolvedAddressFirst(t *testing.T) {
+	p := requirePostgres(t)
+	g := NewWithT(t)
+	s := newSecret("orders", "app")
+	primary := newPrimary(t, p, newDatabase("orders", databasev1.PostgreSQL, "15", withReplicas(2)), s)
+	in := newPGInstance(t, p, primary.r, s, "orders-1")
+	out, err := runBootstrapReplica(t, in, map[string]string{"PRIMARY_HOST": "localhost", "PRIMARY_PORT": fmt.Sprint(primary.port)})
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("copied the primary"))
+	g.Expect(primaryConninfo(t, in.pgdata)).To(ConsistOf(HavePrefix(
+		`primary_conninfo = 'host=''localhost,localhost'' hostaddr=''127.0.0.1,'' port=''` + fmt.Sprint(primary.port) + `''`)))
+	in.start(t)
+	g.Eventually(func() string {
+		out, _ := primary.asSuperuser(t, "SELECT state FROM pg_stat_replication WHERE application_name = 'orders-1'")
+		return out
+	}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal("streaming"))
+}

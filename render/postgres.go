@@ -211,7 +211,8 @@ func (postgres) probe() []string {
 //     which leaves the directory unusable, copy it again too.
 //
 // Then the primary_conninfo line of $PGDATA/postgresql.auto.conf is written
-// again from the environment: host, port, user, password, application_name
+// again from the environment: host (the Service's address as resolved now,
+// then its name), port, user, password, application_name
 // (the pod's name, as pg_stat_replication shows it) and the TLS settings of
 // the current spec (sslmode and sslrootcert from PGSSLMODE and
 // PGSSLROOTCERT; sslmode=prefer without TLS). Written once (as pg_basebackup
@@ -249,7 +250,25 @@ conf_string() {
   printf "'%s'" "${v//\'/\'\'}"
 }
 sslmode="${PGSSLMODE:-prefer}"
-primary="host=$(conninfo_value "$PRIMARY_HOST") port=$(conninfo_value "$PRIMARY_PORT") sslmode=$(conninfo_value "$sslmode")"
+# The primary's address, resolved now, is tried first, and its name, resolved
+# at each connection, second: after a node loss the cluster's DNS times out
+# for as long as a DNS server on the lost node stays in its endpoints (until
+# the node is declared NotReady, 40 s), and a standby that must resolve the
+# name to reach the new primary waits that long (in sync mode no commit is
+# acknowledged meanwhile). The name covers an address that changed (a
+# re-created Service); TLS verifies the name either way.
+hosts="$PRIMARY_HOST"
+hostaddrs=""
+address="$(getent ahosts "$PRIMARY_HOST" 2>/dev/null | awk 'NR == 1 { print $1 }')" || address=""
+if [ -n "$address" ] && [ "$address" != "$PRIMARY_HOST" ]; then
+  hosts="$PRIMARY_HOST,$PRIMARY_HOST"
+  hostaddrs="$address,"
+fi
+primary="host=$(conninfo_value "$hosts")"
+if [ -n "$hostaddrs" ]; then
+  primary+=" hostaddr=$(conninfo_value "$hostaddrs")"
+fi
+primary+=" port=$(conninfo_value "$PRIMARY_PORT") sslmode=$(conninfo_value "$sslmode")"
 primary+=" connect_timeout=5 tcp_user_timeout=5000 keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3"
 if [ -n "${PGSSLROOTCERT:-}" ]; then
   primary+=" sslrootcert=$(conninfo_value "$PGSSLROOTCERT")"
