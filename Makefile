@@ -178,8 +178,8 @@ test-e2e-real: real-deps ## Run the real-pod suite (e2e/realpods) on the real-po
 		go test $(GO_TEST_FLAGS) -count=1 -timeout $(REAL_TEST_TIMEOUT) -v ./e2e/realpods/ 2>&1 | tee $(LOCAL)/realpods.log
 
 .PHONY: bench-failover
-bench-failover: ## Failover benchmark on the real-pod cluster: 10 runs of each fault per replication mode; prints one table (~80 min).
-	$(MAKE) --no-print-directory test-e2e-real GO_TEST_FLAGS="-run TestPostgresFailover" REAL_TEST_TIMEOUT=150m FAILOVER_RUNS=$${FAILOVER_RUNS:-10}
+bench-failover: ## Failover benchmark on the real-pod cluster: 10 runs of each fault per replication mode; prints one table (~55 min).
+	$(MAKE) --no-print-directory test-e2e-real GO_TEST_FLAGS="-run TestPostgresFailover" REAL_TEST_TIMEOUT=120m FAILOVER_RUNS=$${FAILOVER_RUNS:-10}
 	@awk '/failover results/{p=1} p{sub(/^ *(failover_test.go:[0-9]+: )?/, ""); print} /^ *sync +acknowledged rows lost/{p=0}' $(LOCAL)/realpods.log
 
 .PHONY: test-e2e-deps
