@@ -3,6 +3,7 @@ package enginetest
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,9 +60,9 @@ esac
 
 // mysqlCall is one recorded run of the mysql stand-in.
 type mysqlCall struct {
-	args        []string
-	pwd, stdin  string
-	hasStandard bool
+	args       []string
+	pwd, stdin string
+	hasStdin   bool
 }
 
 func mysqlCalls(t testing.TB, record string) []mysqlCall {
@@ -76,7 +77,7 @@ func mysqlCalls(t testing.TB, record string) []mysqlCall {
 		pwd, _ := os.ReadFile(base + ".pwd")
 		stdin, err := os.ReadFile(base + ".stdin")
 		calls = append(calls, mysqlCall{args: strings.Split(strings.TrimSuffix(string(args), "\n"), "\n"),
-			pwd: string(pwd), stdin: string(stdin), hasStandard: err == nil})
+			pwd: string(pwd), stdin: string(stdin), hasStdin: err == nil})
 	}
 }
 
@@ -169,10 +170,10 @@ func TestMySQLPrepare(t *testing.T) {
 						g.Expect(a).NotTo(ContainSubstring(strings.TrimSpace(s[key])), "no password on a command line")
 					}
 				}
-				if call.hasStandard {
+				if call.hasStdin {
 					repoint = &calls[i]
 				}
-				if slicesContainPrefix(call.args, "--host=") {
+				if slices.ContainsFunc(call.args, func(a string) bool { return strings.HasPrefix(a, "--host=") }) {
 					g.Expect(call.args).To(ContainElements("--host=orders.shop.svc", "--port=3306"))
 					if tc.tls {
 						g.Expect(call.args).To(ContainElements("--ssl-mode=VERIFY_IDENTITY", "--ssl-ca=/etc/database-operator/tls/ca.crt"))
@@ -207,15 +208,6 @@ func TestMySQLPrepare(t *testing.T) {
 			}
 		})
 	}
-}
-
-func slicesContainPrefix(args []string, prefix string) bool {
-	for _, a := range args {
-		if strings.HasPrefix(a, prefix) {
-			return true
-		}
-	}
-	return false
 }
 
 // topLevel is the distinct first path elements of files.

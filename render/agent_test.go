@@ -14,54 +14,43 @@ import (
 )
 
 // TestReplicationModes: sync mode reaches the primary through the agent's
-// flag, never through postgresql.conf (the image's temporary server reads
-// that file, and its commits would wait for a standby that cannot exist
-// yet); async mode passes an empty value, so a primary switched back from
-// sync is reset.
+// flag, never through the engine's configuration file (the image's
+// temporary server reads that file, and its commits would wait for a
+// standby that cannot exist yet); async mode passes the flag's off value,
+// so a primary switched back from sync is reset. PostgreSQL sets
+// synchronous_standby_names; MySQL turns semi-synchronous replication on
+// at the primary, with both plugins loaded on every server and nothing in
+// my.cnf turning the source side on.
 func TestReplicationModes(t *testing.T) {
-	for mode, want := range map[databasev1.ReplicationMode]string{
-		"":                          "--synchronous-standby-names=",
-		databasev1.ReplicationAsync: "--synchronous-standby-names=",
-		databasev1.ReplicationSync:  "--synchronous-standby-names=ANY 1 (*)",
+	for _, c := range []struct {
+		typ     databasev1.DatabaseType
+		version string
+		mode    databasev1.ReplicationMode
+		want    string
+	}{
+		{databasev1.PostgreSQL, "16", "", "--synchronous-standby-names="},
+		{databasev1.PostgreSQL, "16", databasev1.ReplicationAsync, "--synchronous-standby-names="},
+		{databasev1.PostgreSQL, "16", databasev1.ReplicationSync, "--synchronous-standby-names=ANY 1 (*)"},
+		{databasev1.MySQL, "8.4", "", "--semi-sync=false"},
+		{databasev1.MySQL, "8.4", databasev1.ReplicationAsync, "--semi-sync=false"},
+		{databasev1.MySQL, "8.4", databasev1.ReplicationSync, "--semi-sync=true"},
 	} {
-		t.Run(string(mode), func(t *testing.T) {
+		t.Run(string(c.typ)+"/"+string(c.mode), func(t *testing.T) {
 			g := NewWithT(t)
-			db := newDatabase(databasev1.PostgreSQL, "16", func(d *databasev1.Database) {
+			db := newDatabase(c.typ, c.version, func(d *databasev1.Database) {
 				d.Spec.Replicas = ptr(int32(3))
-				d.Spec.Replication = &databasev1.ReplicationSpec{Mode: mode}
+				d.Spec.Replication = &databasev1.ReplicationSpec{Mode: c.mode}
 			})
-			c := mustRender(t, db)
-			sts := typed[appsv1.StatefulSet](t, c.StatefulSet)
-			main := containerNamed(g, sts.Spec.Template.Spec.Containers, "database")
-			g.Expect(main.Command).To(ContainElement(want))
-			cm := typed[corev1.ConfigMap](t, c.ConfigMap)
-			g.Expect(cm.Data["postgresql.conf"]).NotTo(MatchRegexp(`(?m)^synchronous_standby_names`))
-		})
-	}
-}
-
-// TestMySQLReplicationModes: sync mode turns semi-synchronous replication
-// on through the agent's flag, at whichever pod is the primary; the plugins
-// are loaded everywhere and nothing in my.cnf turns it on at the source
-// (the image's temporary server reads that file).
-func TestMySQLReplicationModes(t *testing.T) {
-	for mode, want := range map[databasev1.ReplicationMode]string{
-		"":                          "--semi-sync=false",
-		databasev1.ReplicationAsync: "--semi-sync=false",
-		databasev1.ReplicationSync:  "--semi-sync=true",
-	} {
-		t.Run(string(mode), func(t *testing.T) {
-			g := NewWithT(t)
-			db := newDatabase(databasev1.MySQL, "8.4", func(d *databasev1.Database) {
-				d.Spec.Replicas = ptr(int32(3))
-				d.Spec.Replication = &databasev1.ReplicationSpec{Mode: mode}
-			})
-			c := mustRender(t, db)
-			sts := typed[appsv1.StatefulSet](t, c.StatefulSet)
-			g.Expect(containerNamed(g, sts.Spec.Template.Spec.Containers, "database").Command).To(ContainElement(want))
-			conf := typed[corev1.ConfigMap](t, c.ConfigMap).Data["my.cnf"]
-			g.Expect(conf).To(ContainSubstring("plugin_load_add = semisync_source.so\nplugin_load_add = semisync_replica.so\n"))
-			g.Expect(conf).To(ContainSubstring("loose_rpl_semi_sync_source_enabled = OFF\n"))
+			rendered := mustRender(t, db)
+			sts := typed[appsv1.StatefulSet](t, rendered.StatefulSet)
+			g.Expect(containerNamed(g, sts.Spec.Template.Spec.Containers, "database").Command).To(ContainElement(c.want))
+			cm := typed[corev1.ConfigMap](t, rendered.ConfigMap)
+			if c.typ == databasev1.PostgreSQL {
+				g.Expect(cm.Data["postgresql.conf"]).NotTo(MatchRegexp(`(?m)^synchronous_standby_names`))
+				return
+			}
+			g.Expect(cm.Data["my.cnf"]).To(ContainSubstring("plugin_load_add = semisync_source.so\nplugin_load_add = semisync_replica.so\n"))
+			g.Expect(cm.Data["my.cnf"]).To(ContainSubstring("loose_rpl_semi_sync_source_enabled = OFF\n"))
 		})
 	}
 }

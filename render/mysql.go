@@ -28,6 +28,27 @@ func (mysql) portName() string                   { return "mysql" }
 func (mysql) dataPath() string                   { return mysqlDataPath }
 func (mysql) metricsPort() int32                 { return mysqlExporterPort }
 
+// The shell tests and commands on a MySQL data directory that more than
+// one script needs: the entrypoint considers it initialised when the
+// system schema exists; emptying it keeps lost+found and the marker of an
+// unfinished initialisation (initialise.go).
+const (
+	mysqlInitialised = `[ -d "$DATA_VOLUME/mysql" ]`
+	mysqlEmpty       = `find "$DATA_VOLUME" -mindepth 1 -maxdepth 1 ! -name lost+found ! -name ` + initialisingMarker +
+		` -exec rm -rf -- {} +`
+	// mysqlSQLString is a bash function that quotes its argument as a
+	// MySQL string literal (backslashes and quotes doubled).
+	mysqlSQLString = `sql_string() {
+  local s="${1//\\/\\\\}"
+  printf "'%s'" "${s//\'/\'\'}"
+}
+`
+	// mysqlSourceRetry is how a replica's I/O thread retries a lost
+	// source: every second, for a day (MySQL 8.4's default gives up after
+	// 10 tries, and a failover takes longer than that).
+	mysqlSourceRetry = "SOURCE_CONNECT_RETRY=1, SOURCE_RETRY_COUNT=86400"
+)
+
 // mysqlStart gives each pod a distinct server id from its ordinal (0 is not
 // allowed for replication) before handing over to the image's entrypoint.
 //
@@ -41,7 +62,7 @@ func (mysql) metricsPort() int32                 { return mysqlExporterPort }
 // initialisation persists read-only itself (mysqlInitReplication).
 const mysqlStart = `ordinal="${POD_NAME##*-}"
 fenced=()
-if [ -d "$DATA_VOLUME/mysql" ]; then
+if ` + mysqlInitialised + `; then
   fenced=(--read-only=ON --super-read-only=ON)
 fi
 exec docker-entrypoint.sh mysqld --server-id="$((ordinal + 1))" --report-host="${POD_NAME}.${HEADLESS_SERVICE}" "${fenced[@]}"`
@@ -52,10 +73,9 @@ exec docker-entrypoint.sh mysqld --server-id="$((ordinal + 1))" --report-host="$
 func (mysql) initialisation(*spec) initialisation {
 	return initialisation{
 		marker:      `"$DATA_VOLUME/` + initialisingMarker + `"`,
-		initialised: `[ -d "$DATA_VOLUME/mysql" ]`,
-		empty: `find "$DATA_VOLUME" -mindepth 1 -maxdepth 1 ! -name lost+found ! -name ` + initialisingMarker +
-			` -exec rm -rf -- {} +`,
-		start: mysqlStart,
+		initialised: mysqlInitialised,
+		empty:       mysqlEmpty,
+		start:       mysqlStart,
 	}
 }
 
@@ -179,13 +199,16 @@ func mysqlConf(s *spec) string {
 // in: nothing without TLS. With TLS the replica's copy of the source
 // (mysqldump --ssl-mode=VERIFY_IDENTITY) and its replication connection
 // (SOURCE_SSL_VERIFY_SERVER_CERT=1) are encrypted, check the source's
-// certificate against the CA, and check that it names the host: the source is reached by its fully qualified pod name
-// (PrimaryHost), which the certificate carries. Without the host check any
-// certificate from the same CA (a shared cert-manager issuer) would pass.
+// certificate against the CA, and check that it names the host: the
+// primary is reached by the read-write Service's name (PrimaryServiceHost),
+// which the certificate carries. Without the host check any certificate
+// from the same CA (a shared cert-manager issuer) would pass.
 //
-// These settings live in the replica's data directory and are written once,
-// when it is initialised; the API refuses turning TLS on or off while a
-// MySQL Database has replicas (see DatabaseSpec's rules).
+// These settings live in the replica's data directory; the agent's prepare
+// step writes them again from the spec at every start of an initialised
+// replica (mysqlPrepare). The API still refuses turning TLS on or off while
+// a MySQL Database has replicas (see DatabaseSpec's rules): that path has
+// not run against a MySQL server.
 func mysqlInitReplicationFor(s *spec) string {
 	dumpTLS, sourceTLS := "", ""
 	if s.tlsSecret != "" {
@@ -233,11 +256,7 @@ var mysqlExporterConfig = "# Rendered by database-operator: mysqld_exporter uses
 // start).
 const mysqlInitReplication = `# shellcheck shell=bash
 # Rendered by database-operator: replication, set up once per data directory.
-sql_string() {
-  local s="${1//\\/\\\\}"
-  printf "'%s'" "${s//\'/\'\'}"
-}
-replication_password_sql="$(sql_string "$REPLICATION_PASSWORD")"
+` + mysqlSQLString + `replication_password_sql="$(sql_string "$REPLICATION_PASSWORD")"
 if [ "$ROLE" = primary ]; then
   mysql_note "database-operator: creating replication user ${REPLICATION_USER}"
   docker_process_sql --database=mysql <<EOSQL
@@ -257,7 +276,7 @@ else
   docker_process_sql --database=mysql <<EOSQL
     CHANGE REPLICATION SOURCE TO SOURCE_HOST='${PRIMARY_HOST}', SOURCE_PORT=${PRIMARY_PORT},
       SOURCE_USER='${REPLICATION_USER}', SOURCE_PASSWORD=${replication_password_sql},
-      SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=1, SOURCE_RETRY_COUNT=86400{{source-tls}};
+      SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, ` + mysqlSourceRetry + `{{source-tls}};
     SET PERSIST read_only = ON;
     SET PERSIST super_read_only = ON;
 EOSQL
@@ -331,9 +350,8 @@ func (mysql) agent(s *spec) *agentRun {
 //     before the primary role could move (which named pod 0) follows the
 //     role from now on.
 //
-// The I/O thread retries a lost source every second for a day
-// (SOURCE_RETRY_COUNT: MySQL 8.4's default gives up after 10 tries, and a
-// failover takes longer than that). Passwords only pass through the
+// The I/O thread retries a lost source as a copied replica's does
+// (mysqlSourceRetry). Passwords only pass through the
 // environment (MYSQL_PWD) and the SQL sent on the client's standard input,
 // never a command line.
 const mysqlPrepare = `set -euo pipefail
@@ -341,15 +359,11 @@ if [ "$ROLE" = primary ]; then
   echo "database-operator: starting as the primary (read-only until the agent configures it)"
   exit 0
 fi
-if [ ! -d "$DATA_VOLUME/mysql" ] || [ -e "$DATA_VOLUME/` + initialisingMarker + `" ]; then
+if ! ` + mysqlInitialised + ` || [ -e "$DATA_VOLUME/` + initialisingMarker + `" ]; then
   echo "database-operator: no complete data directory; the entrypoint copies the primary"
   exit 0
 fi
-sql_string() {
-  local s="${1//\\/\\\\}"
-  printf "'%s'" "${s//\'/\'\'}"
-}
-primary_tls=()
+` + mysqlSQLString + `primary_tls=()
 source_tls=""
 if [ -n "${PRIMARY_TLS_CA:-}" ]; then
   primary_tls=(--ssl-mode=VERIFY_IDENTITY "--ssl-ca=$PRIMARY_TLS_CA")
@@ -389,14 +403,14 @@ if [ -n "$errant" ]; then
   echo "database-operator: this server holds transactions the primary lacks ($errant); copying the primary again" >&2
   stop_temporary
   trap - EXIT
-  find "$DATA_VOLUME" -mindepth 1 -maxdepth 1 ! -name lost+found -exec rm -rf -- {} +
+  ` + mysqlEmpty + `
   exit 0
 fi
 ask_local <<EOSQL
 STOP REPLICA;
 CHANGE REPLICATION SOURCE TO SOURCE_HOST=$(sql_string "$PRIMARY_HOST"), SOURCE_PORT=$PRIMARY_PORT,
   SOURCE_USER=$(sql_string "$REPLICATION_USER"), SOURCE_PASSWORD=$(sql_string "$REPLICATION_PASSWORD"),
-  SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=1, SOURCE_RETRY_COUNT=86400${source_tls};
+  SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, ` + mysqlSourceRetry + `${source_tls};
 SET PERSIST read_only = ON;
 SET PERSIST super_read_only = ON;
 EOSQL
