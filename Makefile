@@ -18,6 +18,7 @@ HELM3_VERSION := v3.22.0
 HELM4_VERSION := v4.3.1
 PROMTOOL_VERSION := v0.316.0
 CRICTL_VERSION := v1.37.0
+SEAWEEDFS_VERSION := $(shell awk '$$1 == "github.com/seaweedfs/seaweedfs" {print $$2}' tools/seaweedfs/go.mod)
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUBE_APISERVER := $(BIN)/k8s-$(KUBE_VERSION)/kube-apiserver
@@ -33,6 +34,7 @@ KWOKCTL := $(BIN)/kwok-$(KWOK_VERSION)/kwokctl
 HELM3 := $(BIN)/helm-$(HELM3_VERSION)/helm
 HELM4 := $(BIN)/helm-$(HELM4_VERSION)/helm
 PROMTOOL := $(BIN)/promtool-$(PROMTOOL_VERSION)/promtool
+WEED := $(BIN)/seaweedfs-$(SEAWEEDFS_VERSION)/weed
 # The golden Prometheus rule files render writes, and their promtool unit tests.
 RULES_DIR := render/testdata/rules
 CHART := charts/database-operator
@@ -50,6 +52,14 @@ E2E_KUBECONFIG := $(LOCAL)/$(E2E_CLUSTER).kubeconfig
 REAL_STATE := $(LOCAL)/real
 REAL_KUBECONFIG := $(LOCAL)/real.kubeconfig
 REAL_IMAGES := $(BIN)/realcluster/images
+# The S3 server of the backup tests (hack/seaweedfs.sh).
+S3_ENV := WEED=$(WEED) S3_DIR=$(LOCAL)/seaweedfs
+# with_s3 runs $(1) with SeaweedFS up and its S3_TEST_* in the environment,
+# and stops it afterwards whatever $(1) did.
+define with_s3
+	export $(S3_ENV); trap 'hack/seaweedfs.sh down' EXIT; hack/seaweedfs.sh up; \
+	set -a; . $(LOCAL)/seaweedfs/env; set +a; $(1)
+endef
 # envtest wants kube-apiserver and etcd side by side in one folder.
 ENVTEST_ASSETS := $(BIN)/envtest-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
@@ -130,8 +140,8 @@ verify-render-pure: ## Fail when render/ depends on a client package (see the sc
 ##@ Test
 
 .PHONY: test
-test: verify-generate vet verify-render-pure verify-scripts verify-chart test-rules envtest-assets test-e2e-deps ## Run every check and test: unit, envtest and e2e (the CI entry point).
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e '/e2e$$' -e /e2e/realpods -e /enginetest)
+test: verify-generate vet verify-render-pure verify-scripts verify-chart test-rules envtest-assets test-e2e-deps $(WEED) ## Run every check and test: unit, envtest and e2e (the CI entry point).
+	$(call with_s3,KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e '/e2e$$' -e /e2e/realpods -e /enginetest))
 	cd test/dockerfile && go vet ./... && go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) test-engines
 	$(MAKE) test-e2e
@@ -155,8 +165,19 @@ engines: ## Install the engines the engine tests run (Debian packages) when miss
 	$(call apt_install,$(ENGINE_PACKAGES))
 
 .PHONY: test-engines
-test-engines: engines ## Run render's configs and scripts against real PostgreSQL 15 and MariaDB (the MySQL stand-in).
-	go test $(GO_TEST_FLAGS) -count=1 -timeout 15m ./enginetest/
+test-engines: engines build $(WEED) ## Run render's configs and scripts, and the agent's archiving, against real PostgreSQL 15, MariaDB (the MySQL stand-in) and SeaweedFS.
+	$(call with_s3,ENGINETEST_AGENT=$(BIN)/database-agent go test $(GO_TEST_FLAGS) -count=1 -timeout 20m ./enginetest/)
+
+.PHONY: s3-up s3-down
+s3-up: $(WEED) ## Start the tests' S3 server (SeaweedFS) on 127.0.0.1:18333, or reuse it; its keys: hack/seaweedfs.sh env.
+	$(S3_ENV) hack/seaweedfs.sh up
+	@echo "for go test: set -a; . $(LOCAL)/seaweedfs/env; set +a"
+
+s3-down: ## Stop the tests' S3 server.
+	$(S3_ENV) hack/seaweedfs.sh down
+
+$(WEED):
+	cd tools/seaweedfs && go build -o $@ github.com/seaweedfs/seaweedfs/weed
 
 .PHONY: test-e2e
 test-e2e: test-e2e-deps ## Run the end-to-end suite on a local cluster of its own (started, then removed).
