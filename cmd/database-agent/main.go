@@ -5,6 +5,17 @@
 //	    database container shares; the operator's image has no shell).
 //	database-agent run --engine=postgresql|mysql --prepare=SCRIPT [flags] -- SERVER...
 //	    run the database server as PID 1 of the database container.
+//	database-agent wal-push PATH
+//	    PostgreSQL's archive_command: archive one WAL file (see package archive).
+//	database-agent wal-fetch NAME DEST
+//	    its restore_command: fetch one archived WAL file.
+//	database-agent base-backup [--retention=7d]
+//	    take a base backup into the archive, then apply retention.
+//	database-agent restore
+//	    fill an empty PGDATA from an archive, to a moment or its end.
+//
+// The archive commands read the object store from ARCHIVE_S3_* variables
+// (RESTORE_S3_* for the archive a restore reads).
 package main
 
 import (
@@ -23,7 +34,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: database-agent copy DEST | run [flags] -- SERVER...")
+		fmt.Fprintln(os.Stderr, "usage: database-agent copy DEST | run [flags] -- SERVER... | wal-push PATH | wal-fetch NAME DEST | base-backup | restore")
 		os.Exit(2)
 	}
 	var err error
@@ -37,8 +48,16 @@ func main() {
 		err = copySelf(os.Args[2])
 	case "run":
 		status, err = run(os.Args[2:])
+	case "wal-push":
+		status, err = walPush(os.Args[2:])
+	case "wal-fetch":
+		status, err = walFetch(os.Args[2:])
+	case "base-backup":
+		status, err = baseBackup(os.Args[2:])
+	case "restore":
+		status, err = restore(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q: want copy or run", os.Args[1])
+		err = fmt.Errorf("unknown command %q: want copy, run, wal-push, wal-fetch, base-backup or restore", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "database-agent:", err)

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/example/database-operator/archive"
+	"github.com/example/database-operator/objectstore"
+)
+
+// Exit codes of wal-fetch, as PostgreSQL reads a restore_command's: 1 is
+// "not in the archive" (the end of recovery's input); above 125 aborts the
+// recovery, so a corrupt segment or an unreachable store is reported, not
+// taken for the end of the archive.
+const (
+	exitNotArchived  = 1
+	exitAbortRecover = 128
+)
+
+// walPush archives one WAL file: the archive_command
+// "database-agent wal-push %p".
+func walPush(args []string) (int, error) {
+	if len(args) != 1 {
+		return 2, errors.New("usage: database-agent wal-push PATH")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	a, _, err := archive.FromEnv("", os.Getenv)
+	if err != nil {
+		return 1, err
+	}
+	if err := a.Claim(ctx, ownerFromEnv()); err != nil {
+		return 1, err
+	}
+	if err := a.PushWAL(ctx, args[0]); err != nil {
+		return 1, err
+	}
+	return 0, nil
+}
+
+// walFetch restores one WAL file from the restore's source archive: the
+// restore_command "database-agent wal-fetch %f %p".
+func walFetch(args []string) (int, error) {
+	if len(args) != 2 {
+		return 2, errors.New("usage: database-agent wal-fetch NAME DEST")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	a, _, err := archive.FromEnv(archive.RestorePrefix, os.Getenv)
+	if err != nil {
+		return exitAbortRecover, err
+	}
+	err = a.FetchWAL(ctx, args[0], args[1])
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.Is(err, archive.ErrNotArchived):
+		// Not an error: PostgreSQL asks for files past the archive's end.
+		return exitNotArchived, nil
+	default:
+		return exitAbortRecover, err
+	}
+}
+
+func ownerFromEnv() archive.Owner {
+	return archive.Owner{
+		UID: os.Getenv(archive.EnvUID), Namespace: os.Getenv(archive.EnvNamespace), Name: os.Getenv(archive.EnvDatabase),
+		Engine: "postgresql", AppUser: os.Getenv("APP_USER"), AppDatabase: os.Getenv("POSTGRES_DB"),
+	}
+}
+
+// BackupResult is what base-backup writes to its termination message, for
+// the operator's status: the backup, and the start of the recoverable
+// window after retention.
+type BackupResult struct {
+	Backup archive.BaseBackup `json:"backup"`
+	// FirstRecoverable is the end of the oldest base backup kept.
+	FirstRecoverable time.Time `json:"firstRecoverable"`
+	// Deleted counts what retention removed.
+	DeletedBackups int `json:"deletedBackups"`
+	DeletedWAL     int `json:"deletedWAL"`
+}
+
+// baseBackup takes a base backup with pg_basebackup (connection from PG*
+// variables) into the Database's archive, then applies retention.
+func baseBackup(args []string) (int, error) {
+	fs := flag.NewFlagSet("base-backup", flag.ContinueOnError)
+	retention := fs.String("retention", "7d", "how long base backups are kept, in days (7d)")
+	walWait := fs.Duration("wal-wait", 5*time.Minute, "how long to wait for the WAL the backup needs to be archived")
+	terminationLog := fs.String("termination-log", "", "file the result is written to (the container's termination message file)")
+	if err := fs.Parse(args); err != nil {
+		return 2, err
+	}
+	keep, err := parseDays(*retention)
+	if err != nil {
+		return 2, err
+	}
+	ctx := context.Background()
+	a, _, err := archive.FromEnv("", os.Getenv)
+	if err != nil {
+		return 1, err
+	}
+	if err := a.Claim(ctx, ownerFromEnv()); err != nil {
+		return 1, err
+	}
+	cmd := exec.CommandContext(ctx, "pg_basebackup", archive.BaseBackupArgs()...)
+	b, err := a.TakeBaseBackup(ctx, cmd, time.Now, *walWait)
+	if err != nil {
+		return 1, err
+	}
+	fmt.Fprintf(os.Stderr, "base backup %s: %d bytes, WAL %s to %s, in %s\n", b.ID, b.Size, b.StartLSN, b.EndLSN, b.EndTime.Sub(b.StartTime).Round(time.Millisecond))
+	result := BackupResult{Backup: b}
+	backups, err := a.ListBackups(ctx)
+	if err != nil {
+		return 1, err
+	}
+	wal, err := a.ListWAL(ctx)
+	if err != nil {
+		return 1, err
+	}
+	plan := archive.PlanRetention(backups, wal, time.Now(), keep)
+	for _, id := range plan.Backups {
+		if err := a.DeleteBackup(ctx, id); err != nil {
+			return 1, err
+		}
+	}
+	for _, name := range plan.WAL {
+		if err := a.DeleteWAL(ctx, name); err != nil {
+			return 1, err
+		}
+	}
+	result.DeletedBackups, result.DeletedWAL = len(plan.Backups), len(plan.WAL)
+	if plan.Kept != nil {
+		result.FirstRecoverable = plan.Kept.EndTime
+	}
+	fmt.Fprintf(os.Stderr, "retention (%s): deleted %d base backups and %d WAL files\n", *retention, result.DeletedBackups, result.DeletedWAL)
+	if *terminationLog != "" {
+		data, _ := json.Marshal(result)
+		if err := os.WriteFile(*terminationLog, data, 0o644); err != nil {
+			return 1, err
+		}
+	}
+	return 0, nil
+}
+
+// restore fills an empty PGDATA from the restore's source archive, up to
+// RESTORE_TARGET_TIME (RFC 3339) or the archive's end, and finishes the
+// recovery, so that the server the entrypoint then starts is the restored,
+// promoted copy under the new Database's users. A data directory that
+// exists is left alone: the restore happened.
+func restore(args []string) (int, error) {
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	timeout := fs.Duration("timeout", 6*time.Hour, "how long recovery may take")
+	if err := fs.Parse(args); err != nil {
+		return 2, err
+	}
+	pgdata := os.Getenv("PGDATA")
+	if pgdata == "" {
+		return 2, errors.New("PGDATA is unset")
+	}
+	if _, err := os.Stat(filepath.Join(pgdata, "PG_VERSION")); err == nil {
+		fmt.Fprintln(os.Stderr, "restore: the data directory exists; nothing to do")
+		return 0, nil
+	}
+	var target archive.Target
+	if t := os.Getenv("RESTORE_TARGET_TIME"); t != "" {
+		parsed, err := time.Parse(time.RFC3339Nano, t)
+		if err != nil {
+			return 2, fmt.Errorf("RESTORE_TARGET_TIME=%q: %w", t, err)
+		}
+		target.Time = parsed
+	}
+	ctx := context.Background()
+	a, _, err := archive.FromEnv(archive.RestorePrefix, os.Getenv)
+	if err != nil {
+		return 1, err
+	}
+	source, err := a.Owner(ctx)
+	if err != nil && !errors.Is(err, objectstore.ErrNotFound) {
+		return 1, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return 1, err
+	}
+	// Restored beside PGDATA and moved into place when done: a restore
+	// cut short leaves no data directory that looks complete.
+	work := pgdata + ".restoring"
+	if err := os.RemoveAll(work); err != nil {
+		return 1, err
+	}
+	b, err := a.PrepareRestore(ctx, work, self+" wal-fetch %f %p", target)
+	if err != nil {
+		return 1, err
+	}
+	fmt.Fprintf(os.Stderr, "restore: base backup %s (ended %s) from %s, recovering to %s\n", b.ID, b.EndTime.Format(time.RFC3339), a.Location(), target)
+	roles := archive.Roles{
+		SuperuserPassword: os.Getenv("POSTGRES_PASSWORD"),
+		AppUser:           os.Getenv("APP_USER"), AppPassword: os.Getenv("APP_PASSWORD"), AppDatabase: os.Getenv("POSTGRES_DB"),
+		SourceAppUser: source.AppUser, SourceAppDatabase: source.AppDatabase,
+		ReplicationUser: envOr("REPLICATION_USER", "replicator"), ReplicationPassword: os.Getenv("REPLICATION_PASSWORD"),
+	}
+	if err := archive.FinishRestore(ctx, work, roles, *timeout); err != nil {
+		return 1, err
+	}
+	if err := os.Rename(work, pgdata); err != nil {
+		return 1, err
+	}
+	fmt.Fprintln(os.Stderr, "restore: done")
+	return 0, nil
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+// parseDays parses a retention such as "7d".
+func parseDays(s string) (time.Duration, error) {
+	n, err := strconv.Atoi(strings.TrimSuffix(s, "d"))
+	if err != nil || !strings.HasSuffix(s, "d") || n < 1 {
+		return 0, fmt.Errorf("retention %q: want a number of days such as 7d", s)
+	}
+	return time.Duration(n) * 24 * time.Hour, nil
+}

@@ -1,0 +1,471 @@
+package enginetest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5"
+	. "github.com/onsi/gomega"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/archive"
+	"github.com/example/database-operator/objectstore"
+)
+
+// s3Env is the archive environment of a fresh prefix on the S3 server the
+// Makefile started (S3_TEST_*), with the bucket created.
+func s3Env(t testing.TB, database string) map[string]string {
+	t.Helper()
+	endpoint := os.Getenv("S3_TEST_ENDPOINT")
+	if endpoint == "" {
+		t.Fatal("S3_TEST_ENDPOINT is unset: run make test-engines (it starts SeaweedFS), or make s3-up and load its env")
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	env := map[string]string{
+		archive.EnvEndpoint: endpoint, archive.EnvBucket: "enginetest", archive.EnvPath: fmt.Sprintf("run-%x", b),
+		archive.EnvAccessKeyID: os.Getenv("S3_TEST_ACCESS_KEY_ID"), archive.EnvSecretKey: os.Getenv("S3_TEST_SECRET_ACCESS_KEY"),
+		archive.EnvDatabase: database, archive.EnvUID: "uid-" + database, archive.EnvNamespace: "enginetest",
+	}
+	store := testStore(t, env)
+	if err := store.CreateBucket(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func testStore(t testing.TB, env map[string]string) *objectstore.Store {
+	t.Helper()
+	s, err := objectstore.New(objectstore.Config{Endpoint: env[archive.EnvEndpoint], Bucket: env[archive.EnvBucket], Prefix: env[archive.EnvPath],
+		AccessKeyID: env[archive.EnvAccessKeyID], SecretAccessKey: env[archive.EnvSecretKey]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// restoreEnv is env's archive as a restore's source (RESTORE_S3_*).
+func restoreEnv(env map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range env {
+		if strings.HasPrefix(k, "ARCHIVE_") {
+			out[archive.RestorePrefix+strings.TrimPrefix(k, "ARCHIVE_")] = v
+		}
+	}
+	return out
+}
+
+var (
+	agentOnce sync.Once
+	agentPath string
+	agentErr  error
+)
+
+// agentBinary is the database-agent binary (ENGINETEST_AGENT, which the
+// Makefile builds, or built here), copied where owner can run it.
+func agentBinary(t testing.TB, owner osUser) string {
+	t.Helper()
+	agentOnce.Do(func() {
+		agentPath = os.Getenv("ENGINETEST_AGENT")
+		if agentPath != "" {
+			return
+		}
+		dir, err := os.MkdirTemp("", "enginetest-agent-")
+		if err != nil {
+			agentErr = err
+			return
+		}
+		agentPath = filepath.Join(dir, "database-agent")
+		out, err := exec.Command("go", "build", "-o", agentPath, "../cmd/database-agent").CombinedOutput()
+		if err != nil {
+			agentErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if agentErr != nil {
+		t.Fatal(agentErr)
+	}
+	dir := mkdir(t, filepath.Join(workDir(t, owner), "agent"), owner, 0o755)
+	data, err := os.ReadFile(agentPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(dir, "database-agent")
+	writeFile(t, dest, string(data), 0o755)
+	return dest
+}
+
+// archivingPrimary is pod 0 of db, initialised and started with continuous
+// archiving into env's archive every archiveTimeout.
+func archivingPrimary(t testing.TB, p pg, db *databasev1.Database, s secret, env map[string]string, agent string, archiveTimeout string) *pgInstance {
+	t.Helper()
+	r := renderDB(t, db)
+	in := newPGInstance(t, p, r, s, db.Name+"-0")
+	in.mustInit(t, nil)
+	in.cfg.containerArgs = append(in.cfg.containerArgs,
+		"-c", "archive_mode=on", "-c", "archive_command="+agent+" wal-push %p", "-c", "archive_timeout="+archiveTimeout,
+		"-c", "track_commit_timestamp=on")
+	in.serverEnv = map[string]string{"PATH": p.path(), "APP_USER": s["username"], "POSTGRES_DB": s["database"]}
+	for k, v := range env {
+		in.serverEnv[k] = v
+	}
+	in.start(t)
+	return in
+}
+
+// pacedWriter inserts one row every interval and remembers the ids whose
+// commit was acknowledged.
+type pacedWriter struct {
+	mu     sync.Mutex
+	acked  []int
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startPacedWriter(t testing.TB, port int, s secret, interval time.Duration) *pacedWriter {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s sslmode=disable connect_timeout=2", port, s["database"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.User, cfg.Password = s["username"], s["password"]
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &pacedWriter{cancel: cancel, done: make(chan struct{})}
+	t.Cleanup(func() { w.stop() })
+	go func() {
+		defer close(w.done)
+		defer conn.Close(context.Background())
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for id := 1; ; id++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if _, err := conn.Exec(ctx, "INSERT INTO rows (id) VALUES ($1)", id); err != nil {
+				return
+			}
+			w.mu.Lock()
+			w.acked = append(w.acked, id)
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+func (w *pacedWriter) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+func (w *pacedWriter) waitMore(t testing.TB, n int) {
+	t.Helper()
+	want := w.count() + n
+	deadline := time.Now().Add(time.Minute)
+	for w.count() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d more rows within a minute", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (w *pacedWriter) stop() []int {
+	w.cancel()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]int(nil), w.acked...)
+}
+
+// ids parses one id per line.
+func ids(t testing.TB, out string) []int {
+	t.Helper()
+	var got []int
+	for _, f := range strings.Fields(out) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("not an id: %q", f)
+		}
+		got = append(got, n)
+	}
+	sort.Ints(got)
+	return got
+}
+
+// runAgent runs the agent as the postgres user with env.
+func runAgent(t testing.TB, p pg, agent string, env map[string]string, timeout time.Duration, args ...string) (string, error) {
+	t.Helper()
+	full := map[string]string{"PATH": p.path()}
+	for k, v := range env {
+		full[k] = v
+	}
+	return run(t, timeout, p.user, full, "", agent, args...)
+}
+
+// takeBaseBackup runs the agent's base-backup against in, as the backup
+// Job does: the replication user over TCP.
+func takeBaseBackup(t testing.TB, in *pgInstance, agent string, env map[string]string) {
+	t.Helper()
+	e := map[string]string{"PGHOST": "127.0.0.1", "PGPORT": fmt.Sprint(in.port), "PGUSER": "replicator",
+		"PGPASSWORD": in.secret["replication-password"], "APP_USER": in.secret["username"], "POSTGRES_DB": in.secret["database"]}
+	for k, v := range env {
+		e[k] = v
+	}
+	out, err := runAgent(t, in.p, agent, e, 3*time.Minute, "base-backup", "--retention=7d", "--wal-wait=60s")
+	if err != nil {
+		t.Fatalf("base-backup: %v\n%s", err, out)
+	}
+	t.Logf("base-backup: %s", strings.TrimSpace(out))
+}
+
+// switchAndWaitArchived closes the current WAL segment and waits until the
+// archiver has pushed it: everything committed before is in the archive.
+func switchAndWaitArchived(t testing.TB, in *pgInstance) {
+	t.Helper()
+	seg, err := in.asSuperuser(t, "SELECT pg_walfile_name(pg_switch_wal())")
+	if err != nil {
+		t.Fatalf("pg_switch_wal: %v %s", err, seg)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := in.asSuperuser(t, "SELECT coalesce(last_archived_wal, '') >= '"+seg+"', failed_count, coalesce(last_failed_wal, '') FROM pg_stat_archiver")
+		if err == nil && strings.HasPrefix(out, "t|") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("segment %s not archived within 60s: %s %v\n%s", seg, out, err, in.srv.logText())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// restoredInstance restores the archive of env into a new Database's pod 0
+// (its own rendered configuration and Secret) to target ("" for latest) and
+// returns it, not started, with the agent's output.
+func restoredInstance(t testing.TB, p pg, name string, s secret, env map[string]string, agent, target string) (*pgInstance, string, error) {
+	t.Helper()
+	db := newDatabase(name, databasev1.PostgreSQL, "15")
+	in := newPGInstance(t, p, renderDB(t, db), s, name+"-0")
+	e := restoreEnv(env)
+	e["PGDATA"] = in.pgdata
+	e["POSTGRES_PASSWORD"], e["APP_USER"], e["APP_PASSWORD"] = s["root-password"], s["username"], s["password"]
+	e["POSTGRES_DB"], e["REPLICATION_PASSWORD"] = s["database"], s["replication-password"]
+	if target != "" {
+		e["RESTORE_TARGET_TIME"] = target
+	}
+	out, err := runAgent(t, p, agent, e, 5*time.Minute, "restore", "--timeout=3m")
+	return in, out, err
+}
+
+// TestPostgresPointInTimeRecovery writes a row every 100 ms, records a
+// moment T, writes more, and restores the archive twice into new
+// Databases: to T, which must hold exactly the rows whose commits were at
+// or before T (the source's own commit timestamps say which), and to the
+// end of the archive, which must hold every row committed before the last
+// archived segment. The restored Databases answer to their own users and
+// passwords, not the source's.
+func TestPostgresPointInTimeRecovery(t *testing.T) {
+	g := NewWithT(t)
+	p := requirePostgres(t)
+	agent := agentBinary(t, p.user)
+	env := s3Env(t, "orders")
+	src := newSecret("orders", "orders")
+	primary := archivingPrimary(t, p, newDatabase("orders", databasev1.PostgreSQL, "15"), src, env, agent, "60s")
+	primary.mustApp(t, "CREATE TABLE rows (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+
+	w := startPacedWriter(t, primary.port, src, 100*time.Millisecond)
+	w.waitMore(t, 10)
+	takeBaseBackup(t, primary, agent, env)
+	w.waitMore(t, 20)
+	T, err := primary.asSuperuser(t, "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+	g.Expect(err).NotTo(HaveOccurred())
+	w.waitMore(t, 20)
+	all := w.stop()
+	switchAndWaitArchived(t, primary)
+
+	atT := ids(t, primary.mustApp(t, "SELECT id FROM rows WHERE pg_xact_commit_timestamp(xmin) <= '"+T+"'"))
+	g.Expect(len(atT)).To(BeNumerically(">", 20))
+	g.Expect(len(atT)).To(BeNumerically("<", len(all)), "rows were committed after T")
+	t.Logf("T=%s: %d of %d rows committed by then", T, len(atT), len(all))
+
+	t.Run("to a moment", func(t *testing.T) {
+		g := NewWithT(t)
+		s := newSecret("restored", "restored_app")
+		s["root-password"] = "another superuser password"
+		in, out, err := restoredInstance(t, p, "restored", s, env, agent, T)
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		in.start(t)
+		defer in.stop()
+		g.Expect(ids(t, in.mustApp(t, "SELECT id FROM rows"))).To(Equal(atT))
+		// The source's credentials open nothing in the copy.
+		_, err = in.query(t, src["username"], src["password"], s["database"], "SELECT 1")
+		g.Expect(err).To(HaveOccurred())
+		_, err = in.query(t, "postgres", src["root-password"], "postgres", "SELECT 1")
+		g.Expect(err).To(HaveOccurred())
+		// Recovery is over and its settings are gone.
+		g.Expect(in.mustApp(t, "SELECT pg_is_in_recovery()")).To(Equal("f"))
+		conf, err := os.ReadFile(filepath.Join(in.pgdata, archive.AutoConf))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(string(conf)).NotTo(ContainSubstring("restore_command"))
+	})
+
+	t.Run("to the end of the archive", func(t *testing.T) {
+		g := NewWithT(t)
+		s := newSecret("latest", "latest")
+		in, out, err := restoredInstance(t, p, "latest", s, env, agent, "")
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		in.start(t)
+		defer in.stop()
+		g.Expect(ids(t, in.mustApp(t, "SELECT id FROM rows"))).To(Equal(all))
+	})
+
+	t.Run("a missing segment is reported", func(t *testing.T) {
+		g := NewWithT(t)
+		a := archive.New(testStore(t, env), "orders")
+		wal, err := a.ListWAL(context.Background())
+		g.Expect(err).NotTo(HaveOccurred())
+		backups, err := a.ListBackups(context.Background())
+		g.Expect(err).NotTo(HaveOccurred())
+		_, last, err := a.Chain(context.Background(), backups[len(backups)-1])
+		g.Expect(err).NotTo(HaveOccurred())
+		// Remove the segment before the last one of the chain, into a copy
+		// of the archive, so the other subtests keep theirs.
+		copyEnv := copyArchive(t, env, "orders")
+		victim := ""
+		for _, w := range wal {
+			if _, _, ok := archive.ParseSegmentName(w.Name); ok && w.Name < last && w.Name >= backups[0].StartWAL {
+				victim = w.Name
+			}
+		}
+		g.Expect(victim).NotTo(BeEmpty())
+		g.Expect(archive.New(testStore(t, copyEnv), "orders").DeleteWAL(context.Background(), victim)).To(Succeed())
+
+		in, out, err := restoredInstance(t, p, "gap", newSecret("gap", "gap"), copyEnv, agent, "")
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(out).To(ContainSubstring("WAL segment " + victim + " is missing"))
+		_, statErr := os.Stat(in.pgdata)
+		g.Expect(os.IsNotExist(statErr)).To(BeTrue(), "no data directory is left behind")
+	})
+
+	t.Run("a corrupted segment is reported", func(t *testing.T) {
+		g := NewWithT(t)
+		copyEnv := copyArchive(t, env, "orders")
+		a := archive.New(testStore(t, copyEnv), "orders")
+		backups, err := a.ListBackups(context.Background())
+		g.Expect(err).NotTo(HaveOccurred())
+		// The segment recovery reads first: its content is flipped, its
+		// recorded checksum kept.
+		corruptSegment(t, copyEnv, "orders/wal/"+backups[0].StartWAL+".gz")
+		_, out, err := restoredInstance(t, p, "corrupt", newSecret("corrupt", "corrupt"), copyEnv, agent, "")
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(out).To(ContainSubstring("does not match its recorded SHA-256"))
+	})
+}
+
+// copyArchive copies database's archive in env to a fresh prefix and
+// returns the environment that names it.
+func copyArchive(t testing.TB, env map[string]string, database string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	for k, v := range env {
+		out[k] = v
+	}
+	out[archive.EnvPath] = env[archive.EnvPath] + "-copy-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	from := testStore(t, env)
+	objects, err := from.List(ctx, database+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objects {
+		r, err := from.Open(ctx, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		_, err = buf.ReadFrom(r)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Through the raw client, so the recorded SHA-256 is copied as is.
+		putRaw(t, out, o.Key, buf.Bytes(), headMetadata(t, env, o.Key))
+	}
+	return out
+}
+
+func rawS3(env map[string]string) *s3.Client {
+	return s3.New(s3.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(env[archive.EnvEndpoint]), UsePathStyle: true,
+		Credentials:                credentials.NewStaticCredentialsProvider(env[archive.EnvAccessKeyID], env[archive.EnvSecretKey], ""),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+}
+
+func headMetadata(t testing.TB, env map[string]string, key string) map[string]string {
+	t.Helper()
+	out, err := rawS3(env).HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(env[archive.EnvBucket]), Key: aws.String(env[archive.EnvPath] + "/" + key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Metadata
+}
+
+func putRaw(t testing.TB, env map[string]string, key string, data []byte, md map[string]string) {
+	t.Helper()
+	_, err := rawS3(env).PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(env[archive.EnvBucket]),
+		Key: aws.String(env[archive.EnvPath] + "/" + key), Body: bytes.NewReader(data), Metadata: md})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// corruptSegment flips a byte in the middle of the archived WAL segment
+// key and compresses it again, keeping the object's metadata: a store that
+// returns other bytes than it was given, in a way the compression does not
+// notice. Only the recorded SHA-256 can tell.
+func corruptSegment(t testing.TB, env map[string]string, key string) {
+	t.Helper()
+	r, err := testStore(t, env).Open(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)/2] ^= 0xff
+	var packed bytes.Buffer
+	zw := gzip.NewWriter(&packed)
+	_, _ = zw.Write(raw)
+	_ = zw.Close()
+	putRaw(t, env, key, packed.Bytes(), headMetadata(t, env, key))
+}
