@@ -32,6 +32,8 @@ import (
 func ForKind(kind schema.GroupVersionKind) interface{} {
 	switch kind {
 	// Group=database.example.com, Version=v1
+	case v1.SchemeGroupVersion.WithKind("ArchiveStatus"):
+		return &databasev1.ArchiveStatusApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("AutoscalingSpec"):
 		return &databasev1.AutoscalingSpecApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("BackupSpec"):
@@ -50,6 +52,10 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &databasev1.NetworkPeerApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("NetworkPolicySpec"):
 		return &databasev1.NetworkPolicySpecApplyConfiguration{}
+	case v1.SchemeGroupVersion.WithKind("ObjectStoreSpec"):
+		return &databasev1.ObjectStoreSpecApplyConfiguration{}
+	case v1.SchemeGroupVersion.WithKind("PointInTimeSpec"):
+		return &databasev1.PointInTimeSpecApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("PrimaryChange"):
 		return &databasev1.PrimaryChangeApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("ReplicationSpec"):

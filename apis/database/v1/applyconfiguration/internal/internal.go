@@ -39,6 +39,30 @@ func Parser() *typed.Parser {
 var parserOnce sync.Once
 var parser *typed.Parser
 var schemaYAML = typed.YAMLObject(`types:
+- name: com.github.example.database-operator.apis.database.v1.ArchiveStatus
+  map:
+    fields:
+    - name: firstRecoverableTime
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: lastArchivedTime
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: lastArchivedWAL
+      type:
+        scalar: string
+    - name: lastBaseBackup
+      type:
+        scalar: string
+    - name: lastBaseBackupTime
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: lastFailedTime
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: lastFailedWAL
+      type:
+        scalar: string
 - name: com.github.example.database-operator.apis.database.v1.AutoscalingSpec
   map:
     fields:
@@ -61,6 +85,9 @@ var schemaYAML = typed.YAMLObject(`types:
 - name: com.github.example.database-operator.apis.database.v1.BackupSpec
   map:
     fields:
+    - name: archiveTimeout
+      type:
+        scalar: string
     - name: enabled
       type:
         scalar: boolean
@@ -69,6 +96,9 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: string
       default: 7d
+    - name: s3
+      type:
+        namedType: com.github.example.database-operator.apis.database.v1.ObjectStoreSpec
     - name: schedule
       type:
         scalar: string
@@ -149,6 +179,9 @@ var schemaYAML = typed.YAMLObject(`types:
 - name: com.github.example.database-operator.apis.database.v1.DatabaseStatus
   map:
     fields:
+    - name: archive
+      type:
+        namedType: com.github.example.database-operator.apis.database.v1.ArchiveStatus
     - name: conditions
       type:
         list:
@@ -259,8 +292,41 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: monitoringNamespace
       type:
         scalar: string
+- name: com.github.example.database-operator.apis.database.v1.ObjectStoreSpec
+  map:
+    fields:
+    - name: bucket
+      type:
+        scalar: string
+    - name: caSecret
+      type:
+        scalar: string
+    - name: credentialsSecret
+      type:
+        scalar: string
+    - name: endpoint
+      type:
+        scalar: string
+    - name: path
+      type:
+        scalar: string
+    - name: region
+      type:
+        scalar: string
+    - name: virtualHostedStyle
+      type:
+        scalar: boolean
 - name: com.github.example.database-operator.apis.database.v1.Phase
   scalar: string
+- name: com.github.example.database-operator.apis.database.v1.PointInTimeSpec
+  map:
+    fields:
+    - name: s3
+      type:
+        namedType: com.github.example.database-operator.apis.database.v1.ObjectStoreSpec
+    - name: targetTime
+      type:
+        scalar: string
 - name: com.github.example.database-operator.apis.database.v1.PrimaryChange
   map:
     fields:
@@ -299,6 +365,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: fromDatabase
       type:
         scalar: string
+    - name: pointInTime
+      type:
+        namedType: com.github.example.database-operator.apis.database.v1.PointInTimeSpec
 - name: com.github.example.database-operator.apis.database.v1.StorageSpec
   map:
     fields:

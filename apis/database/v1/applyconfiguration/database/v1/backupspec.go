@@ -39,7 +39,27 @@ type BackupSpecApplyConfiguration struct {
 	// never deleted. Defaults to "7d".
 	Retention *string `json:"retention,omitempty"`
 	// Size is the capacity of the backup volume. Defaults to storage.size.
+	// Not used with s3.
 	Size *resource.Quantity `json:"size,omitempty"`
+	// S3 sends the backups to an S3-compatible object store instead of the
+	// backup volume, where they survive the loss of the cluster and its
+	// storage. For PostgreSQL: a physical base backup (pg_basebackup) on the
+	// schedule, and continuous archiving of every WAL segment (every server
+	// archives what it has, so a failover loses no segment), which lets
+	// spec.restore.pointInTime restore any moment between the oldest base
+	// backup kept and the last archived segment. Retention keeps every
+	// moment of the last retention days restorable: the base backups that
+	// ended within it, the newest one before it, and the WAL from the oldest
+	// kept on; the newest base backup is never deleted. Not yet for MySQL.
+	S3 *ObjectStoreSpecApplyConfiguration `json:"s3,omitempty"`
+	// ArchiveTimeout bounds the recovery point with s3: while transactions
+	// are written, the primary closes and archives its current WAL segment
+	// at least this often, so a restore of a lost Database to the end of its
+	// archive loses at most about this much (plus the upload). From 10s to
+	// 600s; defaults to 30s, half the 60s recovery-point target, because an
+	// upload takes time too. Each forced segment is 16 MiB before
+	// compression, mostly zeros when little was written.
+	ArchiveTimeout *string `json:"archiveTimeout,omitempty"`
 }
 
 // BackupSpecApplyConfiguration constructs a declarative configuration of the BackupSpec type for use with
@@ -77,5 +97,21 @@ func (b *BackupSpecApplyConfiguration) WithRetention(value string) *BackupSpecAp
 // If called multiple times, the Size field is set to the value of the last call.
 func (b *BackupSpecApplyConfiguration) WithSize(value resource.Quantity) *BackupSpecApplyConfiguration {
 	b.Size = &value
+	return b
+}
+
+// WithS3 sets the S3 field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the S3 field is set to the value of the last call.
+func (b *BackupSpecApplyConfiguration) WithS3(value *ObjectStoreSpecApplyConfiguration) *BackupSpecApplyConfiguration {
+	b.S3 = value
+	return b
+}
+
+// WithArchiveTimeout sets the ArchiveTimeout field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ArchiveTimeout field is set to the value of the last call.
+func (b *BackupSpecApplyConfiguration) WithArchiveTimeout(value string) *BackupSpecApplyConfiguration {
+	b.ArchiveTimeout = &value
 	return b
 }

@@ -53,6 +53,9 @@ type DatabaseStatusApplyConfiguration struct {
 	LastPrimaryChange *PrimaryChangeApplyConfiguration `json:"lastPrimaryChange,omitempty"`
 	// Switchover is the planned switchover in progress, if any.
 	Switchover *SwitchoverStatusApplyConfiguration `json:"switchover,omitempty"`
+	// Archive is the state of the continuous archive (spec.backup.s3): the
+	// recoverable window and the last base backup.
+	Archive *ArchiveStatusApplyConfiguration `json:"archive,omitempty"`
 	// Conditions are Ready, Progressing, Degraded, with backup enabled
 	// BackupReady, and for a Database created with spec.restore Restored.
 	Conditions []applyconfigurationsmetav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
@@ -146,6 +149,14 @@ func (b *DatabaseStatusApplyConfiguration) WithLastPrimaryChange(value *PrimaryC
 // If called multiple times, the Switchover field is set to the value of the last call.
 func (b *DatabaseStatusApplyConfiguration) WithSwitchover(value *SwitchoverStatusApplyConfiguration) *DatabaseStatusApplyConfiguration {
 	b.Switchover = value
+	return b
+}
+
+// WithArchive sets the Archive field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Archive field is set to the value of the last call.
+func (b *DatabaseStatusApplyConfiguration) WithArchive(value *ArchiveStatusApplyConfiguration) *DatabaseStatusApplyConfiguration {
+	b.Archive = value
 	return b
 }
 

@@ -54,6 +54,14 @@ type RestoreSpecApplyConfiguration struct {
 	// example "orders-20250102T020000Z.sql.gz". When empty the latest dump of
 	// the source is restored.
 	Backup *string `json:"backup,omitempty"`
+	// PointInTime restores the source's continuous archive in object
+	// storage (its spec.backup.s3) instead of a dump: pod 0's init container
+	// fetches the newest base backup that ended before the target, replays
+	// the archived WAL up to the target, promotes the copy and gives its
+	// users this Database's names and passwords, before the database starts.
+	// A missing or corrupted WAL segment fails the restore (RestoreFailed)
+	// rather than end it early. PostgreSQL only.
+	PointInTime *PointInTimeSpecApplyConfiguration `json:"pointInTime,omitempty"`
 }
 
 // RestoreSpecApplyConfiguration constructs a declarative configuration of the RestoreSpec type for use with
@@ -75,5 +83,13 @@ func (b *RestoreSpecApplyConfiguration) WithFromDatabase(value string) *RestoreS
 // If called multiple times, the Backup field is set to the value of the last call.
 func (b *RestoreSpecApplyConfiguration) WithBackup(value string) *RestoreSpecApplyConfiguration {
 	b.Backup = &value
+	return b
+}
+
+// WithPointInTime sets the PointInTime field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the PointInTime field is set to the value of the last call.
+func (b *RestoreSpecApplyConfiguration) WithPointInTime(value *PointInTimeSpecApplyConfiguration) *RestoreSpecApplyConfiguration {
+	b.PointInTime = value
 	return b
 }
