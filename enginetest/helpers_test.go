@@ -246,6 +246,9 @@ func containerEnv(t testing.TB, c corev1.Container, s secret, podName string, ov
 			env[e.Name] = e.Value
 		case e.ValueFrom.SecretKeyRef != nil:
 			v, ok := s[e.ValueFrom.SecretKeyRef.Key]
+			if !ok && e.ValueFrom.SecretKeyRef.Optional != nil && *e.ValueFrom.SecretKeyRef.Optional {
+				continue
+			}
 			if !ok {
 				t.Fatalf("env %s refers to Secret key %q, which the credentials Secret does not hold", e.Name, e.ValueFrom.SecretKeyRef.Key)
 			}

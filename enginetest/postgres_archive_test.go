@@ -22,10 +22,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/types"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
 	"github.com/example/database-operator/archive"
 	"github.com/example/database-operator/objectstore"
+	"github.com/example/database-operator/render"
 )
 
 // s3Env is the archive environment of a fresh prefix on the S3 server the
@@ -110,19 +112,47 @@ func agentBinary(t testing.TB, owner osUser) string {
 	return dest
 }
 
-// archivingPrimary is pod 0 of db, initialised and started with continuous
-// archiving into env's archive every archiveTimeout.
-func archivingPrimary(t testing.TB, p pg, db *databasev1.Database, s secret, env map[string]string, agent string, archiveTimeout string) *pgInstance {
+// withS3Archive archives to env's store every archiveTimeout, with the
+// S3 keys in the Secret s3-keys (which the test's secret map holds too).
+func withS3Archive(env map[string]string, archiveTimeout string) dbOption {
+	return func(db *databasev1.Database) {
+		db.UID = types.UID("uid-" + db.Name)
+		db.Spec.Backup = &databasev1.BackupSpec{Enabled: true, Schedule: "0 2 * * *", Retention: "7d", ArchiveTimeout: archiveTimeout,
+			S3: &databasev1.ObjectStoreSpec{Endpoint: env[archive.EnvEndpoint], Bucket: env[archive.EnvBucket], Path: env[archive.EnvPath], CredentialsSecret: "s3-keys"}}
+	}
+}
+
+// withS3Keys adds the S3 keys of env to a secret map, under the keys the
+// rendered environment refers to.
+func withS3Keys(s secret, env map[string]string) secret {
+	s[render.S3AccessKeyIDKey], s[render.S3SecretAccessKeyKey] = env[archive.EnvAccessKeyID], env[archive.EnvSecretKey]
+	return s
+}
+
+// archivingPrimary is pod 0 of db (withS3Archive), initialised and started
+// with the rendered configuration and environment: its archive_command is
+// the rendered one with the agent's path mapped to the local copy.
+// track_commit_timestamp is added so that the test can tell which rows
+// were committed by a moment.
+func archivingPrimary(t testing.TB, p pg, db *databasev1.Database, s secret, agent string) *pgInstance {
 	t.Helper()
 	r := renderDB(t, db)
 	in := newPGInstance(t, p, r, s, db.Name+"-0")
+	conf, err := os.ReadFile(in.cfg.confFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(conf), "archive_command = '/opt/database-operator/database-agent wal-push %p'") {
+		t.Fatalf("the rendered postgresql.conf does not archive with the agent:\n%s", conf)
+	}
+	writeFile(t, in.cfg.confFile, strings.ReplaceAll(string(conf), "/opt/database-operator/database-agent", agent), 0o644)
+	in.cfg.containerArgs = append(in.cfg.containerArgs, "-c", "track_commit_timestamp=on")
 	in.mustInit(t, nil)
-	in.cfg.containerArgs = append(in.cfg.containerArgs,
-		"-c", "archive_mode=on", "-c", "archive_command="+agent+" wal-push %p", "-c", "archive_timeout="+archiveTimeout,
-		"-c", "track_commit_timestamp=on")
-	in.serverEnv = map[string]string{"PATH": p.path(), "APP_USER": s["username"], "POSTGRES_DB": s["database"]}
-	for k, v := range env {
-		in.serverEnv[k] = v
+	in.serverEnv = map[string]string{}
+	for k, v := range in.env(t, nil) {
+		if strings.HasPrefix(k, "ARCHIVE_") || k == "APP_USER" || k == "POSTGRES_DB" || k == "PATH" {
+			in.serverEnv[k] = v
+		}
 	}
 	in.start(t)
 	return in
@@ -224,18 +254,32 @@ func runAgent(t testing.TB, p pg, agent string, env map[string]string, timeout t
 	return run(t, timeout, p.user, full, "", agent, args...)
 }
 
-// takeBaseBackup runs the agent's base-backup against in, as the backup
-// Job does: the replication user over TCP.
-func takeBaseBackup(t testing.TB, in *pgInstance, agent string, env map[string]string) {
+// takeBaseBackup runs the rendered backup CronJob's container against in:
+// its command with the local agent and termination-log file, its
+// environment with the primary's Service mapped to in's port.
+func takeBaseBackup(t testing.TB, in *pgInstance, agent string) {
 	t.Helper()
-	e := map[string]string{"PGHOST": "127.0.0.1", "PGPORT": fmt.Sprint(in.port), "PGUSER": "replicator",
-		"PGPASSWORD": in.secret["replication-password"], "APP_USER": in.secret["username"], "POSTGRES_DB": in.secret["database"]}
-	for k, v := range env {
-		e[k] = v
+	c := in.r.backupContainer(t)
+	if len(c.Command) < 2 || c.Command[0] != "/opt/database-operator/database-agent" || c.Command[1] != "base-backup" {
+		t.Fatalf("the backup container runs %q", c.Command)
 	}
-	out, err := runAgent(t, in.p, agent, e, 3*time.Minute, "base-backup", "--retention=7d", "--wal-wait=60s")
+	termination := filepath.Join(in.dir, "backup-termination-log")
+	writeFile(t, termination, "", 0o666)
+	var args []string
+	for _, a := range c.Command[1:] {
+		if strings.HasPrefix(a, "--termination-log=") {
+			a = "--termination-log=" + termination
+		}
+		args = append(args, a)
+	}
+	e := containerEnv(t, c, in.secret, in.pod, map[string]string{"PGHOST": "127.0.0.1", "PGPORT": fmt.Sprint(in.port), "PATH": in.p.path()})
+	out, err := runAgent(t, in.p, agent, e, 3*time.Minute, args...)
 	if err != nil {
 		t.Fatalf("base-backup: %v\n%s", err, out)
+	}
+	result, _ := os.ReadFile(termination)
+	if !strings.Contains(string(result), `"firstRecoverable"`) {
+		t.Fatalf("base-backup wrote no result to its termination message: %q", result)
 	}
 	t.Logf("base-backup: %s", strings.TrimSpace(out))
 }
@@ -261,22 +305,29 @@ func switchAndWaitArchived(t testing.TB, in *pgInstance) {
 	}
 }
 
-// restoredInstance restores the archive of env into a new Database's pod 0
-// (its own rendered configuration and Secret) to target ("" for latest) and
-// returns it, not started, with the agent's output.
+// restoredInstance is pod 0 of a new Database name that restores the
+// archive in env (its Database "orders") to target ("" for latest): the
+// rendered restore init container runs, with the local agent, the local
+// data directory and a local termination-log file. It returns the pod, not
+// started, with the init container's output and termination message.
 func restoredInstance(t testing.TB, p pg, name string, s secret, env map[string]string, agent, target string) (*pgInstance, string, error) {
 	t.Helper()
-	db := newDatabase(name, databasev1.PostgreSQL, "15")
-	in := newPGInstance(t, p, renderDB(t, db), s, name+"-0")
-	e := restoreEnv(env)
-	e["PGDATA"] = in.pgdata
-	e["POSTGRES_PASSWORD"], e["APP_USER"], e["APP_PASSWORD"] = s["root-password"], s["username"], s["password"]
-	e["POSTGRES_DB"], e["REPLICATION_PASSWORD"] = s["database"], s["replication-password"]
-	if target != "" {
-		e["RESTORE_TARGET_TIME"] = target
+	db := newDatabase(name, databasev1.PostgreSQL, "15", func(db *databasev1.Database) {
+		db.Spec.Restore = &databasev1.RestoreSpec{FromDatabase: "orders", PointInTime: &databasev1.PointInTimeSpec{TargetTime: target,
+			S3: &databasev1.ObjectStoreSpec{Endpoint: env[archive.EnvEndpoint], Bucket: env[archive.EnvBucket], Path: env[archive.EnvPath], CredentialsSecret: "s3-keys"}}}
+	})
+	r := renderDB(t, db)
+	in := newPGInstance(t, p, r, withS3Keys(s, env), name+"-0")
+	c := r.initContainer(t, render.RestoreInitContainerName)
+	if len(c.Command) != 3 || c.Command[0] != "/opt/database-operator/database-agent" || c.Command[1] != "restore" || c.Command[2] != "--termination-log=/dev/termination-log" {
+		t.Fatalf("the restore init container runs %q", c.Command)
 	}
-	out, err := runAgent(t, p, agent, e, 5*time.Minute, "restore", "--timeout=3m")
-	return in, out, err
+	termination := filepath.Join(in.dir, "termination-log")
+	writeFile(t, termination, "", 0o666)
+	e := containerEnv(t, c, in.secret, in.pod, map[string]string{"PGDATA": in.pgdata, "PATH": p.path()})
+	out, err := runAgent(t, p, agent, e, 5*time.Minute, "restore", "--termination-log="+termination, "--timeout=3m")
+	msg, _ := os.ReadFile(termination)
+	return in, out + string(msg), err
 }
 
 // TestPostgresPointInTimeRecovery writes a row every 100 ms, records a
@@ -291,13 +342,13 @@ func TestPostgresPointInTimeRecovery(t *testing.T) {
 	p := requirePostgres(t)
 	agent := agentBinary(t, p.user)
 	env := s3Env(t, "orders")
-	src := newSecret("orders", "orders")
-	primary := archivingPrimary(t, p, newDatabase("orders", databasev1.PostgreSQL, "15"), src, env, agent, "60s")
+	src := withS3Keys(newSecret("orders", "orders"), env)
+	primary := archivingPrimary(t, p, newDatabase("orders", databasev1.PostgreSQL, "15", withS3Archive(env, "60s")), src, agent)
 	primary.mustApp(t, "CREATE TABLE rows (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
 
 	w := startPacedWriter(t, primary.port, src, 100*time.Millisecond)
 	w.waitMore(t, 10)
-	takeBaseBackup(t, primary, agent, env)
+	takeBaseBackup(t, primary, agent)
 	w.waitMore(t, 20)
 	T, err := primary.asSuperuser(t, "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
 	g.Expect(err).NotTo(HaveOccurred())
@@ -365,6 +416,7 @@ func TestPostgresPointInTimeRecovery(t *testing.T) {
 		in, out, err := restoredInstance(t, p, "gap", newSecret("gap", "gap"), copyEnv, agent, "")
 		g.Expect(err).To(HaveOccurred())
 		g.Expect(out).To(ContainSubstring("WAL segment " + victim + " is missing"))
+		g.Expect(out).To(ContainSubstring(render.RestoreFailedPrefix), "the reason reaches the termination message")
 		_, statErr := os.Stat(in.pgdata)
 		g.Expect(os.IsNotExist(statErr)).To(BeTrue(), "no data directory is left behind")
 	})

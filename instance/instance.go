@@ -23,6 +23,11 @@ const (
 	Replica Role = "replica"
 )
 
+// RestoreFailedPrefix starts the termination message of a container whose
+// restore failed (the restore script of a dump, or the agent's restore of
+// an archive); the rest is the reason, which the operator reports.
+const RestoreFailedPrefix = "database-operator: restore failed: "
+
 const (
 	// LabelRole is set by the operator on every database pod: the role the
 	// pod must take. The read-write Service selects the pod labelled

@@ -23,7 +23,7 @@ func buildConfigMap(s *spec) *corev1ac.ConfigMapApplyConfiguration {
 func configFiles(s *spec) map[string]string {
 	files := s.eng.configFiles(s)
 	files[initialisedKey] = initialisedScript(s.eng, s)
-	if s.restore != nil {
+	if s.restoresDump() {
 		files[restoreScriptKey] = restoreScript(s.eng)
 	}
 	return files

@@ -41,6 +41,17 @@ var goldenSamples = map[string]*databasev1.Database{
 		networkPolicy(ptr(true), "observability", appPeer("shop-api"), teamNamespacePeer("analytics"))),
 	"postgres-tls-production": newDatabase(databasev1.PostgreSQL, "16", environment(databasev1.Production), replicas(2),
 		backup(true), metrics(true), tls("")),
+	"postgres-archive-s3": newDatabase(databasev1.PostgreSQL, "17", environment(databasev1.Production), replicas(3),
+		s3Backup, func(db *databasev1.Database) { db.Spec.Backup.ArchiveTimeout = "1m" }),
+	"postgres-point-in-time": newDatabase(databasev1.PostgreSQL, "17", replicas(2), s3Backup,
+		pointInTime("orders", "2026-12-02T23:15:00Z"), func(db *databasev1.Database) {
+			// The source's archive is in team-a/prod/orders/; this Database
+			// archives to team-a/restored/orders-restored/.
+			db.Name = "orders-restored"
+			source := *db.Spec.Backup.S3
+			db.Spec.Restore.PointInTime.S3 = &source
+			db.Spec.Backup.S3.Path = "team-a/restored"
+		}),
 	"mysql-tls-secret": newDatabase(databasev1.MySQL, "8.4", environment(databasev1.Production), replicas(2),
 		metrics(true), tls("orders-cert")),
 }

@@ -80,6 +80,23 @@ func restore(from, backup string) dbOption {
 	}
 }
 
+// s3Backup archives to an S3 store with a private CA.
+func s3Backup(db *databasev1.Database) {
+	db.Spec.Backup.Enabled = true
+	db.Spec.Backup.S3 = &databasev1.ObjectStoreSpec{
+		Endpoint: "https://s3.storage.svc:9000", Bucket: "backups", Path: "team-a/prod", Region: "eu-west-1",
+		CredentialsSecret: "s3-keys", CASecret: "s3-ca",
+	}
+}
+
+// pointInTime restores the archive of from at target ("" for latest) from
+// the Database's own store (spec.backup.s3).
+func pointInTime(from, target string) dbOption {
+	return func(db *databasev1.Database) {
+		db.Spec.Restore = &databasev1.RestoreSpec{FromDatabase: from, PointInTime: &databasev1.PointInTimeSpec{TargetTime: target}}
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // envByName indexes a container's environment.

@@ -116,6 +116,9 @@ func postgresConf(s *spec) string {
 		line("log_min_duration_statement", "-1")
 		line("log_statement", "'none'")
 	}
+	if ArchivingOf(s.db) != nil {
+		b.WriteString(postgresArchiveConf(s))
+	}
 	if s.tlsSecret != "" {
 		fmt.Fprintf(&b, "# TLS with the certificate of Secret %s, mounted read-only.\n", s.tlsSecret)
 		line("ssl", "on")

@@ -135,7 +135,10 @@ func RenderObserved(db *databasev1.Database, opts Options, observed Observed) (*
 		c.ReadService = buildReadService(s)
 		c.PodDisruptionBudget = buildPodDisruptionBudget(s)
 	}
-	if s.backup.Enabled {
+	switch {
+	case ArchivingOf(db) != nil:
+		c.BackupCronJob = buildBaseBackupCronJob(s)
+	case s.backup.Enabled:
 		c.BackupCronJob = buildBackupCronJob(s)
 		c.BackupPVC = buildBackupPVC(s)
 	}

@@ -42,10 +42,6 @@ import (
 // (see the backup scripts), so it loads into a Database whose application
 // database and user have other names or passwords.
 
-// RestoreFailedPrefix starts the termination message of a database
-// container whose restore failed; the rest is the reason.
-const RestoreFailedPrefix = "database-operator: restore failed: "
-
 const (
 	// restoreScriptKey is the restore script's key in the ConfigMap.
 	restoreScriptKey = "initdb-restore.sh"
@@ -134,13 +130,17 @@ func configMounts(s *spec) []configMount {
 			items[k] = v
 		}
 		items[initialisedKey] = initialisedFile
-		if s.restore != nil {
+		if s.restoresDump() {
 			items[restoreScriptKey] = s.eng.restore().file
 		}
 		mounts[i].items = items
 	}
 	return mounts
 }
+
+// restoresDump says the Database starts from a dump (spec.restore without
+// pointInTime) and the restore is not done.
+func (s *spec) restoresDump() bool { return s.restore != nil && s.restore.PointInTime == nil }
 
 // restoreEnv tells the restore script which dump to load.
 func restoreEnv(s *spec) []*corev1ac.EnvVarApplyConfiguration {

@@ -92,9 +92,13 @@ func podTemplate(s *spec, configChecksum string) *corev1ac.PodTemplateSpecApplyC
 	pod.WithInitContainers(s.eng.initContainers(s)...).
 		WithContainers(databaseContainer(s)).
 		WithVolumes(configVolumes(s)...).
-		WithVolumes(sharedMemoryVolume(s))
-	if s.restore != nil {
+		WithVolumes(sharedMemoryVolume(s)).
+		WithVolumes(archiveVolumes(s)...)
+	if s.restoresDump() {
 		pod.WithVolumes(restoreVolume(s))
+	}
+	if s.pointInTime() != nil {
+		pod.WithInitContainers(restoreInitContainer(s))
 	}
 	if s.tlsSecret != "" {
 		pod.WithVolumes(tlsVolume(s))
@@ -190,8 +194,11 @@ func databaseContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
 	for _, m := range configMounts(s) {
 		c.WithVolumeMounts(corev1ac.VolumeMount().WithName(m.volume).WithMountPath(m.mountPath).WithReadOnly(true))
 	}
-	if s.restore != nil {
+	if s.restoresDump() {
 		c.WithEnv(restoreEnv(s)...).WithVolumeMounts(restoreVolumeMount())
+	}
+	if ArchivingOf(s.db) != nil {
+		c.WithEnv(archiveEnv(s)...).WithVolumeMounts(archiveCAMounts(s)...)
 	}
 	if s.tlsSecret != "" {
 		c.WithVolumeMounts(tlsVolumeMount())

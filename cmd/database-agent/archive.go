@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/example/database-operator/archive"
+	"github.com/example/database-operator/instance"
 	"github.com/example/database-operator/objectstore"
 )
 
@@ -160,8 +161,23 @@ func baseBackup(args []string) (int, error) {
 func restore(args []string) (int, error) {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	timeout := fs.Duration("timeout", 6*time.Hour, "how long recovery may take")
+	terminationLog := fs.String("termination-log", "", "file a failed restore writes its reason to (the container's termination message file)")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
+	}
+	status, err := restoreData(*timeout)
+	if err != nil && *terminationLog != "" {
+		// The operator reports the reason in the Restored condition.
+		_ = os.WriteFile(*terminationLog, []byte(instance.RestoreFailedPrefix+err.Error()), 0o644)
+	}
+	return status, err
+}
+
+func restoreData(timeout time.Duration) (int, error) {
+	if pod := os.Getenv("POD_NAME"); pod != "" && !strings.HasSuffix(pod, "-0") {
+		// Only pod 0 restores; the replicas copy it.
+		fmt.Fprintf(os.Stderr, "restore: %s is a replica: it copies pod 0\n", pod)
+		return 0, nil
 	}
 	pgdata := os.Getenv("PGDATA")
 	if pgdata == "" {
@@ -209,7 +225,7 @@ func restore(args []string) (int, error) {
 		SourceAppUser: source.AppUser, SourceAppDatabase: source.AppDatabase,
 		ReplicationUser: envOr("REPLICATION_USER", "replicator"), ReplicationPassword: os.Getenv("REPLICATION_PASSWORD"),
 	}
-	if err := archive.FinishRestore(ctx, work, roles, *timeout); err != nil {
+	if err := archive.FinishRestore(ctx, work, roles, timeout); err != nil {
 		return 1, err
 	}
 	if err := os.Rename(work, pgdata); err != nil {
