@@ -120,8 +120,8 @@ func (g *Gap) Error() string {
 // the backup's, following the timeline switches in histories (a timeline's
 // history file, parsed). Recovery reads each segment from the newest
 // timeline that had begun by then; the segment holding a switch may come
-// from either side of it. It returns that newest timeline and the last
-// segment's name, or a *Gap.
+// from either side of it. It returns the timeline and name of the chain's
+// last segment, or a *Gap.
 func CheckChain(b BaseBackup, wal []WALFile, histories map[uint32][]Switch) (uint32, string, error) {
 	_, startSeg, ok := ParseSegmentName(b.StartWAL)
 	if !ok {
@@ -153,22 +153,23 @@ func CheckChain(b BaseBackup, wal []WALFile, histories map[uint32][]Switch) (uin
 	if !found || end < startSeg {
 		return 0, "", &Gap{Missing: b.StartWAL, After: "(none)"}
 	}
-	prev := ""
+	prev, prevTLI := "", chain[0].tli
 	for seg := startSeg; seg <= end; seg++ {
 		i := len(chain) - 1
 		for i > 0 && chain[i].begin > seg {
 			i--
 		}
-		name := SegmentName(chain[i].tli, seg)
-		if !have[name] && i > 0 && chain[i].begin == seg && have[SegmentName(chain[i-1].tli, seg)] {
-			name = SegmentName(chain[i-1].tli, seg)
+		tli := chain[i].tli
+		if !have[SegmentName(tli, seg)] && i > 0 && chain[i].begin == seg && have[SegmentName(chain[i-1].tli, seg)] {
+			tli = chain[i-1].tli
 		}
+		name := SegmentName(tli, seg)
 		if !have[name] {
 			return 0, "", &Gap{Missing: name, After: prev}
 		}
-		prev = name
+		prev, prevTLI = name, tli
 	}
-	return chain[len(chain)-1].tli, prev, nil
+	return prevTLI, prev, nil
 }
 
 type chainLink struct {
