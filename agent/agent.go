@@ -384,8 +384,7 @@ func (a *runner) publish(ctx context.Context, server *instance.Report) {
 	r.Stopping = a.phase == stopping
 	r.ObservedAt = time.Now().UTC()
 	same := r.SameExceptPositions(a.written)
-	if same && (r.Position == a.written.Position && r.ReplayPosition == a.written.ReplayPosition ||
-		time.Since(a.writtenAt) < instance.PositionInterval) {
+	if same && (r.SamePositions(a.written) || time.Since(a.writtenAt) < instance.PositionInterval) {
 		return
 	}
 	if err := a.api.Report(ctx, r); err != nil {

@@ -46,7 +46,9 @@ type Postgres struct {
 // replica the position is the last WAL received and flushed (what a
 // promotion keeps), falling back to what it replayed before its
 // walreceiver first connected; the timeline is the one it receives, or
-// the one of its last restartpoint.
+// the one of its last restartpoint. With archiving on, pg_stat_archiver
+// and the count of WAL files waiting in archive_status say how archiving
+// goes (times as epoch seconds, exact to the microsecond).
 const postgresObserve = `SELECT pg_is_in_recovery(),
   CASE WHEN pg_is_in_recovery()
     THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint()))
@@ -55,7 +57,12 @@ const postgresObserve = `SELECT pg_is_in_recovery(),
     THEN COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
     ELSE pg_current_wal_lsn() END,
   COALESCE(pg_last_wal_replay_lsn()::text, ''),
-  EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')`
+  EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'),
+  current_setting('archive_mode') <> 'off',
+  COALESCE(a.last_archived_wal, ''), COALESCE(extract(epoch FROM a.last_archived_time)::text, ''),
+  COALESCE(a.last_failed_wal, ''), COALESCE(extract(epoch FROM a.last_failed_time)::text, ''),
+  (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready')
+FROM pg_stat_archiver a`
 
 func (p Postgres) psql(ctx context.Context, timeout time.Duration, sql string) (string, error) {
 	bin := p.PSQL
@@ -78,7 +85,7 @@ func (p Postgres) Observe(ctx context.Context) (instance.Report, error) {
 
 func parsePostgresObserve(out string) (instance.Report, error) {
 	f := strings.Split(out, "|")
-	if len(f) != 5 {
+	if len(f) != 11 {
 		return instance.Report{}, fmt.Errorf("unexpected answer %q", out)
 	}
 	tli, err := strconv.ParseInt(f[1], 10, 64)
@@ -89,7 +96,43 @@ func parsePostgresObserve(out string) (instance.Report, error) {
 	if f[0] == "t" {
 		r.Role, r.ReplayPosition, r.Streaming = instance.Replica, f[3], f[4] == "t"
 	}
+	if f[5] == "t" {
+		a := &instance.ArchiverReport{LastArchivedWAL: f[6], LastFailedWAL: f[8]}
+		if a.LastArchivedTime, err = parseEpoch(f[7]); err != nil {
+			return instance.Report{}, fmt.Errorf("last_archived_time: %w", err)
+		}
+		if a.LastFailedTime, err = parseEpoch(f[9]); err != nil {
+			return instance.Report{}, fmt.Errorf("last_failed_time: %w", err)
+		}
+		if a.Ready, err = strconv.Atoi(f[10]); err != nil {
+			return instance.Report{}, fmt.Errorf("ready WAL files %q: %w", f[10], err)
+		}
+		r.Archive = a
+	}
 	return r, nil
+}
+
+// parseEpoch reads seconds since 1970 with up to nine decimals, exactly
+// (a float64 would round away microseconds); "" is the zero time.
+func parseEpoch(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	sec, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("epoch %q: %w", s, err)
+	}
+	var nsec int64
+	if frac != "" {
+		if len(frac) > 9 || strings.Trim(frac, "0123456789") != "" {
+			return time.Time{}, fmt.Errorf("epoch %q: want seconds with at most nine decimals", s)
+		}
+		if nsec, err = strconv.ParseInt((frac + "000000000")[:9], 10, 64); err != nil {
+			return time.Time{}, fmt.Errorf("epoch %q: %w", s, err)
+		}
+	}
+	return time.Unix(sec, nsec).UTC(), nil
 }
 
 // Promote implements Engine: pg_promote waits until the server has left

@@ -26,6 +26,7 @@ import (
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
 	"github.com/example/database-operator/archive"
+	"github.com/example/database-operator/instance"
 	"github.com/example/database-operator/objectstore"
 	"github.com/example/database-operator/render"
 )
@@ -278,8 +279,9 @@ func takeBaseBackup(t testing.TB, in *pgInstance, agent string) {
 		t.Fatalf("base-backup: %v\n%s", err, out)
 	}
 	result, _ := os.ReadFile(termination)
-	if !strings.Contains(string(result), `"firstRecoverable"`) {
-		t.Fatalf("base-backup wrote no result to its termination message: %q", result)
+	report, err := instance.ParseBackupReport(string(result))
+	if err != nil || report.ID == "" || report.FirstRecoverable.IsZero() || report.Error != "" {
+		t.Fatalf("base-backup's termination message is no successful report (%v): %q", err, result)
 	}
 	t.Logf("base-backup: %s", strings.TrimSpace(out))
 }

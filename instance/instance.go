@@ -64,6 +64,9 @@ type Report struct {
 	// exited yet: a primary shutting down still sends its last WAL to the
 	// replicas, so none may be promoted before it has exited.
 	Stopping bool `json:"stopping,omitempty"`
+	// Archive is what the server's WAL archiver last did (PostgreSQL
+	// with continuous archiving; nil otherwise).
+	Archive *ArchiverReport `json:"archive,omitempty"`
 	// Message says what the agent is waiting for or what failed, for
 	// people; never a secret.
 	Message string `json:"message,omitempty"`
@@ -95,13 +98,62 @@ func (r Report) String() string {
 	return string(b)
 }
 
-// SameExceptPositions says two reports differ at most in their positions
-// and observation time: such a change alone need not be written at once.
+// ArchiverReport is PostgreSQL's pg_stat_archiver on one server: with
+// archive_mode=always every server archives, replicas included, so a
+// promoted replica's archiver has been running all along.
+type ArchiverReport struct {
+	// LastArchivedWAL and LastArchivedTime are the newest WAL file the
+	// server archived, and when.
+	LastArchivedWAL  string    `json:"lastArchivedWAL,omitempty"`
+	LastArchivedTime time.Time `json:"lastArchivedTime,omitzero"`
+	// LastFailedWAL and LastFailedTime are its latest failed attempt.
+	LastFailedWAL  string    `json:"lastFailedWAL,omitempty"`
+	LastFailedTime time.Time `json:"lastFailedTime,omitzero"`
+	// Ready counts the WAL files complete and waiting to be archived: more
+	// than a few means archiving falls behind.
+	Ready int `json:"ready,omitempty"`
+}
+
+// Failing says the latest attempt failed: the failure is newer than the
+// last success.
+func (a *ArchiverReport) Failing() bool {
+	return a != nil && !a.LastFailedTime.IsZero() && a.LastFailedTime.After(a.LastArchivedTime)
+}
+
+// SameExceptPositions says two reports differ at most in their positions,
+// their archiver's progress and observation time: such a change alone need
+// not be written at once.
 func (r Report) SameExceptPositions(o Report) bool {
-	r.Position, o.Position = "", ""
-	r.ReplayPosition, o.ReplayPosition = "", ""
-	r.ObservedAt, o.ObservedAt = time.Time{}, time.Time{}
-	return r == o
+	return r.withoutPositions() == o.withoutPositions()
+}
+
+// SamePositions says two reports have the same positions and archiver
+// state.
+func (r Report) SamePositions(o Report) bool {
+	return r.Position == o.Position && r.ReplayPosition == o.ReplayPosition && r.archiveValue() == o.archiveValue()
+}
+
+// withoutPositions is the report without what moves with the WAL, as a
+// comparable value; whether the archiver fails is kept, it is news.
+func (r Report) withoutPositions() Report {
+	failing := r.Archive.Failing()
+	r.Position, r.ReplayPosition, r.ObservedAt = "", "", time.Time{}
+	r.Archive = nil
+	if failing {
+		r.Archive = failingArchiver
+	}
+	return r
+}
+
+// failingArchiver stands in for any failing archiver in withoutPositions,
+// so that reports compare equal whatever the failure's details.
+var failingArchiver = &ArchiverReport{LastFailedWAL: "failing"}
+
+func (r Report) archiveValue() ArchiverReport {
+	if r.Archive == nil {
+		return ArchiverReport{}
+	}
+	return *r.Archive
 }
 
 // LSN is a PostgreSQL WAL location.

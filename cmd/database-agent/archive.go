@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -79,20 +78,10 @@ func ownerFromEnv() archive.Owner {
 	}
 }
 
-// BackupResult is what base-backup writes to its termination message, for
-// the operator's status: the backup, and the start of the recoverable
-// window after retention.
-type BackupResult struct {
-	Backup archive.BaseBackup `json:"backup"`
-	// FirstRecoverable is the end of the oldest base backup kept.
-	FirstRecoverable time.Time `json:"firstRecoverable"`
-	// Deleted counts what retention removed.
-	DeletedBackups int `json:"deletedBackups"`
-	DeletedWAL     int `json:"deletedWAL"`
-}
-
 // baseBackup takes a base backup with pg_basebackup (connection from PG*
-// variables) into the Database's archive, then applies retention.
+// variables) into the Database's archive, then applies retention. Success
+// or failure, it writes an instance.BackupReport to the termination log for
+// the operator's status.
 func baseBackup(args []string) (int, error) {
 	fs := flag.NewFlagSet("base-backup", flag.ContinueOnError)
 	retention := fs.String("retention", "7d", "how long base backups are kept, in days (7d)")
@@ -105,52 +94,65 @@ func baseBackup(args []string) (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	ctx := context.Background()
+	report, err := takeAndRetain(context.Background(), keep, *retention, *walWait)
+	if err != nil {
+		report.Error = err.Error()
+	}
+	if *terminationLog != "" {
+		if werr := os.WriteFile(*terminationLog, []byte(report.String()), 0o644); werr != nil && err == nil {
+			return 1, werr
+		}
+	}
+	if err != nil {
+		return 1, err
+	}
+	return 0, nil
+}
+
+// takeAndRetain is base-backup's work: the report says what was done, also
+// when it fails part-way (a backup taken before retention failed).
+func takeAndRetain(ctx context.Context, keep time.Duration, retention string, walWait time.Duration) (instance.BackupReport, error) {
+	var report instance.BackupReport
 	a, _, err := archive.FromEnv("", os.Getenv)
 	if err != nil {
-		return 1, err
+		return report, err
 	}
 	if err := a.Claim(ctx, ownerFromEnv()); err != nil {
-		return 1, err
+		return report, err
 	}
 	cmd := exec.CommandContext(ctx, "pg_basebackup", archive.BaseBackupArgs()...)
-	b, err := a.TakeBaseBackup(ctx, cmd, time.Now, *walWait)
+	b, err := a.TakeBaseBackup(ctx, cmd, time.Now, walWait)
 	if err != nil {
-		return 1, err
+		return report, err
 	}
 	fmt.Fprintf(os.Stderr, "base backup %s: %d bytes, WAL %s to %s, in %s\n", b.ID, b.Size, b.StartLSN, b.EndLSN, b.EndTime.Sub(b.StartTime).Round(time.Millisecond))
-	result := BackupResult{Backup: b}
+	report.ID, report.StartTime, report.EndTime, report.Size = b.ID, b.StartTime, b.EndTime, b.Size
 	backups, err := a.ListBackups(ctx)
 	if err != nil {
-		return 1, err
+		return report, fmt.Errorf("retention: %w", err)
 	}
 	wal, err := a.ListWAL(ctx)
 	if err != nil {
-		return 1, err
+		return report, fmt.Errorf("retention: %w", err)
 	}
 	plan := archive.PlanRetention(backups, wal, time.Now(), keep)
+	if plan.Kept != nil {
+		report.FirstRecoverable = plan.Kept.EndTime
+	}
 	for _, id := range plan.Backups {
 		if err := a.DeleteBackup(ctx, id); err != nil {
-			return 1, err
+			return report, fmt.Errorf("retention: %w", err)
 		}
+		report.DeletedBackups++
 	}
 	for _, name := range plan.WAL {
 		if err := a.DeleteWAL(ctx, name); err != nil {
-			return 1, err
+			return report, fmt.Errorf("retention: %w", err)
 		}
+		report.DeletedWAL++
 	}
-	result.DeletedBackups, result.DeletedWAL = len(plan.Backups), len(plan.WAL)
-	if plan.Kept != nil {
-		result.FirstRecoverable = plan.Kept.EndTime
-	}
-	fmt.Fprintf(os.Stderr, "retention (%s): deleted %d base backups and %d WAL files\n", *retention, result.DeletedBackups, result.DeletedWAL)
-	if *terminationLog != "" {
-		data, _ := json.Marshal(result)
-		if err := os.WriteFile(*terminationLog, data, 0o644); err != nil {
-			return 1, err
-		}
-	}
-	return 0, nil
+	fmt.Fprintf(os.Stderr, "retention (%s): deleted %d base backups and %d WAL files\n", retention, report.DeletedBackups, report.DeletedWAL)
+	return report, nil
 }
 
 // restore fills an empty PGDATA from the restore's source archive, up to

@@ -1,0 +1,59 @@
+package instance
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// BackupReport is what a base-backup Job's container writes to its
+// termination message: the backup it took and the archive's recoverable
+// window after retention, or why it failed. The operator reads it into the
+// Database's status.archive and BackupReady condition; it carries no
+// secret.
+type BackupReport struct {
+	// ID names the backup taken (the UTC time it started); empty when the
+	// backup failed.
+	ID string `json:"id,omitempty"`
+	// StartTime and EndTime bound the backup.
+	StartTime time.Time `json:"startTime,omitzero"`
+	EndTime   time.Time `json:"endTime,omitzero"`
+	// Size is the backup's size in bytes.
+	Size int64 `json:"size,omitempty"`
+	// FirstRecoverable is the end of the oldest base backup kept: the
+	// earliest moment a restore can reach.
+	FirstRecoverable time.Time `json:"firstRecoverable,omitzero"`
+	// DeletedBackups and DeletedWAL count what retention removed.
+	DeletedBackups int `json:"deletedBackups,omitempty"`
+	DeletedWAL     int `json:"deletedWAL,omitempty"`
+	// Error is why the backup or retention failed; empty on success.
+	Error string `json:"error,omitempty"`
+}
+
+// maxTerminationMessage is the kubelet's limit on a termination message.
+const maxTerminationMessage = 4096
+
+// String encodes the report for the termination message, shortening a long
+// error so that the whole stays within the kubelet's 4096 bytes.
+func (b BackupReport) String() string {
+	for {
+		data, err := json.Marshal(b)
+		if err != nil {
+			// A BackupReport holds only strings, numbers and times.
+			panic(err)
+		}
+		if len(data) <= maxTerminationMessage || len(b.Error) < 16 {
+			return string(data)
+		}
+		b.Error = b.Error[:len(b.Error)-(len(data)-maxTerminationMessage)-8] + "…"
+	}
+}
+
+// ParseBackupReport decodes a termination message written by String.
+func ParseBackupReport(s string) (BackupReport, error) {
+	var b BackupReport
+	if err := json.Unmarshal([]byte(s), &b); err != nil {
+		return BackupReport{}, fmt.Errorf("backup report %q: %w", s, err)
+	}
+	return b, nil
+}
