@@ -276,6 +276,13 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, db *databasev1.Datab
 		return nil, err
 	}
 	o.restore = decideRestore(db, sts, pod0)
+	storeProblem, err := r.checkObjectStoreSecrets(ctx, db, o.restore.done())
+	if err != nil {
+		return nil, err
+	}
+	if o.degraded == nil {
+		o.degraded = storeProblem
+	}
 	if o.restore.done() && !meta.IsStatusConditionTrue(db.Status.Conditions, databasev1.ConditionRestored) {
 		r.event(db, corev1.EventTypeNormal, reasonRestoreSucceeded, "Restore", o.restore.message)
 	}
@@ -312,7 +319,8 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, db *databasev1.Datab
 	o.resizing = resizing
 
 	list := children(rendered, r.Monitoring)
-	if tlsProblem != nil {
+	if tlsProblem != nil || storeProblem != nil {
+		// The configuration and the backup Job name the Secrets' keys too.
 		list = withoutTLSDependents(list)
 	}
 	if err := r.applyChildren(ctx, db, list); err != nil {
@@ -351,9 +359,14 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, db *databasev1.Datab
 		if o.lastBackupJob, err = r.lastBackupJob(ctx, db); err != nil {
 			return nil, err
 		}
+		if render.ArchivingOf(db) != nil {
+			if o.backupRuns, err = r.backupRuns(ctx, db); err != nil {
+				return nil, err
+			}
+		}
 		if hadCronJob == nil {
 			r.event(db, corev1.EventTypeNormal, "BackupEnabled", "Schedule",
-				fmt.Sprintf("backups scheduled %q to PVC %s", o.cronJob.Spec.Schedule, render.BackupName(db.Name)))
+				backupEnabledMessage(db, o.cronJob.Spec.Schedule))
 		}
 	}
 

@@ -61,6 +61,13 @@ func decideRestore(db *databasev1.Database, sts *appsv1.StatefulSet, pod0 *corev
 	if db.Spec.Restore.Backup != "" {
 		source = fmt.Sprintf("dump %s of Database %s", db.Spec.Restore.Backup, db.Spec.Restore.FromDatabase)
 	}
+	if pit := db.Spec.Restore.PointInTime; pit != nil {
+		target := "the end of the archive"
+		if pit.TargetTime != "" {
+			target = pit.TargetTime
+		}
+		source = fmt.Sprintf("the archive of Database %s to %s", db.Spec.Restore.FromDatabase, target)
+	}
 	podName := render.StatefulSetName(db.Name) + "-0"
 	if sts != nil && sts.Spec.Template.Labels[render.LabelRestoring] != "true" {
 		return &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded,
@@ -98,8 +105,9 @@ func podReady(pod *corev1.Pod) bool {
 	return false
 }
 
-// restoreFailure is the reason in the database container's termination
-// message, current or last, when it is a restore failure; "" otherwise.
+// restoreFailure is the reason in the database container's (or the
+// restore init container's) termination message, current or last, when it
+// is a restore failure; "" otherwise.
 // A server under the agent is restarted in place, so its container does
 // not terminate: the agent reports the termination message instead.
 func restoreFailure(pod *corev1.Pod) string {
@@ -110,8 +118,10 @@ func restoreFailure(pod *corev1.Pod) string {
 			}
 		}
 	}
-	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name != render.DatabaseContainerName {
+	// A point-in-time restore runs in pod 0's restore init container.
+	statuses := append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
+	for _, cs := range statuses {
+		if cs.Name != render.DatabaseContainerName && cs.Name != render.RestoreInitContainerName {
 			continue
 		}
 		for _, t := range []*corev1.ContainerStateTerminated{cs.State.Terminated, cs.LastTerminationState.Terminated} {

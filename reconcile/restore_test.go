@@ -44,6 +44,20 @@ func TestDecideRestore(t *testing.T) {
 		p.Annotations = map[string]string{instance.AnnotationReport: r.String()}
 		return p
 	}
+	pointInTime := func(target string) *databasev1.Database {
+		db := restoring()
+		db.Spec.Restore.PointInTime = &databasev1.PointInTimeSpec{TargetTime: target}
+		return db
+	}
+	// A point-in-time restore fails in pod 0's restore init container.
+	initFailed := func(last *corev1.ContainerStateTerminated) *corev1.Pod {
+		p := pod(false, nil, nil)
+		p.Status.InitContainerStatuses = []corev1.ContainerStatus{{
+			Name: render.RestoreInitContainerName, LastTerminationState: corev1.ContainerState{Terminated: last},
+		}}
+		return p
+	}
+	walMissing := &corev1.ContainerStateTerminated{ExitCode: 1, Message: render.RestoreFailedPrefix + "WAL segment 000000010000000000000007 is missing from the archive"}
 	failed := &corev1.ContainerStateTerminated{ExitCode: 1, Message: render.RestoreFailedPrefix + "no dump named orders-<timestamp>.sql.gz in /restore"}
 	oom := &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}
 	restored := metav1.Condition{Type: databasev1.ConditionRestored, Status: metav1.ConditionTrue, Reason: reasonRestoreSucceeded, Message: "pod copy-0 restored the latest dump of Database orders"}
@@ -76,6 +90,13 @@ func TestDecideRestore(t *testing.T) {
 			want: &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoring}},
 		{name: "StatefulSet rendered after the restore, Restored not yet in the cache", db: restoring(), sts: stsWith(map[string]string{}),
 			want: &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded}},
+		{name: "point in time, restoring", db: pointInTime("2026-12-02T23:15:00Z"), pod0: pod(false, nil, nil),
+			want: &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoring}, wantInText: "is restoring the archive of Database orders to 2026-12-02T23:15:00Z"},
+		{name: "point in time, latest, failed in the restore init container", db: pointInTime(""), pod0: initFailed(walMissing),
+			want: &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoreFailed},
+			wantInText: "could not restore the archive of Database orders to the end of the archive: WAL segment 000000010000000000000007 is missing"},
+		{name: "point in time, restored", db: pointInTime(""), pod0: pod(true, nil, nil),
+			want: &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded}, wantInText: "restored the archive of Database orders"},
 		{name: "once restored, a failing pod does not undo it", db: restoring(restored), pod0: pod(false, failed, nil), want: &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

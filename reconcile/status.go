@@ -34,6 +34,8 @@ type observed struct {
 	cronJob *batchv1.CronJob
 	// lastBackupJob is the most recently created backup Job, if any.
 	lastBackupJob *batchv1.Job
+	// backupRuns are the finished base-backup pods (spec.backup.s3).
+	backupRuns []backupRun
 	// degraded is the problem found, if any.
 	degraded *degradation
 	// serviceMonitorSkipped is true when metrics are on but the
@@ -174,6 +176,20 @@ func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databas
 		set(databasev1.ConditionRestored, o.restore.status, o.restore.reason, o.restore.message)
 	}
 
+	archiving := render.ArchivingOf(db) != nil
+	if archiving {
+		view := archiveObservation{primary: s.CurrentPrimary, runs: o.backupRuns}
+		if o.primary != nil {
+			view.reports = archiverReports(o.primary.members)
+		}
+		s.Archive = archiveStatus(db.Status.Archive, view)
+		status, reason, msg := archivingCondition(s.Archive, view)
+		set(databasev1.ConditionContinuousArchiving, status, reason, msg)
+	} else {
+		s.Archive = db.Status.Archive
+		meta.RemoveStatusCondition(&s.Conditions, databasev1.ConditionContinuousArchiving)
+	}
+
 	if db.Spec.Backup != nil && db.Spec.Backup.Enabled {
 		var last *metav1.Time
 		if o.cronJob != nil && o.cronJob.Status.LastSuccessfulTime != nil {
@@ -182,11 +198,18 @@ func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databas
 		}
 		switch failed := jobFailure(o.lastBackupJob); {
 		case failed != nil:
-			msg := fmt.Sprintf("backup Job %s failed: %s", o.lastBackupJob.Name, failed.Message)
+			why := failed.Message
+			if run := lastBackupRun(o.backupRuns); run != nil && !run.succeeded && run.report.Error != "" {
+				why = run.report.Error
+			}
+			msg := fmt.Sprintf("backup Job %s failed: %s", o.lastBackupJob.Name, why)
 			if last != nil {
 				msg += "; last successful backup at " + last.UTC().Format(time.RFC3339)
 			}
 			set(databasev1.ConditionBackupReady, metav1.ConditionFalse, "BackupFailed", msg)
+		case archiving && s.Archive != nil && s.Archive.LastBaseBackupTime != nil:
+			set(databasev1.ConditionBackupReady, metav1.ConditionTrue, "BackupSucceeded",
+				fmt.Sprintf("last base backup %s ended at %s", s.Archive.LastBaseBackup, formatTime(s.Archive.LastBaseBackupTime.Time)))
 		case last != nil:
 			set(databasev1.ConditionBackupReady, metav1.ConditionTrue, "BackupSucceeded",
 				"last successful backup at "+last.UTC().Format(time.RFC3339))
@@ -244,6 +267,22 @@ func statusApplyConfiguration(db *databasev1.Database, s databasev1.DatabaseStat
 		WithObservedGeneration(s.ObservedGeneration)
 	if s.LastBackup != nil {
 		st.WithLastBackup(*s.LastBackup)
+	}
+	if a := s.Archive; a != nil {
+		ac := databasev1ac.ArchiveStatus()
+		if a.FirstRecoverableTime != nil {
+			ac.WithFirstRecoverableTime(*a.FirstRecoverableTime)
+		}
+		if a.LastArchivedTime != nil {
+			ac.WithLastArchivedTime(*a.LastArchivedTime).WithLastArchivedWAL(a.LastArchivedWAL)
+		}
+		if a.LastFailedTime != nil {
+			ac.WithLastFailedTime(*a.LastFailedTime).WithLastFailedWAL(a.LastFailedWAL)
+		}
+		if a.LastBaseBackupTime != nil {
+			ac.WithLastBaseBackupTime(*a.LastBaseBackupTime).WithLastBaseBackup(a.LastBaseBackup)
+		}
+		st.WithArchive(ac)
 	}
 	if s.CurrentPrimary != "" {
 		st.WithCurrentPrimary(s.CurrentPrimary)

@@ -170,10 +170,12 @@ archive_command = '%s wal-push %%p'
 # A segment with transactions in it is closed and archived at least this often:
 # the bound on what a restore to the end of the archive can lose.
 archive_timeout = '%s'
-`, a.Bucket, archiveFolder(a, s.name), agentBinary, s.archiveTimeout())
+`, a.Bucket, ArchiveFolder(a, s.name), agentBinary, s.archiveTimeout())
 }
 
-func archiveFolder(store *databasev1.ObjectStoreSpec, database string) string {
+// ArchiveFolder is the folder of database's archive in store's bucket,
+// ending in "/".
+func ArchiveFolder(store *databasev1.ObjectStoreSpec, database string) string {
 	if store.Path == "" {
 		return database + "/"
 	}
@@ -225,7 +227,7 @@ func buildBaseBackupCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
 	}
 	env = append(env, archiveEnv(s)...)
 	container := corev1ac.Container().
-		WithName("backup").
+		WithName(BackupContainerName).
 		WithImage(s.image).
 		WithImagePullPolicy(corev1.PullIfNotPresent).
 		WithCommand(agentBinary, "base-backup",

@@ -17,6 +17,11 @@ import (
 // PodDisruptionBudget would count it.
 const backupPodName = "database-backup"
 
+// BackupContainerName names the container of a backup Job's pod that takes
+// the backup; with spec.backup.s3 its termination message is an
+// instance.BackupReport.
+const BackupContainerName = "backup"
+
 // backupPodLabels are the labels of db's backup Jobs and their pods.
 func backupPodLabels(db string) map[string]string {
 	return map[string]string{
@@ -35,7 +40,7 @@ func buildBackupCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
 		valueEnv("BACKUP_PREFIX", s.name),
 		valueEnv("RETENTION_DAYS", fmt.Sprint(s.retentionDays)))
 	container := corev1ac.Container().
-		WithName("backup").
+		WithName(BackupContainerName).
 		WithImage(s.image).
 		WithImagePullPolicy(corev1.PullIfNotPresent).
 		WithCommand("bash", "-c", s.eng.backupScript(s)).

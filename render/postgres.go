@@ -68,12 +68,39 @@ func (postgres) configMounts() []configMount {
 }
 
 func (postgres) configFiles(s *spec) map[string]string {
-	return map[string]string{
+	files := map[string]string{
 		"postgresql.conf": postgresConf(s),
 		"pg_hba.conf":     postgresHBAFor(s),
 		"initdb-users.sh": postgresInitUsers,
 	}
+	if ArchivingOf(s.db) != nil {
+		files[postgresExporterQueriesKey] = postgresExporterQueries
+	}
+	return files
 }
+
+const (
+	// postgresExporterQueriesKey is the ConfigMap key of the exporter's
+	// extra queries, mounted only when the Database archives.
+	postgresExporterQueriesKey    = "postgres-exporter-queries.yaml"
+	postgresExporterQueriesVolume = "exporter-queries"
+	postgresExporterQueriesDir    = "/etc/postgres-exporter"
+	postgresExporterQueriesPath   = postgresExporterQueriesDir + "/queries.yaml"
+)
+
+// postgresExporterQueries adds what the exporter's default metrics lack for
+// the archiving alerts: how many complete WAL files wait to be archived
+// (pg_archive_ready_wal_files). pg_stat_archiver only says when the last
+// file was archived, which on an idle server is long ago without anything
+// being wrong; files waiting are behind whatever the traffic.
+const postgresExporterQueries = `# Rendered by database-operator: extra postgres_exporter queries (PG_EXPORTER_EXTEND_QUERY_PATH).
+pg_archive:
+  query: "SELECT count(*) AS ready_wal_files FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
+  metrics:
+    - ready_wal_files:
+        usage: "GAUGE"
+        description: "WAL files complete and waiting for archive_command"
+`
 
 func postgresConf(s *spec) string {
 	var b strings.Builder
@@ -423,12 +450,26 @@ func (postgres) exporter(s *spec) *corev1ac.ContainerApplyConfiguration {
 	if s.tlsSecret != "" {
 		sslmode = "require"
 	}
-	return exporterContainer(s, s.opts.PostgresExporterImage, postgresExporterPort).
+	c := exporterContainer(s, s.opts.PostgresExporterImage, postgresExporterPort).
 		WithEnv(
 			valueEnv("DATA_SOURCE_URI", fmt.Sprintf("127.0.0.1:%d/postgres?sslmode=%s", postgresPort, sslmode)),
 			valueEnv("DATA_SOURCE_USER", postgresSuperuser),
 			secretEnv(s, "DATA_SOURCE_PASS", SecretKeyRootPassword),
 		)
+	if ArchivingOf(s.db) != nil {
+		c.WithEnv(valueEnv("PG_EXPORTER_EXTEND_QUERY_PATH", postgresExporterQueriesPath)).
+			WithVolumeMounts(corev1ac.VolumeMount().WithName(postgresExporterQueriesVolume).WithMountPath(postgresExporterQueriesDir).WithReadOnly(true))
+	}
+	return c
 }
 
-func (postgres) exporterVolumes(*spec) []*corev1ac.VolumeApplyConfiguration { return nil }
+func (postgres) exporterVolumes(s *spec) []*corev1ac.VolumeApplyConfiguration {
+	if ArchivingOf(s.db) == nil {
+		return nil
+	}
+	return []*corev1ac.VolumeApplyConfiguration{corev1ac.Volume().WithName(postgresExporterQueriesVolume).
+		WithConfigMap(corev1ac.ConfigMapVolumeSource().
+			WithName(ConfigMapName(s.name)).
+			WithDefaultMode(configVolumeMode).
+			WithItems(corev1ac.KeyToPath().WithKey(postgresExporterQueriesKey).WithPath("queries.yaml")))}
+}

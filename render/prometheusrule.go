@@ -29,6 +29,11 @@ const (
 	AlertReplicationLagHigh = "DatabaseReplicationLagHigh"
 	// AlertBackupTooOld: no successful backup for twice the schedule's interval.
 	AlertBackupTooOld = "DatabaseBackupTooOld"
+	// AlertArchivingFailing: a server's WAL archiver keeps failing and
+	// archives nothing (spec.backup.s3).
+	AlertArchivingFailing = "DatabaseArchivingFailing"
+	// AlertArchivingBehind: complete WAL files pile up unarchived.
+	AlertArchivingBehind = "DatabaseArchivingBehind"
 	// AlertVolumeNearlyFull: a data volume is running out of space.
 	AlertVolumeNearlyFull = "DatabaseVolumeNearlyFull"
 	// AlertConnectionsNearLimit: connections approach the engine's maximum.
@@ -45,6 +50,9 @@ const (
 	connectionsThreshold          = 0.8
 	volumeWarningFreeRatio        = 0.15
 	volumeCriticalFreeRatio       = 0.05
+	// archiveReadyThreshold is how many complete WAL files may wait to be
+	// archived: a healthy archiver keeps at most one or two waiting.
+	archiveReadyThreshold = 4
 )
 
 // alertRule is one Prometheus alerting rule.
@@ -238,6 +246,26 @@ func alertRules(s *spec) []alertRule {
 					BackupName(s.name), s.backup.Schedule, formatDuration(limit)),
 			})
 		}
+	}
+
+	if ArchivingOf(s.db) != nil {
+		rules = append(rules, alertRule{
+			alert: AlertArchivingFailing,
+			expr: fmt.Sprintf("max by (namespace, pod) (increase(pg_stat_archiver_failed_count{%[1]s}[5m])) > 0\n"+
+				"unless on (namespace, pod)\nmax by (namespace, pod) (increase(pg_stat_archiver_archived_count{%[1]s}[5m])) > 0", sel),
+			forDuration: "5m",
+			severity:    "critical",
+			summary:     fmt.Sprintf("Pod {{ $labels.pod }} of Database %s cannot archive its WAL", db),
+			description: fmt.Sprintf("The WAL archiver of pod {{ $labels.pod }} has failed and archived nothing for 10 minutes: the archive in s3://%s/%s ends there, so a restore loses what was written since, and WAL piles up in the data volume. The pod's database container logs say why (credentials, endpoint, bucket).",
+				ArchivingOf(s.db).Bucket, ArchiveFolder(ArchivingOf(s.db), s.name)),
+		}, alertRule{
+			alert:       AlertArchivingBehind,
+			expr:        fmt.Sprintf("max by (namespace, pod) (pg_archive_ready_wal_files{%s}) > %d", sel, archiveReadyThreshold),
+			forDuration: "10m",
+			severity:    "warning",
+			summary:     fmt.Sprintf("Pod {{ $labels.pod }} of Database %s has {{ $value }} WAL files waiting to be archived", db),
+			description: fmt.Sprintf("More than %d complete WAL files of pod {{ $labels.pod }} have waited for the archiver for 10 minutes: the object store is slower than the writes, and a restore to the end of the archive would lose what they hold.", archiveReadyThreshold),
+		})
 	}
 
 	pvc := fmt.Sprintf("namespace=%q,persistentvolumeclaim=~%q", s.namespace, dataVolumeName+"-"+s.name+"-[0-9]+")

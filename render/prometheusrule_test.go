@@ -22,6 +22,8 @@ import (
 var goldenRuleSamples = map[string]*databasev1.Database{
 	// PostgreSQL in production: three replicas, daily backups.
 	"postgres-production": goldenSamples["postgres-production"],
+	// PostgreSQL in production archiving to S3: the archiving alerts.
+	"postgres-archive-s3": newDatabase(databasev1.PostgreSQL, "17", environment(databasev1.Production), replicas(3), s3Backup, metrics(true)),
 	// MySQL 8.4 with two replicas and weekly backups (Sunday 03:30).
 	"mysql-replicas-backup": newDatabase(databasev1.MySQL, "8.4", named("carts"), environment(databasev1.Staging), replicas(2),
 		backup(true), metrics(true), func(db *databasev1.Database) { db.Spec.Backup.Schedule = "30 3 * * 0" }),

@@ -48,9 +48,10 @@ type ObjectStoreSpec struct {
 
 	// CredentialsSecret names a Secret in the Database's namespace with the
 	// keys access-key-id and secret-access-key (and, for temporary
-	// credentials, session-token). The operator reads nothing from it: the
-	// pods get the keys through environment variables that refer to it, so
-	// the keys appear in no spec, command line, log or Event.
+	// credentials, session-token). The operator only checks that it has
+	// the keys (the Database is Degraded until it does); the pods get the
+	// keys through environment variables that refer to it, so they appear
+	// in no spec, command line, log or Event.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253

@@ -1,0 +1,249 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/instance"
+	"github.com/example/database-operator/render"
+)
+
+// Continuous archiving (spec.backup.s3). The operator never talks to the
+// object store and never reads the store's keys: what it reports comes
+// from the pods. Each server's agent reports its pg_stat_archiver
+// (instance.ArchiverReport); each base-backup Job's container writes an
+// instance.BackupReport to its termination message. The status keeps the
+// newest of what it said before and what the pods say now, so a pod that
+// restarts (its statistics start over) or a backup pod that is cleaned up
+// does not move the recoverable window backwards.
+
+// Reasons of the ContinuousArchiving condition.
+const (
+	reasonArchiving      = "Archiving"
+	reasonArchivingFails = "ArchivingFailing"
+	reasonNotArchived    = "NotArchivedYet"
+)
+
+// backupRun is one finished base-backup pod: its report, and whether the
+// pod succeeded.
+type backupRun struct {
+	pod       string
+	succeeded bool
+	// finished is when its container terminated.
+	finished time.Time
+	report   instance.BackupReport
+}
+
+// archiveObservation is what a reconcile saw of a Database's archive.
+type archiveObservation struct {
+	// reports are the agents' archiver reports by pod name.
+	reports map[string]*instance.ArchiverReport
+	// primary is the pod holding the primary role ("" when unknown).
+	primary string
+	// runs are the finished base-backup pods still there, any order.
+	runs []backupRun
+}
+
+// archiveStatus merges what was observed into the previous status.archive:
+// each field moves only forwards in time.
+func archiveStatus(prev *databasev1.ArchiveStatus, o archiveObservation) *databasev1.ArchiveStatus {
+	s := &databasev1.ArchiveStatus{}
+	if prev != nil {
+		s = prev.DeepCopy()
+	}
+	newer := func(t time.Time, than *metav1.Time) bool {
+		return !t.IsZero() && (than == nil || t.After(than.Time))
+	}
+	names := make([]string, 0, len(o.reports))
+	for name := range o.reports {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		a := o.reports[name]
+		if a == nil {
+			continue
+		}
+		if newer(a.LastArchivedTime, s.LastArchivedTime) {
+			s.LastArchivedTime, s.LastArchivedWAL = metaTime(a.LastArchivedTime), a.LastArchivedWAL
+		}
+		if newer(a.LastFailedTime, s.LastFailedTime) {
+			s.LastFailedTime, s.LastFailedWAL = metaTime(a.LastFailedTime), a.LastFailedWAL
+		}
+	}
+	for _, run := range o.runs {
+		r := run.report
+		if !run.succeeded || r.ID == "" || r.Error != "" {
+			continue
+		}
+		if newer(r.EndTime, s.LastBaseBackupTime) {
+			s.LastBaseBackup, s.LastBaseBackupTime = r.ID, metaTime(r.EndTime)
+			if !r.FirstRecoverable.IsZero() {
+				s.FirstRecoverableTime = metaTime(r.FirstRecoverable)
+			}
+		}
+	}
+	if *s == (databasev1.ArchiveStatus{}) {
+		return nil
+	}
+	return s
+}
+
+func metaTime(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t.UTC())
+	return &mt
+}
+
+// archivingCondition is ContinuousArchiving: False while the primary's
+// archiver fails (its latest attempt is newer than its latest success),
+// True once anything was archived, Unknown before.
+func archivingCondition(s *databasev1.ArchiveStatus, o archiveObservation) (metav1.ConditionStatus, string, string) {
+	if a := o.reports[o.primary]; a.Failing() {
+		msg := fmt.Sprintf("primary %s cannot archive WAL file %s (latest attempt %s)", o.primary, a.LastFailedWAL, formatTime(a.LastFailedTime))
+		if s != nil && s.LastArchivedTime != nil {
+			msg += fmt.Sprintf("; the archive ends at %s, archived %s", s.LastArchivedWAL, formatTime(s.LastArchivedTime.Time))
+		}
+		return metav1.ConditionFalse, reasonArchivingFails, msg + "; the database container's log says why"
+	}
+	if s == nil || s.LastArchivedTime == nil {
+		return metav1.ConditionUnknown, reasonNotArchived, "no WAL file has been archived yet"
+	}
+	msg := fmt.Sprintf("last archived WAL file %s at %s", s.LastArchivedWAL, formatTime(s.LastArchivedTime.Time))
+	if a := o.reports[o.primary]; a != nil && a.Ready > 1 {
+		msg += fmt.Sprintf("; %d WAL files wait on %s", a.Ready, o.primary)
+	}
+	return metav1.ConditionTrue, reasonArchiving, msg
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// lastBackupRun is the newest finished base-backup pod, or nil.
+func lastBackupRun(runs []backupRun) *backupRun {
+	var last *backupRun
+	for i := range runs {
+		if last == nil || runs[i].finished.After(last.finished) {
+			last = &runs[i]
+		}
+	}
+	return last
+}
+
+// backupRuns reads db's finished backup pods from the cache, with the
+// reports their backup containers left.
+func (r *Reconciler) backupRuns(ctx context.Context, db *databasev1.Database) ([]backupRun, error) {
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.InNamespace(db.Namespace), client.MatchingLabels{
+		render.LabelInstance:  db.Name,
+		render.LabelManagedBy: FieldManager,
+		render.LabelComponent: "backup",
+	}); err != nil {
+		return nil, fmt.Errorf("list backup pods: %w", err)
+	}
+	var runs []backupRun
+	for i := range pods.Items {
+		if run, ok := backupRunOf(&pods.Items[i]); ok {
+			runs = append(runs, run)
+		}
+	}
+	return runs, nil
+}
+
+// backupRunOf reads a finished backup pod; false while it runs or when its
+// container left no report.
+func backupRunOf(pod *corev1.Pod) (backupRun, bool) {
+	for _, cs := range pod.Status.ContainerStatuses {
+		t := cs.State.Terminated
+		if cs.Name != render.BackupContainerName || t == nil {
+			continue
+		}
+		report, err := instance.ParseBackupReport(strings.TrimSpace(t.Message))
+		if err != nil {
+			// A container that died before writing (OOM-killed, say):
+			// its reason is all there is.
+			report = instance.BackupReport{Error: fmt.Sprintf("%s (exit code %d)", t.Reason, t.ExitCode)}
+		}
+		return backupRun{pod: pod.Name, succeeded: t.ExitCode == 0, finished: t.FinishedAt.Time, report: report}, true
+	}
+	return backupRun{}, false
+}
+
+// archiverReports are the agents' archiver reports of the members.
+func archiverReports(ms []member) map[string]*instance.ArchiverReport {
+	out := map[string]*instance.ArchiverReport{}
+	for _, m := range ms {
+		if m.report != nil && m.report.Archive != nil {
+			out[m.name] = m.report.Archive
+		}
+	}
+	return out
+}
+
+// checkObjectStoreSecrets reports a credentials or CA Secret of the
+// Database's object stores (its archive, and the source of a restore that
+// has not finished) that is missing or lacks a key the pods need: they
+// would not start. It reads which keys the Secrets have, never their
+// values into anything it writes.
+func (r *Reconciler) checkObjectStoreSecrets(ctx context.Context, db *databasev1.Database, restoreDone bool) (*degradation, error) {
+	type use struct {
+		field string
+		store *databasev1.ObjectStoreSpec
+	}
+	var uses []use
+	if a := render.ArchivingOf(db); a != nil {
+		uses = append(uses, use{"spec.backup.s3", a})
+	}
+	if rs := db.Spec.Restore; rs != nil && rs.PointInTime != nil && !restoreDone {
+		if rs.PointInTime.S3 != nil {
+			uses = append(uses, use{"spec.restore.pointInTime.s3", rs.PointInTime.S3})
+		} else if db.Spec.Backup != nil && db.Spec.Backup.S3 != nil {
+			uses = append(uses, use{"spec.backup.s3", db.Spec.Backup.S3})
+		}
+	}
+	for _, u := range uses {
+		checks := []struct {
+			field, name string
+			keys        []string
+		}{
+			{u.field + ".credentialsSecret", u.store.CredentialsSecret, []string{render.S3AccessKeyIDKey, render.S3SecretAccessKeyKey}},
+			{u.field + ".caSecret", u.store.CASecret, []string{render.S3CAKey}},
+		}
+		for _, c := range checks {
+			if c.name == "" {
+				continue
+			}
+			secret, err := r.getSecret(ctx, db.Namespace, c.name)
+			if err != nil {
+				return nil, err
+			}
+			if secret == nil {
+				return &degradation{reason: "ObjectStoreSecretMissing", message: fmt.Sprintf(
+					"Secret %s named by %s does not exist; create it with the keys %s. %s The pods are left as they are until then.",
+					c.name, c.field, strings.Join(c.keys, " and "), noticeHint(db))}, nil
+			}
+			for _, k := range c.keys {
+				if len(secret.Data[k]) == 0 {
+					return &degradation{reason: "ObjectStoreSecretInvalid", message: fmt.Sprintf(
+						"Secret %s named by %s has no key %s (it needs %s). %s The pods are left as they are until then.",
+						c.name, c.field, k, strings.Join(c.keys, " and "), noticeHint(db))}, nil
+				}
+			}
+		}
+	}
+	return nil, nil
+}
+
+// backupEnabledMessage is the note of the BackupEnabled Event.
+func backupEnabledMessage(db *databasev1.Database, schedule string) string {
+	if a := render.ArchivingOf(db); a != nil {
+		return fmt.Sprintf("base backups scheduled %q and WAL archived continuously to s3://%s/%s", schedule, a.Bucket, render.ArchiveFolder(a, db.Name))
+	}
+	return fmt.Sprintf("backups scheduled %q to PVC %s", schedule, render.BackupName(db.Name))
+}

@@ -1,0 +1,127 @@
+package reconcile_test
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/instance"
+	"github.com/example/database-operator/render"
+)
+
+func withS3(secret string) func(*databasev1.Database) {
+	return func(db *databasev1.Database) {
+		withBackup(true)(db)
+		db.Spec.Backup.S3 = &databasev1.ObjectStoreSpec{Endpoint: "http://s3.storage.svc:8333", Bucket: "backups", Path: "team-a", CredentialsSecret: secret}
+	}
+}
+
+func s3Secret(ns, name string, keys ...string) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string][]byte{}}
+	for _, k := range keys {
+		s.Data[k] = []byte("value of " + k)
+	}
+	return s
+}
+
+// TestObjectStoreSecretChecked: an archiving Database whose credentials
+// Secret is missing, then lacks a key, is Degraded naming the field, the
+// Secret and the key, and gets no StatefulSet (its pods could not start);
+// once the Secret is complete the Database recovers.
+func TestObjectStoreSecretChecked(t *testing.T) {
+	g, ctx := newG(t), ctxFor(t)
+	ns := env.Namespace(t)
+	db := createDatabase(ctx, g, newDatabase(ns, "pg", withS3("pg-s3")))
+	key := client.ObjectKeyFromObject(db)
+	degraded := func(reason string, words ...string) func(Gomega, *databasev1.Database) {
+		return func(g Gomega, db *databasev1.Database) {
+			c := condition(g, db, databasev1.ConditionDegraded)
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%+v", c)
+			g.Expect(c.Reason).To(Equal(reason))
+			for _, w := range words {
+				g.Expect(c.Message).To(ContainSubstring(w))
+			}
+		}
+	}
+	waitObserved(ctx, g, key, phaseIs(databasev1.PhaseFailed),
+		degraded("ObjectStoreSecretMissing", "Secret pg-s3", "spec.backup.s3.credentialsSecret", "does not exist", "access-key-id and secret-access-key"))
+	absent(ctx, g, ns, "pg", &appsv1.StatefulSet{})
+	absent(ctx, g, ns, "pg-backup", &batchv1.CronJob{})
+
+	secret := s3Secret(ns, "pg-s3", render.S3AccessKeyIDKey)
+	g.Expect(env.Client.Create(ctx, secret)).To(Succeed())
+	touchAnnotation(ctx, g, key, "1")
+	waitObserved(ctx, g, key, degraded("ObjectStoreSecretInvalid", "Secret pg-s3", "no key secret-access-key"))
+	absent(ctx, g, ns, "pg", &appsv1.StatefulSet{})
+
+	secret.Data[render.S3SecretAccessKeyKey] = []byte("the secret")
+	g.Expect(env.Client.Update(ctx, secret)).To(Succeed())
+	touchAnnotation(ctx, g, key, "2")
+	waitObserved(ctx, g, key, conditionIs(databasev1.ConditionDegraded, metav1.ConditionFalse))
+	get(ctx, g, ns, "pg", &appsv1.StatefulSet{})
+	get(ctx, g, ns, "pg-backup", &batchv1.CronJob{})
+	for _, e := range databaseEvents(ctx, g, ns, "pg") {
+		g.Expect(e.Note).NotTo(ContainSubstring("the secret"), "no Event carries a key")
+	}
+}
+
+// backupPod plays a finished pod of a base-backup Job: the labels of the
+// CronJob's pod template, and a backup container that terminated with
+// report as its termination message.
+func backupPod(t *testing.T, g *WithT, ns, db, name string, exit int32, report instance.BackupReport) {
+	ctx := ctxFor(t)
+	cj := get(ctx, g, ns, db+"-backup", &batchv1.CronJob{})
+	tpl := cj.Spec.JobTemplate.Spec.Template
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: tpl.Labels}, Spec: *tpl.Spec.DeepCopy()}
+	g.Expect(env.Client.Create(ctx, pod)).To(Succeed())
+	phase := corev1.PodSucceeded
+	if exit != 0 {
+		phase = corev1.PodFailed
+	}
+	pod.Status.Phase = phase
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: render.BackupContainerName, Image: tpl.Spec.Containers[0].Image,
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: exit, Message: report.String(),
+			FinishedAt: metav1.NewTime(time.Now().Truncate(time.Second))}}}}
+	g.Expect(env.Client.Status().Update(ctx, pod)).To(Succeed())
+}
+
+// TestArchiveStatusFromBackupPods: the base-backup pods' reports become
+// status.archive (the last base backup, the start of the recoverable
+// window) and BackupReady; a failed run's own error reaches BackupReady,
+// and the window stays where the last success put it. ContinuousArchiving
+// is Unknown until a server reports an archived file.
+func TestArchiveStatusFromBackupPods(t *testing.T) {
+	g, ctx := newG(t), ctxFor(t)
+	ns := env.Namespace(t)
+	g.Expect(env.Client.Create(ctx, s3Secret(ns, "pg-s3", render.S3AccessKeyIDKey, render.S3SecretAccessKeyKey))).To(Succeed())
+	db := readyDatabase(ctx, g, newDatabase(ns, "pg", withS3("pg-s3")))
+	key := client.ObjectKeyFromObject(db)
+	waitObserved(ctx, g, key, conditionIs(databasev1.ConditionContinuousArchiving, metav1.ConditionUnknown, "NotArchivedYet"),
+		conditionIs(databasev1.ConditionBackupReady, metav1.ConditionUnknown, "NoBackupYet"))
+
+	end := time.Now().Add(-time.Minute).Truncate(time.Second).UTC()
+	first := end.Add(-24 * time.Hour)
+	backupJob(t, g, ns, "pg", "pg-backup-1", false)
+	backupPod(t, g, ns, "pg", "pg-backup-1-abcde", 0, instance.BackupReport{ID: "20261203T060000Z", StartTime: end.Add(-time.Minute), EndTime: end, Size: 1 << 20, FirstRecoverable: first})
+	ok := waitObserved(ctx, g, key, conditionIs(databasev1.ConditionBackupReady, metav1.ConditionTrue, "BackupSucceeded"))
+	g.Expect(ok.Status.Archive).NotTo(BeNil())
+	g.Expect(ok.Status.Archive.LastBaseBackup).To(Equal("20261203T060000Z"))
+	g.Expect(ok.Status.Archive.LastBaseBackupTime.Time.Equal(end)).To(BeTrue())
+	g.Expect(ok.Status.Archive.FirstRecoverableTime.Time.Equal(first)).To(BeTrue())
+	g.Expect(condition(g, ok, databasev1.ConditionBackupReady).Message).To(ContainSubstring("last base backup 20261203T060000Z"))
+
+	time.Sleep(1100 * time.Millisecond) // a later creationTimestamp for the next Job
+	backupJob(t, g, ns, "pg", "pg-backup-2", true)
+	backupPod(t, g, ns, "pg", "pg-backup-2-fghij", 1, instance.BackupReport{Error: "pg_basebackup: could not connect to server: connection refused"})
+	failed := waitObserved(ctx, g, key, conditionIs(databasev1.ConditionBackupReady, metav1.ConditionFalse, "BackupFailed"))
+	g.Expect(condition(g, failed, databasev1.ConditionBackupReady).Message).To(
+		And(ContainSubstring("pg-backup-2"), ContainSubstring("connection refused")))
+	g.Expect(failed.Status.Archive.LastBaseBackup).To(Equal("20261203T060000Z"), "the window stays where the last success put it")
+}
