@@ -54,6 +54,8 @@ REAL_KUBECONFIG := $(LOCAL)/real.kubeconfig
 REAL_IMAGES := $(BIN)/realcluster/images
 # The S3 server of the backup tests (hack/seaweedfs.sh).
 S3_ENV := WEED=$(WEED) S3_DIR=$(LOCAL)/seaweedfs
+# The one the real-pod suite's pods archive to: on the host's address.
+S3_REAL_ENV := WEED=$(WEED) S3_DIR=$(LOCAL)/seaweedfs-real S3_IP=host S3_PORT=18433
 # with_s3 runs $(1) with SeaweedFS up and its S3_TEST_* in the environment,
 # and stops it afterwards whatever $(1) did.
 define with_s3
@@ -189,10 +191,13 @@ test-e2e: test-e2e-deps ## Run the end-to-end suite on a local cluster of its ow
 
 .PHONY: test-e2e-real
 REAL_TEST_TIMEOUT ?= 40m
-test-e2e-real: real-deps ## Run the real-pod suite (e2e/realpods) on the real-pod cluster (started and removed, or reused when already up).
+test-e2e-real: real-deps $(WEED) ## Run the real-pod suite (e2e/realpods) on the real-pod cluster (started and removed, or reused when already up), with an S3 server the pods reach.
 	mkdir -p $(LOCAL); export $(REAL_ENV); \
+	cleanup='$(S3_REAL_ENV) hack/seaweedfs.sh down'; \
 	if e2e/realcluster/cluster.sh status >/dev/null 2>&1; then echo "reusing the running real-pod cluster (left running)"; \
-	else trap 'e2e/realcluster/cluster.sh down' EXIT; fi; \
+	else cleanup="$$cleanup; e2e/realcluster/cluster.sh down"; fi; \
+	trap "$$cleanup" EXIT; \
+	$(S3_REAL_ENV) hack/seaweedfs.sh up; set -a; . $(LOCAL)/seaweedfs-real/env; set +a; \
 	e2e/realcluster/cluster.sh up; \
 	E2E_KUBECONFIG=$(REAL_KUBECONFIG) E2E_KUBECTL=$(KUBECTL) E2E_HELM4=$(HELM4) \
 	E2E_OPERATOR_IMAGE_KEY=$$(cat $(REAL_IMAGES)/operator.tar.key) \

@@ -5,7 +5,10 @@
 #
 #   WEED        the weed binary (the Makefile builds it)
 #   S3_DIR      its state: data, config, pid, log and env file (.local/seaweedfs)
-#   S3_IP       the address it listens on and advertises (127.0.0.1)
+#   S3_IP       the address it listens on and advertises (127.0.0.1); "host"
+#               is the address of the interface the default route uses,
+#               which the real-pod cluster's pods reach without their
+#               traffic leaving the machine
 #   S3_PORT     the S3 port (18333); the other servers take ports next to it
 #
 # "env" prints S3_TEST_ENDPOINT, S3_TEST_ACCESS_KEY_ID and
@@ -16,6 +19,10 @@ set -euo pipefail
 cmd="${1:-}"
 dir="${S3_DIR:?S3_DIR is unset}"
 ip="${S3_IP:-127.0.0.1}"
+if [ "$ip" = host ]; then
+	ip=$(ip -4 route get 192.0.2.255 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") {print $(i + 1); exit}}')
+	[ -n "$ip" ] || { echo "seaweedfs: no default route, so no host address" >&2; exit 1; }
+fi
 port="${S3_PORT:-18333}"
 pidfile="$dir/weed.pid"
 envfile="$dir/env"
