@@ -170,6 +170,12 @@ type pacedWriter struct {
 
 func startPacedWriter(t testing.TB, port int, s secret, interval time.Duration) *pacedWriter {
 	t.Helper()
+	return startPacedWriterFrom(t, port, s, interval, 1)
+}
+
+// startPacedWriterFrom is startPacedWriter with ids from first on.
+func startPacedWriterFrom(t testing.TB, port int, s secret, interval time.Duration, first int) *pacedWriter {
+	t.Helper()
 	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s sslmode=disable connect_timeout=2", port, s["database"]))
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +193,7 @@ func startPacedWriter(t testing.TB, port int, s secret, interval time.Duration) 
 		defer conn.Close(context.Background())
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
-		for id := 1; ; id++ {
+		for id := first; ; id++ {
 			select {
 			case <-ctx.Done():
 				return
