@@ -19,7 +19,9 @@ func at(minutes int) time.Time { return archiveT0.Add(time.Duration(minutes) * t
 
 func mt(minutes int) *metav1.Time { return metaTime(at(minutes)) }
 
-func wal(n int) string { return "0000000100000000000000" + string(rune('0'+n/10)) + string(rune('0'+n%10)) }
+func wal(n int) string {
+	return "0000000100000000000000" + string(rune('0'+n/10)) + string(rune('0'+n%10))
+}
 
 func TestArchiveStatus(t *testing.T) {
 	archived := func(n, minute int) *instance.ArchiverReport {
@@ -40,14 +42,14 @@ func TestArchiveStatus(t *testing.T) {
 	}{
 		{name: "nothing seen, nothing before", want: nil},
 		{name: "the newest archived file of any server",
-			o: archiveObservation{reports: map[string]*instance.ArchiverReport{"orders-0": archived(5, 10), "orders-1": archived(6, 11), "orders-2": nil}},
+			o:    archiveObservation{reports: map[string]*instance.ArchiverReport{"orders-0": archived(5, 10), "orders-1": archived(6, 11), "orders-2": nil}},
 			want: &databasev1.ArchiveStatus{LastArchivedWAL: wal(6), LastArchivedTime: mt(11)}},
 		{name: "a restarted server's empty statistics do not move the status back",
 			prev: &databasev1.ArchiveStatus{LastArchivedWAL: wal(9), LastArchivedTime: mt(20)},
 			o:    archiveObservation{reports: map[string]*instance.ArchiverReport{"orders-0": {}, "orders-1": archived(6, 11)}},
 			want: &databasev1.ArchiveStatus{LastArchivedWAL: wal(9), LastArchivedTime: mt(20)}},
 		{name: "failures are recorded next to successes",
-			o: archiveObservation{reports: map[string]*instance.ArchiverReport{"orders-0": {LastArchivedWAL: wal(5), LastArchivedTime: at(10), LastFailedWAL: wal(6), LastFailedTime: at(12)}}},
+			o:    archiveObservation{reports: map[string]*instance.ArchiverReport{"orders-0": {LastArchivedWAL: wal(5), LastArchivedTime: at(10), LastFailedWAL: wal(6), LastFailedTime: at(12)}}},
 			want: &databasev1.ArchiveStatus{LastArchivedWAL: wal(5), LastArchivedTime: mt(10), LastFailedWAL: wal(6), LastFailedTime: mt(12)}},
 		{name: "the newest successful base backup sets the window's start; failed runs do not",
 			prev: &databasev1.ArchiveStatus{LastBaseBackup: "a", LastBaseBackupTime: mt(1), FirstRecoverableTime: mt(1)},
@@ -92,7 +94,7 @@ func TestArchivingCondition(t *testing.T) {
 				"orders-1": {LastFailedWAL: wal(5), LastFailedTime: at(11)}}},
 			want: metav1.ConditionTrue, reason: reasonArchiving},
 		{name: "files waiting are said", s: status,
-			o: archiveObservation{primary: "orders-0", reports: map[string]*instance.ArchiverReport{"orders-0": {LastArchivedWAL: wal(5), LastArchivedTime: at(10), Ready: 7}}},
+			o:    archiveObservation{primary: "orders-0", reports: map[string]*instance.ArchiverReport{"orders-0": {LastArchivedWAL: wal(5), LastArchivedTime: at(10), Ready: 7}}},
 			want: metav1.ConditionTrue, reason: reasonArchiving, wantInText: "7 WAL files wait on orders-0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

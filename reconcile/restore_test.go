@@ -93,7 +93,7 @@ func TestDecideRestore(t *testing.T) {
 		{name: "point in time, restoring", db: pointInTime("2026-12-02T23:15:00Z"), pod0: pod(false, nil, nil),
 			want: &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoring}, wantInText: "is restoring the archive of Database orders to 2026-12-02T23:15:00Z"},
 		{name: "point in time, latest, failed in the restore init container", db: pointInTime(""), pod0: initFailed(walMissing),
-			want: &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoreFailed},
+			want:       &restoreOutcome{status: metav1.ConditionFalse, reason: reasonRestoreFailed},
 			wantInText: "could not restore the archive of Database orders to the end of the archive: WAL segment 000000010000000000000007 is missing"},
 		{name: "point in time, restored", db: pointInTime(""), pod0: pod(true, nil, nil),
 			want: &restoreOutcome{status: metav1.ConditionTrue, reason: reasonRestoreSucceeded}, wantInText: "restored the archive of Database orders"},
