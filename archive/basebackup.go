@@ -220,10 +220,7 @@ func (a *Archive) ListBackups(ctx context.Context) ([]BaseBackup, error) {
 // OpenBackup streams a backup's base.tar; reading past its end fails with
 // objectstore.ErrCorrupt unless the content is what was recorded.
 func (a *Archive) OpenBackup(ctx context.Context, b BaseBackup) (io.ReadCloser, error) {
-	r, err := a.store.Open(ctx, backupKey(b.ID, "base.tar"))
-	if err != nil {
-		return nil, err
-	}
+	r := a.store.OpenParallel(ctx, backupKey(b.ID, "base.tar"), b.Size, 0, 0)
 	return struct {
 		io.Reader
 		io.Closer

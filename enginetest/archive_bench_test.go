@@ -3,6 +3,7 @@ package enginetest
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
 	"github.com/example/database-operator/archive"
+	"github.com/example/database-operator/objectstore"
 )
 
 // The archive benchmarks (make bench-archive) measure what the issue asks
@@ -156,7 +158,35 @@ func BenchmarkBaseBackupThroughput(b *testing.B) {
 	}
 	oursRestore := time.Since(start)
 
+	// The store's own speed on this machine: the plain tar uploaded and
+	// read back with the same client and nothing else (no pg_basebackup,
+	// no extraction), the bound for both of ours.
+	store := testStore(b, env)
+	f, err := os.Open(filepath.Join(plainDir, "base.tar"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	start = time.Now()
+	rawInfo, err := store.PutStream(context.Background(), "raw/base.tar", f, 0)
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rawUpload := time.Since(start)
+	start = time.Now()
+	r := store.OpenParallel(context.Background(), "raw/base.tar", rawInfo.Size, 0, 0)
+	if _, err := io.Copy(io.Discard, objectstore.VerifyingReader(r, rawInfo)); err != nil {
+		b.Fatal(err)
+	}
+	r.Close()
+	rawDownload := time.Since(start)
+
 	rate := func(d time.Duration) float64 { return float64(size) / (1 << 20) / d.Seconds() }
+	b.ReportMetric(rate(oursBackup)/rate(rawUpload), "backup-vs-store-ratio")
+	b.ReportMetric(rate(oursRestore)/rate(rawDownload), "restore-vs-store-ratio")
+	b.Logf("the store alone (SeaweedFS on this machine): upload %s (%.0f MiB/s), download %s (%.0f MiB/s); the agent's backup at %.2f and restore at %.2f of it",
+		rawUpload.Round(10*time.Millisecond), rate(rawUpload), rawDownload.Round(10*time.Millisecond), rate(rawDownload),
+		rate(oursBackup)/rate(rawUpload), rate(oursRestore)/rate(rawDownload))
 	b.ReportMetric(rate(oursBackup)/rate(plainBackup), "backup-ratio")
 	b.ReportMetric(rate(oursRestore)/rate(plainRestore), "restore-ratio")
 	b.Logf("base backup of %d MiB: pg_basebackup to a local tar %s (%.0f MiB/s), agent to S3 %s (%.0f MiB/s): ratio %.2f (target >= 0.8)",

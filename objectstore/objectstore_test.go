@@ -250,6 +250,40 @@ func TestPutStream(t *testing.T) {
 	}
 }
 
+// TestOpenParallel: ranged reads in parallel deliver the object in order,
+// whatever the chunk size against the object's; a recorded size longer
+// than the object fails rather than ending short.
+func TestOpenParallel(t *testing.T) {
+	for name, cfg := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			ctx := context.Background()
+			s := newStore(t, cfg)
+			data := make([]byte, 3<<20+777)
+			_, _ = rand.Read(data)
+			info, err := s.PutStream(ctx, "base/p/base.tar", bytes.NewReader(data), 0)
+			g.Expect(err).NotTo(HaveOccurred())
+			for _, c := range []struct{ chunk, inFlight int }{{1 << 20, 3}, {1000, 8}, {4 << 20, 1}, {len(data), 2}} {
+				r := s.OpenParallel(ctx, "base/p/base.tar", info.Size, c.chunk, c.inFlight)
+				got, err := io.ReadAll(objectstore.VerifyingReader(r, info))
+				g.Expect(r.Close()).To(Succeed())
+				g.Expect(err).NotTo(HaveOccurred(), "chunk %d, %d in flight", c.chunk, c.inFlight)
+				g.Expect(bytes.Equal(got, data)).To(BeTrue(), "chunk %d, %d in flight", c.chunk, c.inFlight)
+			}
+			r := s.OpenParallel(ctx, "base/p/base.tar", info.Size+10, 1<<20, 3)
+			_, err = io.ReadAll(r)
+			g.Expect(r.Close()).To(Succeed())
+			g.Expect(err).To(HaveOccurred(), "a recorded size past the object's end")
+			// Closing early stops the requests.
+			r = s.OpenParallel(ctx, "base/p/base.tar", info.Size, 1000, 4)
+			buf := make([]byte, 10)
+			_, err = io.ReadFull(r, buf)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(r.Close()).To(Succeed())
+		})
+	}
+}
+
 // TestFailedStreamLeavesNoObject: a stream that fails midway (pg_basebackup
 // dying) must not leave an object that looks like a complete backup.
 func TestFailedStreamLeavesNoObject(t *testing.T) {
