@@ -46,9 +46,10 @@ type ObjectStoreSpecApplyConfiguration struct {
 	VirtualHostedStyle *bool `json:"virtualHostedStyle,omitempty"`
 	// CredentialsSecret names a Secret in the Database's namespace with the
 	// keys access-key-id and secret-access-key (and, for temporary
-	// credentials, session-token). The operator reads nothing from it: the
-	// pods get the keys through environment variables that refer to it, so
-	// the keys appear in no spec, command line, log or Event.
+	// credentials, session-token). The operator only checks that it has
+	// the keys (the Database is Degraded until it does); the pods get the
+	// keys through environment variables that refer to it, so they appear
+	// in no spec, command line, log or Event.
 	CredentialsSecret *string `json:"credentialsSecret,omitempty"`
 	// CASecret names a Secret in the Database's namespace whose key ca.crt
 	// holds the PEM certificate authorities that issued the endpoint's
