@@ -41,6 +41,42 @@ type Roles struct {
 // checkpoints and stops it, and removes the recovery settings. A recovery
 // that cannot reach its target fails here with the server's own words.
 func FinishRestore(ctx context.Context, pgdata string, roles Roles, timeout time.Duration) error {
+	sql, err := rolesSQL(roles)
+	if err != nil {
+		return err
+	}
+	err = recoverPrivately(ctx, pgdata, timeout, func(sock string) error {
+		if _, err := psql(ctx, sock, "postgres", sql); err != nil {
+			return fmt.Errorf("giving the restored users their new names and passwords: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return ClearRecoverySettings(pgdata)
+}
+
+// VerifyRestore runs the recovery PrepareRestore configured, as
+// FinishRestore does, then query in database, and returns its answer. The
+// data directory is a throwaway: its users keep the source's names.
+func VerifyRestore(ctx context.Context, pgdata, database, query string, timeout time.Duration) (string, error) {
+	var answer string
+	err := recoverPrivately(ctx, pgdata, timeout, func(sock string) error {
+		out, err := psql(ctx, sock, database, query)
+		if err != nil {
+			return fmt.Errorf("the check query failed on the restored copy: %w", err)
+		}
+		answer = strings.TrimSpace(out)
+		return nil
+	})
+	return answer, err
+}
+
+// recoverPrivately starts the server of pgdata privately, waits until it
+// has recovered and promoted, runs work with the socket directory, and
+// stops the server.
+func recoverPrivately(ctx context.Context, pgdata string, timeout time.Duration, work func(sock string) error) error {
 	sock, err := os.MkdirTemp("", "restore-")
 	if err != nil {
 		return err
@@ -99,20 +135,14 @@ func FinishRestore(ctx context.Context, pgdata string, roles Roles, timeout time
 			return fmt.Errorf("recovery did not finish within %s: %s", timeout, serverLog())
 		}
 	}
-
-	sql, err := rolesSQL(roles)
-	if err != nil {
+	if err := work(sock); err != nil {
 		_ = stop()
 		return err
-	}
-	if _, err := psql(ctx, sock, "postgres", sql); err != nil {
-		_ = stop()
-		return fmt.Errorf("giving the restored users their new names and passwords: %w", err)
 	}
 	if err := stop(); err != nil {
 		return fmt.Errorf("stopping the recovery server: %w: %s", err, serverLog())
 	}
-	return ClearRecoverySettings(pgdata)
+	return nil
 }
 
 // rolesSQL renames the application user and database when the restored
@@ -172,7 +202,9 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 // psql runs sql (from stdin, never the command line) as postgres on the
 // private socket.
 func psql(ctx context.Context, sock, database, sql string) (string, error) {
-	cmd := exec.CommandContext(ctx, "psql", "-X", "-q", "-A", "-t", "-h", sock, "-U", "postgres", "-d", database, "-f", "-")
+	// ON_ERROR_STOP: without it psql runs on past a failed statement and
+	// exits 0.
+	cmd := exec.CommandContext(ctx, "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", sock, "-U", "postgres", "-d", database, "-f", "-")
 	cmd.Stdin = strings.NewReader(sql)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

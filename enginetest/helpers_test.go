@@ -79,6 +79,8 @@ type rendered struct {
 	sts     *appsv1.StatefulSet
 	cm      *corev1.ConfigMap
 	cronJob *batchv1.CronJob
+	// checkJob is the restore check's CronJob, when rendered.
+	checkJob *batchv1.CronJob
 }
 
 func renderDB(t testing.TB, db *databasev1.Database) *rendered {
@@ -90,6 +92,9 @@ func renderDB(t testing.TB, db *databasev1.Database) *rendered {
 	r := &rendered{db: db, sts: typed[appsv1.StatefulSet](t, c.StatefulSet), cm: typed[corev1.ConfigMap](t, c.ConfigMap)}
 	if c.BackupCronJob != nil {
 		r.cronJob = typed[batchv1.CronJob](t, c.BackupCronJob)
+	}
+	if c.RestoreCheckCronJob != nil {
+		r.checkJob = typed[batchv1.CronJob](t, c.RestoreCheckCronJob)
 	}
 	return r
 }
@@ -142,6 +147,15 @@ func (r *rendered) backupContainer(t testing.TB) corev1.Container {
 		t.Fatal("no backup CronJob rendered")
 	}
 	return findContainer(t, r.cronJob.Spec.JobTemplate.Spec.Template.Spec.Containers, "backup")
+}
+
+// restoreCheckContainer is the restore check CronJob's container.
+func (r *rendered) restoreCheckContainer(t testing.TB) corev1.Container {
+	t.Helper()
+	if r.checkJob == nil {
+		t.Fatal("no restore check CronJob rendered")
+	}
+	return findContainer(t, r.checkJob.Spec.JobTemplate.Spec.Template.Spec.Containers, render.RestoreCheckContainerName)
 }
 
 // bashScript is the script of a container that runs `bash -c <script>`.

@@ -400,6 +400,41 @@ func TestPostgresPointInTimeRecovery(t *testing.T) {
 		g.Expect(ids(t, in.mustApp(t, "SELECT id FROM rows"))).To(Equal(all))
 	})
 
+	t.Run("restore check", func(t *testing.T) {
+		g := NewWithT(t)
+		db := newDatabase("orders", databasev1.PostgreSQL, "15", withS3Archive(env, "60s"), func(db *databasev1.Database) {
+			db.Spec.Backup.RestoreCheck = &databasev1.RestoreCheckSpec{Schedule: "0 6 * * *", Query: "SELECT count(*) FROM rows"}
+		})
+		c := renderDB(t, db).restoreCheckContainer(t)
+		g.Expect(c.Command).To(Equal([]string{"/opt/database-operator/database-agent", "restore-check", "--termination-log=/dev/termination-log"}))
+		check := func(query string) (instance.RestoreCheckReport, string, error) {
+			scratch := workDir(t, p.user)
+			termination := filepath.Join(scratch, "termination-log")
+			writeFile(t, termination, "", 0o666)
+			e := containerEnv(t, c, src, "orders-restore-check-abcde", map[string]string{"PGDATA": filepath.Join(scratch, "pgdata"), "PATH": p.path()})
+			if query != "" {
+				e["CHECK_QUERY"] = query
+			}
+			out, err := runAgent(t, p, agent, e, 5*time.Minute, "restore-check", "--termination-log="+termination)
+			msg, _ := os.ReadFile(termination)
+			report, perr := instance.ParseRestoreCheckReport(string(msg))
+			g.Expect(perr).NotTo(HaveOccurred(), out)
+			_, statErr := os.Stat(filepath.Join(scratch, "pgdata"))
+			g.Expect(os.IsNotExist(statErr)).To(BeTrue(), "the restored copy is removed")
+			return report, out, err
+		}
+		report, out, err := check("")
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		g.Expect(report.Error).To(BeEmpty())
+		g.Expect(report.Answer).To(Equal(fmt.Sprint(len(all))), "the rendered query counts every archived row")
+		g.Expect(report.Backup).NotTo(BeEmpty())
+		t.Logf("restore check: base backup %s, %d bytes, in %s: %s", report.Backup, report.Size, report.EndTime.Sub(report.StartTime).Round(time.Millisecond), report.Answer)
+
+		report, _, err = check("SELECT * FROM no_such_table")
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(report.Error).To(And(ContainSubstring("check query failed"), ContainSubstring("no_such_table")))
+	})
+
 	t.Run("a missing segment is reported", func(t *testing.T) {
 		g := NewWithT(t)
 		a := archive.New(testStore(t, env), "orders")

@@ -57,3 +57,47 @@ func ParseBackupReport(s string) (BackupReport, error) {
 	}
 	return b, nil
 }
+
+// RestoreCheckReport is what a restore-check Job's container writes to its
+// termination message: what it restored, how long it took and what the
+// check query answered, or why it failed.
+type RestoreCheckReport struct {
+	// Backup is the base backup restored.
+	Backup string `json:"backup,omitempty"`
+	// StartTime and EndTime bound the check: download, recovery and query.
+	StartTime time.Time `json:"startTime,omitzero"`
+	EndTime   time.Time `json:"endTime,omitzero"`
+	// Size is the base backup's size in bytes.
+	Size int64 `json:"size,omitempty"`
+	// Answer is the check query's answer, at most 200 characters.
+	Answer string `json:"answer,omitempty"`
+	// Error is why the check failed; empty when it passed.
+	Error string `json:"error,omitempty"`
+}
+
+// String encodes the report for the termination message, shortening the
+// answer and a long error to fit the kubelet's 4096 bytes.
+func (r RestoreCheckReport) String() string {
+	if len(r.Answer) > 200 {
+		r.Answer = r.Answer[:200] + "…"
+	}
+	for {
+		data, err := json.Marshal(r)
+		if err != nil {
+			panic(err)
+		}
+		if len(data) <= maxTerminationMessage || len(r.Error) < 16 {
+			return string(data)
+		}
+		r.Error = r.Error[:len(r.Error)-(len(data)-maxTerminationMessage)-8] + "…"
+	}
+}
+
+// ParseRestoreCheckReport decodes a termination message written by String.
+func ParseRestoreCheckReport(s string) (RestoreCheckReport, error) {
+	var r RestoreCheckReport
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		return RestoreCheckReport{}, fmt.Errorf("restore check report %q: %w", s, err)
+	}
+	return r, nil
+}

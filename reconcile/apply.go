@@ -112,6 +112,9 @@ func children(c *render.Children, served MonitoringAPIs) []child {
 	if c.BackupCronJob != nil {
 		add(kindCronJob.kind, *c.BackupCronJob.Name, c.BackupCronJob)
 	}
+	if c.RestoreCheckCronJob != nil {
+		add(kindCronJob.kind, *c.RestoreCheckCronJob.Name, c.RestoreCheckCronJob)
+	}
 	if c.HorizontalPodAutoscaler != nil {
 		add(kindHorizontalPodAutoscaler.kind, *c.HorizontalPodAutoscaler.Name, c.HorizontalPodAutoscaler)
 	}

@@ -247,3 +247,98 @@ func backupEnabledMessage(db *databasev1.Database, schedule string) string {
 	}
 	return fmt.Sprintf("backups scheduled %q to PVC %s", schedule, render.BackupName(db.Name))
 }
+
+// Reasons of the BackupVerified condition.
+const (
+	reasonVerified       = "Verified"
+	reasonVerifyFailed   = "RestoreCheckFailed"
+	reasonNotVerifiedYet = "NotVerifiedYet"
+)
+
+// checkRun is one finished restore-check pod.
+type checkRun struct {
+	pod       string
+	succeeded bool
+	finished  time.Time
+	report    instance.RestoreCheckReport
+}
+
+// restoreCheckRuns reads db's finished restore-check pods from the cache.
+func (r *Reconciler) restoreCheckRuns(ctx context.Context, db *databasev1.Database) ([]checkRun, error) {
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.InNamespace(db.Namespace), client.MatchingLabels{
+		render.LabelInstance:  db.Name,
+		render.LabelManagedBy: FieldManager,
+		render.LabelComponent: render.ComponentRestoreCheck,
+	}); err != nil {
+		return nil, fmt.Errorf("list restore-check pods: %w", err)
+	}
+	var runs []checkRun
+	for i := range pods.Items {
+		if run, ok := checkRunOf(&pods.Items[i]); ok {
+			runs = append(runs, run)
+		}
+	}
+	return runs, nil
+}
+
+// checkRunOf reads a finished restore-check pod; false while it runs.
+func checkRunOf(pod *corev1.Pod) (checkRun, bool) {
+	for _, cs := range pod.Status.ContainerStatuses {
+		t := cs.State.Terminated
+		if cs.Name != render.RestoreCheckContainerName || t == nil {
+			continue
+		}
+		report, err := instance.ParseRestoreCheckReport(strings.TrimSpace(t.Message))
+		if err != nil {
+			report = instance.RestoreCheckReport{Error: fmt.Sprintf("%s (exit code %d)", t.Reason, t.ExitCode)}
+		}
+		if t.ExitCode != 0 && report.Error == "" {
+			report.Error = fmt.Sprintf("exit code %d", t.ExitCode)
+		}
+		return checkRun{pod: pod.Name, succeeded: t.ExitCode == 0 && report.Error == "", finished: t.FinishedAt.Time, report: report}, true
+	}
+	return checkRun{}, false
+}
+
+// verifiedCondition is BackupVerified from the newest finished check, or
+// nil to leave the condition as it is (no check pod left: the last
+// outcome stands).
+func verifiedCondition(runs []checkRun) (status metav1.ConditionStatus, reason, message string, ok bool) {
+	var last *checkRun
+	for i := range runs {
+		if last == nil || runs[i].finished.After(last.finished) {
+			last = &runs[i]
+		}
+	}
+	if last == nil {
+		return "", "", "", false
+	}
+	r := last.report
+	took := r.EndTime.Sub(r.StartTime).Round(time.Second)
+	if !last.succeeded {
+		msg := fmt.Sprintf("restore check %s failed", last.pod)
+		if !r.EndTime.IsZero() {
+			msg += fmt.Sprintf(" at %s after %s", formatTime(r.EndTime), took)
+		}
+		return metav1.ConditionFalse, reasonVerifyFailed, msg + ": " + r.Error, true
+	}
+	return metav1.ConditionTrue, reasonVerified, fmt.Sprintf("base backup %s (%d MiB) and the archived WAL after it restored into a throwaway pod at %s in %s; the check query answered %q",
+		r.Backup, r.Size>>20, formatTime(r.EndTime), took, r.Answer), true
+}
+
+// lastVerified moves status.archive's last verification forwards.
+func lastVerified(s *databasev1.ArchiveStatus, runs []checkRun) *databasev1.ArchiveStatus {
+	for _, run := range runs {
+		if !run.succeeded || run.report.EndTime.IsZero() {
+			continue
+		}
+		if s == nil {
+			s = &databasev1.ArchiveStatus{}
+		}
+		if s.LastVerifiedTime == nil || run.report.EndTime.After(s.LastVerifiedTime.Time) {
+			s.LastVerifiedTime, s.LastVerifiedBackup = metaTime(run.report.EndTime), run.report.Backup
+		}
+	}
+	return s
+}

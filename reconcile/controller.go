@@ -363,6 +363,11 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, db *databasev1.Datab
 			if o.backupRuns, err = r.backupRuns(ctx, db); err != nil {
 				return nil, err
 			}
+			if rendered.RestoreCheckCronJob != nil {
+				if o.checkRuns, err = r.restoreCheckRuns(ctx, db); err != nil {
+					return nil, err
+				}
+			}
 		}
 		if hadCronJob == nil {
 			r.event(db, corev1.EventTypeNormal, "BackupEnabled", "Schedule",

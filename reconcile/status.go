@@ -36,6 +36,8 @@ type observed struct {
 	lastBackupJob *batchv1.Job
 	// backupRuns are the finished base-backup pods (spec.backup.s3).
 	backupRuns []backupRun
+	// checkRuns are the finished restore-check pods.
+	checkRuns []checkRun
 	// degraded is the problem found, if any.
 	degraded *degradation
 	// serviceMonitorSkipped is true when metrics are on but the
@@ -182,12 +184,22 @@ func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databas
 		if o.primary != nil {
 			view.reports = archiverReports(o.primary.members)
 		}
-		s.Archive = archiveStatus(db.Status.Archive, view)
+		s.Archive = lastVerified(archiveStatus(db.Status.Archive, view), o.checkRuns)
 		status, reason, msg := archivingCondition(s.Archive, view)
 		set(databasev1.ConditionContinuousArchiving, status, reason, msg)
+		if db.Spec.Backup.RestoreCheck != nil {
+			if status, reason, msg, ok := verifiedCondition(o.checkRuns); ok {
+				set(databasev1.ConditionBackupVerified, status, reason, msg)
+			} else if meta.FindStatusCondition(s.Conditions, databasev1.ConditionBackupVerified) == nil {
+				set(databasev1.ConditionBackupVerified, metav1.ConditionUnknown, reasonNotVerifiedYet, fmt.Sprintf("no restore check has run yet (schedule %q)", db.Spec.Backup.RestoreCheck.Schedule))
+			}
+		} else {
+			meta.RemoveStatusCondition(&s.Conditions, databasev1.ConditionBackupVerified)
+		}
 	} else {
 		s.Archive = db.Status.Archive
 		meta.RemoveStatusCondition(&s.Conditions, databasev1.ConditionContinuousArchiving)
+		meta.RemoveStatusCondition(&s.Conditions, databasev1.ConditionBackupVerified)
 	}
 
 	if db.Spec.Backup != nil && db.Spec.Backup.Enabled {
@@ -281,6 +293,9 @@ func statusApplyConfiguration(db *databasev1.Database, s databasev1.DatabaseStat
 		}
 		if a.LastBaseBackupTime != nil {
 			ac.WithLastBaseBackupTime(*a.LastBaseBackupTime).WithLastBaseBackup(a.LastBaseBackup)
+		}
+		if a.LastVerifiedTime != nil {
+			ac.WithLastVerifiedTime(*a.LastVerifiedTime).WithLastVerifiedBackup(a.LastVerifiedBackup)
 		}
 		st.WithArchive(ac)
 	}

@@ -209,6 +209,21 @@ func restoreInitContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
 	return c
 }
 
+// agentCopyContainer copies the agent from the operator's image into a
+// Job pod's agent volume.
+func agentCopyContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
+	return corev1ac.Container().
+		WithName("agent").
+		WithImage(s.opts.AgentImage).
+		WithImagePullPolicy(corev1.PullIfNotPresent).
+		WithCommand("/database-agent", "copy", agentBinary).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(agentVolumeName).WithMountPath(agentMountPath)).
+		WithResources(corev1ac.ResourceRequirements().
+			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}).
+			WithLimits(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m"), corev1.ResourceMemory: resource.MustParse("64Mi")})).
+		WithSecurityContext(containerSecurityContext().WithReadOnlyRootFilesystem(true))
+}
+
 // buildBaseBackupCronJob renders <db>-backup with spec.backup.s3: a base
 // backup of the primary into the archive on the schedule, then retention.
 // The agent comes from the operator's image, as in the database pods.
@@ -240,16 +255,7 @@ func buildBaseBackupCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
 		WithSecurityContext(containerSecurityContext()).
 		WithVolumeMounts(corev1ac.VolumeMount().WithName(agentVolumeName).WithMountPath(agentMountPath)).
 		WithVolumeMounts(archiveCAMounts(s)...)
-	copyAgent := corev1ac.Container().
-		WithName("agent").
-		WithImage(s.opts.AgentImage).
-		WithImagePullPolicy(corev1.PullIfNotPresent).
-		WithCommand("/database-agent", "copy", agentBinary).
-		WithVolumeMounts(corev1ac.VolumeMount().WithName(agentVolumeName).WithMountPath(agentMountPath)).
-		WithResources(corev1ac.ResourceRequirements().
-			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}).
-			WithLimits(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m"), corev1.ResourceMemory: resource.MustParse("64Mi")})).
-		WithSecurityContext(containerSecurityContext().WithReadOnlyRootFilesystem(true))
+	copyAgent := agentCopyContainer(s)
 
 	return batchv1ac.CronJob(BackupName(s.name), s.namespace).
 		WithLabels(labels(s.db, "backup")).

@@ -42,7 +42,10 @@ var goldenSamples = map[string]*databasev1.Database{
 	"postgres-tls-production": newDatabase(databasev1.PostgreSQL, "16", environment(databasev1.Production), replicas(2),
 		backup(true), metrics(true), tls("")),
 	"postgres-archive-s3": newDatabase(databasev1.PostgreSQL, "17", environment(databasev1.Production), replicas(3),
-		s3Backup, func(db *databasev1.Database) { db.Spec.Backup.ArchiveTimeout = "1m" }),
+		s3Backup, func(db *databasev1.Database) {
+			db.Spec.Backup.ArchiveTimeout = "1m"
+			db.Spec.Backup.RestoreCheck = &databasev1.RestoreCheckSpec{Schedule: "0 6 * * *", Query: "SELECT count(*) FROM orders"}
+		}),
 	"postgres-point-in-time": newDatabase(databasev1.PostgreSQL, "17", replicas(2), s3Backup,
 		pointInTime("orders", "2026-12-02T23:15:00Z"), func(db *databasev1.Database) {
 			// The source's archive is in team-a/prod/orders/; this Database
@@ -69,7 +72,7 @@ func marshalChildren(t testing.TB, c *render.Children) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	for _, obj := range []any{c.StatefulSet, c.HeadlessService, c.Service, c.ReadService, c.ConfigMap,
-		c.PodDisruptionBudget, c.BackupCronJob, c.BackupPVC, c.ServiceMonitor, c.PrometheusRule, c.HorizontalPodAutoscaler, c.NetworkPolicy} {
+		c.PodDisruptionBudget, c.BackupCronJob, c.RestoreCheckCronJob, c.BackupPVC, c.ServiceMonitor, c.PrometheusRule, c.HorizontalPodAutoscaler, c.NetworkPolicy} {
 		if isNil(obj) {
 			continue
 		}

@@ -75,6 +75,9 @@ type Children struct {
 	PodDisruptionBudget *policyv1ac.PodDisruptionBudgetApplyConfiguration
 	// BackupCronJob runs the logical backups; only with backup enabled.
 	BackupCronJob *batchv1ac.CronJobApplyConfiguration
+	// RestoreCheckCronJob runs the restore check; only with
+	// spec.backup.restoreCheck on an archiving Database.
+	RestoreCheckCronJob *batchv1ac.CronJobApplyConfiguration
 	// BackupPVC holds the dumps; only with backup enabled. It carries no owner
 	// reference: backups outlive the schedule and the Database.
 	BackupPVC *corev1ac.PersistentVolumeClaimApplyConfiguration
@@ -138,6 +141,9 @@ func RenderObserved(db *databasev1.Database, opts Options, observed Observed) (*
 	switch {
 	case ArchivingOf(db) != nil:
 		c.BackupCronJob = buildBaseBackupCronJob(s)
+		if s.backup.RestoreCheck != nil {
+			c.RestoreCheckCronJob = buildRestoreCheckCronJob(s)
+		}
 	case s.backup.Enabled:
 		c.BackupCronJob = buildBackupCronJob(s)
 		c.BackupPVC = buildBackupPVC(s)

@@ -237,6 +237,71 @@ func restoreData(timeout time.Duration) (int, error) {
 	return 0, nil
 }
 
+// DefaultCheckQuery is the restore check's query without
+// spec.backup.restoreCheck.query: how many tables the application has.
+const DefaultCheckQuery = "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+
+// restoreCheck restores the newest base backup of the Database's own
+// archive (RESTORE_S3_*) and all its WAL into PGDATA, a scratch directory
+// that must be empty, runs CHECK_QUERY in the application database, and
+// writes an instance.RestoreCheckReport to the termination log. The pod's
+// scratch volume, and so the copy, goes with the pod.
+func restoreCheck(args []string) (int, error) {
+	fs := flag.NewFlagSet("restore-check", flag.ContinueOnError)
+	timeout := fs.Duration("timeout", 6*time.Hour, "how long recovery may take")
+	terminationLog := fs.String("termination-log", "", "file the report is written to (the container's termination message file)")
+	if err := fs.Parse(args); err != nil {
+		return 2, err
+	}
+	report := instance.RestoreCheckReport{StartTime: time.Now().UTC()}
+	err := checkRestore(context.Background(), &report, *timeout)
+	report.EndTime = time.Now().UTC()
+	if err != nil {
+		report.Error = err.Error()
+	} else {
+		fmt.Fprintf(os.Stderr, "restore-check: base backup %s restored and checked in %s: %s\n", report.Backup, report.EndTime.Sub(report.StartTime).Round(time.Millisecond), report.Answer)
+	}
+	if *terminationLog != "" {
+		if werr := os.WriteFile(*terminationLog, []byte(report.String()), 0o644); werr != nil && err == nil {
+			return 1, werr
+		}
+	}
+	if err != nil {
+		return 1, err
+	}
+	return 0, nil
+}
+
+func checkRestore(ctx context.Context, report *instance.RestoreCheckReport, timeout time.Duration) error {
+	pgdata := os.Getenv("PGDATA")
+	if pgdata == "" {
+		return errors.New("PGDATA is unset")
+	}
+	query := envOr("CHECK_QUERY", DefaultCheckQuery)
+	a, _, err := archive.FromEnv(archive.RestorePrefix, os.Getenv)
+	if err != nil {
+		return err
+	}
+	owner, err := a.Owner(ctx)
+	if err != nil {
+		return fmt.Errorf("reading who archives to %s: %w", a.Location(), err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	// The copy is a throwaway: nothing of it stays on the node.
+	defer os.RemoveAll(pgdata)
+	b, err := a.PrepareRestore(ctx, pgdata, self+" wal-fetch %f %p", archive.Target{})
+	report.Backup, report.Size = b.ID, b.Size
+	if err != nil {
+		return err
+	}
+	answer, err := archive.VerifyRestore(ctx, pgdata, owner.AppDatabase, query, timeout)
+	report.Answer = answer
+	return err
+}
+
 func envOr(name, fallback string) string {
 	if v := os.Getenv(name); v != "" {
 		return v

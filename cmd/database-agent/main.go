@@ -13,6 +13,9 @@
 //	    take a base backup into the archive, then apply retention.
 //	database-agent restore
 //	    fill an empty PGDATA from an archive, to a moment or its end.
+//	database-agent restore-check
+//	    restore the newest base backup and all WAL into a scratch PGDATA,
+//	    run a check query, and report (spec.backup.restoreCheck).
 //
 // The archive commands read the object store from ARCHIVE_S3_* variables
 // (RESTORE_S3_* for the archive a restore reads).
@@ -34,7 +37,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: database-agent copy DEST | run [flags] -- SERVER... | wal-push PATH | wal-fetch NAME DEST | base-backup | restore")
+		fmt.Fprintln(os.Stderr, "usage: database-agent copy DEST | run [flags] -- SERVER... | wal-push PATH | wal-fetch NAME DEST | base-backup | restore | restore-check")
 		os.Exit(2)
 	}
 	var err error
@@ -56,8 +59,10 @@ func main() {
 		status, err = baseBackup(os.Args[2:])
 	case "restore":
 		status, err = restore(os.Args[2:])
+	case "restore-check":
+		status, err = restoreCheck(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q: want copy, run, wal-push, wal-fetch, base-backup or restore", os.Args[1])
+		err = fmt.Errorf("unknown command %q: want copy, run, wal-push, wal-fetch, base-backup, restore or restore-check", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "database-agent:", err)

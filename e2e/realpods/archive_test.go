@@ -118,7 +118,7 @@ func TestPostgresArchiveAndPointInTimeRecovery(t *testing.T) {
 	// Two complete segments on timeline 2, so that one of them is
 	// needed by a restore to the end (the missing-segment case).
 	NewWithT(t).Eventually(func() []string { return segmentsOn(t, s, src, "00000002") }).
-		WithTimeout(3 * time.Minute).WithPolling(2 * time.Second).Should(HaveLen(BeNumerically(">=", 2)))
+		WithTimeout(3 * time.Minute).WithPolling(2 * time.Second).Should(WithTransform(func(s []string) int { return len(s) }, BeNumerically(">=", 2)))
 	time.Sleep(5 * time.Second)
 
 	// The loss: the Database and its volumes go while the writes go on.

@@ -55,6 +55,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="!self.version.contains('alpine')",message="spec.version: alpine tags are not supported: the database pods run as uid 999, the database user of the Debian- and Oracle-based official images (alpine's postgres user is uid 70); use the tag without -alpine, such as 17 or 17-trixie",fieldPath=".version"
 // +kubebuilder:validation:XValidation:rule="!has(self.replication) || !has(self.replication.mode) || self.replication.mode != 'sync' || (has(self.autoscaling) ? (has(self.autoscaling.minReplicas) && self.autoscaling.minReplicas >= 2) : (has(self.replicas) && self.replicas >= 2))",message="spec.replication.mode sync needs at least 2 replicas (spec.replicas, or spec.autoscaling.minReplicas): a commit waits for a replica",fieldPath=".replication.mode"
 // +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.environment) || self.environment != 'production' || (has(self.autoscaling.minReplicas) && self.autoscaling.minReplicas >= 2)",message="spec.autoscaling.minReplicas must be at least 2 when spec.environment is production",fieldPath=".autoscaling.minReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.backup) || !has(self.backup.restoreCheck) || has(self.backup.s3)",message="spec.backup.restoreCheck restores the continuous archive: it needs spec.backup.s3",fieldPath=".backup.restoreCheck"
 // +kubebuilder:validation:XValidation:rule="!has(self.backup) || !has(self.backup.s3) || self.type == 'postgresql'",message="spec.backup.s3 is not supported for MySQL yet: use the backup volume (leave s3 out)",fieldPath=".backup.s3"
 // +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.restore.pointInTime) || self.type == 'postgresql'",message="spec.restore.pointInTime is not supported for MySQL yet: restore a dump (spec.restore.backup)",fieldPath=".restore.pointInTime"
 // +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.restore.pointInTime) || !has(self.restore.backup)",message="spec.restore: set either backup (a dump on the source's backup volume) or pointInTime (its archive in object storage), not both",fieldPath=".restore"
@@ -241,6 +242,27 @@ type StorageSpec struct {
 	Class string `json:"class,omitempty"`
 }
 
+// RestoreCheckSpec schedules the restore check of spec.backup.restoreCheck.
+//
+// +kubebuilder:validation:XValidation:rule="self.schedule.matches('^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(([*]|([0-5]?[0-9])(-([0-5]?[0-9]))?)(/[0-9]{1,2})?(,([*]|([0-5]?[0-9])(-([0-5]?[0-9]))?)(/[0-9]{1,2})?)*)[ ]+(([*]|([01]?[0-9]|2[0-3])(-([01]?[0-9]|2[0-3]))?)(/[0-9]{1,2})?(,([*]|([01]?[0-9]|2[0-3])(-([01]?[0-9]|2[0-3]))?)(/[0-9]{1,2})?)*)[ ]+([?]|([*]|(0?[1-9]|[12][0-9]|3[01])(-(0?[1-9]|[12][0-9]|3[01]))?)(/[0-9]{1,2})?(,([*]|(0?[1-9]|[12][0-9]|3[01])(-(0?[1-9]|[12][0-9]|3[01]))?)(/[0-9]{1,2})?)*)[ ]+(([*]|(0?[1-9]|1[0-2]|[A-Za-z]{3})(-(0?[1-9]|1[0-2]|[A-Za-z]{3}))?)(/[0-9]{1,2})?(,([*]|(0?[1-9]|1[0-2]|[A-Za-z]{3})(-(0?[1-9]|1[0-2]|[A-Za-z]{3}))?)(/[0-9]{1,2})?)*)[ ]+([?]|([*]|([0-7]|[A-Za-z]{3})(-([0-7]|[A-Za-z]{3}))?)(/[0-9]{1,2})?(,([*]|([0-7]|[A-Za-z]{3})(-([0-7]|[A-Za-z]{3}))?)(/[0-9]{1,2})?)*))$')",message="spec.backup.restoreCheck.schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week) or one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly",fieldPath=".schedule"
+type RestoreCheckSpec struct {
+	// Schedule is when the check runs, in cron format, such as "0 6 * * *"
+	// (after the night's base backup).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Schedule string `json:"schedule"`
+
+	// Query is the SQL the check runs, as the superuser, in the restored
+	// copy of the application database; it must succeed and its answer is
+	// recorded (the first 200 characters). Defaults to counting the
+	// database's tables: SELECT count(*) FROM pg_catalog.pg_tables WHERE
+	// schemaname NOT IN ('pg_catalog', 'information_schema').
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Query string `json:"query,omitempty"`
+}
+
 // BackupSpec configures scheduled logical backups (mysqldump or pg_dump) to a
 // volume named <database>-backup. The backup volume and its dumps are kept
 // when backups are disabled or the Database is deleted.
@@ -298,6 +320,14 @@ type BackupSpec struct {
 	// +kubebuilder:validation:MaxLength=8
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+(s|m)$') && duration(self) >= duration('10s') && duration(self) <= duration('600s')",message="spec.backup.archiveTimeout must be a duration from 10s to 600s, such as 30s or 5m"
 	ArchiveTimeout string `json:"archiveTimeout,omitempty"`
+
+	// RestoreCheck proves that the archive restores (with s3): on its
+	// schedule, a throwaway pod restores the newest base backup and every
+	// archived WAL file after it, runs a check query on the result, and the
+	// outcome, its time and its duration become the BackupVerified
+	// condition. The pod's scratch volume goes with it.
+	// +optional
+	RestoreCheck *RestoreCheckSpec `json:"restoreCheck,omitempty"`
 }
 
 // AutoscalingSpec configures the HorizontalPodAutoscaler <database>, whose
@@ -532,6 +562,11 @@ const (
 	// WAL (spec.backup.s3), False with reason ArchivingFailing when its
 	// latest attempt failed, Unknown until it has archived once.
 	ConditionContinuousArchiving = "ContinuousArchiving"
+	// ConditionBackupVerified reports the last restore check
+	// (spec.backup.restoreCheck): True with the time, the duration and the
+	// check query's answer, False with the reason the restore or the query
+	// failed, Unknown until the first check.
+	ConditionBackupVerified = "BackupVerified"
 	// ConditionRestored reports the outcome of spec.restore: False with
 	// reason Restoring while pod 0 loads the dump, False with reason
 	// RestoreFailed (and Degraded) when the load failed, True with reason

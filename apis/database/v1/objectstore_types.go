@@ -119,4 +119,11 @@ type ArchiveStatus struct {
 	LastBaseBackup string `json:"lastBaseBackup,omitempty"`
 	// +optional
 	LastBaseBackupTime *metav1.Time `json:"lastBaseBackupTime,omitempty"`
+
+	// LastVerifiedTime is when the last successful restore check ended, and
+	// LastVerifiedBackup the base backup it restored.
+	// +optional
+	LastVerifiedTime *metav1.Time `json:"lastVerifiedTime,omitempty"`
+	// +optional
+	LastVerifiedBackup string `json:"lastVerifiedBackup,omitempty"`
 }

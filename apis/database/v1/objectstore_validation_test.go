@@ -29,6 +29,9 @@ func TestObjectStoreRules(t *testing.T) {
 		{name: "archiveTimeout not a duration", spec: `{` + pg + `, backup: {s3: ` + s3 + `, archiveTimeout: soon}}`, want: refused("spec.backup.archiveTimeout", "from 10s to 600s")},
 		{name: "mysql s3", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}, backup: {s3: ` + s3 + `}}`, want: refused("spec.backup.s3", "not supported for MySQL yet")},
 
+		{name: "ok restore check", spec: `{` + pg + `, backup: {enabled: true, s3: ` + s3 + `, restoreCheck: {schedule: "0 6 * * *", query: "SELECT count(*) FROM orders"}}}`},
+		{name: "restore check without s3", spec: `{` + pg + `, backup: {enabled: true, restoreCheck: {schedule: "@daily"}}}`, want: refused("spec.backup.restoreCheck", "needs spec.backup.s3")},
+		{name: "restore check bad schedule", spec: `{` + pg + `, backup: {enabled: true, s3: ` + s3 + `, restoreCheck: {schedule: "daily at six"}}}`, want: refused("spec.backup.restoreCheck.schedule", "5-field cron expression")},
 		{name: "ok pitr own store", spec: `{` + pg + `, backup: {enabled: true, s3: ` + s3 + `}, restore: {fromDatabase: orders, pointInTime: {targetTime: "2026-12-02T23:15:00.250+01:00"}}}`},
 		{name: "ok pitr latest other store", spec: `{` + pg + `, restore: {fromDatabase: orders, pointInTime: {s3: ` + s3 + `}}}`},
 		{name: "pitr without store", spec: `{` + pg + `, restore: {fromDatabase: orders, pointInTime: {}}}`, want: refused("spec.restore.pointInTime", "needs the object store that holds the source's archive")},

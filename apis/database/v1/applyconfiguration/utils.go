@@ -60,6 +60,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &databasev1.PrimaryChangeApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("ReplicationSpec"):
 		return &databasev1.ReplicationSpecApplyConfiguration{}
+	case v1.SchemeGroupVersion.WithKind("RestoreCheckSpec"):
+		return &databasev1.RestoreCheckSpecApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("RestoreSpec"):
 		return &databasev1.RestoreSpecApplyConfiguration{}
 	case v1.SchemeGroupVersion.WithKind("StorageSpec"):

@@ -63,6 +63,12 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: lastFailedWAL
       type:
         scalar: string
+    - name: lastVerifiedBackup
+      type:
+        scalar: string
+    - name: lastVerifiedTime
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
 - name: com.github.example.database-operator.apis.database.v1.AutoscalingSpec
   map:
     fields:
@@ -92,6 +98,9 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: boolean
       default: false
+    - name: restoreCheck
+      type:
+        namedType: com.github.example.database-operator.apis.database.v1.RestoreCheckSpec
     - name: retention
       type:
         scalar: string
@@ -356,6 +365,15 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: mode
       type:
         namedType: com.github.example.database-operator.apis.database.v1.ReplicationMode
+- name: com.github.example.database-operator.apis.database.v1.RestoreCheckSpec
+  map:
+    fields:
+    - name: query
+      type:
+        scalar: string
+    - name: schedule
+      type:
+        scalar: string
 - name: com.github.example.database-operator.apis.database.v1.RestoreSpec
   map:
     fields:

@@ -43,6 +43,10 @@ type ArchiveStatusApplyConfiguration struct {
 	// started), and LastBaseBackupTime when it ended.
 	LastBaseBackup     *string      `json:"lastBaseBackup,omitempty"`
 	LastBaseBackupTime *metav1.Time `json:"lastBaseBackupTime,omitempty"`
+	// LastVerifiedTime is when the last successful restore check ended, and
+	// LastVerifiedBackup the base backup it restored.
+	LastVerifiedTime   *metav1.Time `json:"lastVerifiedTime,omitempty"`
+	LastVerifiedBackup *string      `json:"lastVerifiedBackup,omitempty"`
 }
 
 // ArchiveStatusApplyConfiguration constructs a declarative configuration of the ArchiveStatus type for use with
@@ -104,5 +108,21 @@ func (b *ArchiveStatusApplyConfiguration) WithLastBaseBackup(value string) *Arch
 // If called multiple times, the LastBaseBackupTime field is set to the value of the last call.
 func (b *ArchiveStatusApplyConfiguration) WithLastBaseBackupTime(value metav1.Time) *ArchiveStatusApplyConfiguration {
 	b.LastBaseBackupTime = &value
+	return b
+}
+
+// WithLastVerifiedTime sets the LastVerifiedTime field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the LastVerifiedTime field is set to the value of the last call.
+func (b *ArchiveStatusApplyConfiguration) WithLastVerifiedTime(value metav1.Time) *ArchiveStatusApplyConfiguration {
+	b.LastVerifiedTime = &value
+	return b
+}
+
+// WithLastVerifiedBackup sets the LastVerifiedBackup field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the LastVerifiedBackup field is set to the value of the last call.
+func (b *ArchiveStatusApplyConfiguration) WithLastVerifiedBackup(value string) *ArchiveStatusApplyConfiguration {
+	b.LastVerifiedBackup = &value
 	return b
 }

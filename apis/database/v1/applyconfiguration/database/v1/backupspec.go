@@ -60,6 +60,12 @@ type BackupSpecApplyConfiguration struct {
 	// upload takes time too. Each forced segment is 16 MiB before
 	// compression, mostly zeros when little was written.
 	ArchiveTimeout *string `json:"archiveTimeout,omitempty"`
+	// RestoreCheck proves that the archive restores (with s3): on its
+	// schedule, a throwaway pod restores the newest base backup and every
+	// archived WAL file after it, runs a check query on the result, and the
+	// outcome, its time and its duration become the BackupVerified
+	// condition. The pod's scratch volume goes with it.
+	RestoreCheck *RestoreCheckSpecApplyConfiguration `json:"restoreCheck,omitempty"`
 }
 
 // BackupSpecApplyConfiguration constructs a declarative configuration of the BackupSpec type for use with
@@ -113,5 +119,13 @@ func (b *BackupSpecApplyConfiguration) WithS3(value *ObjectStoreSpecApplyConfigu
 // If called multiple times, the ArchiveTimeout field is set to the value of the last call.
 func (b *BackupSpecApplyConfiguration) WithArchiveTimeout(value string) *BackupSpecApplyConfiguration {
 	b.ArchiveTimeout = &value
+	return b
+}
+
+// WithRestoreCheck sets the RestoreCheck field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the RestoreCheck field is set to the value of the last call.
+func (b *BackupSpecApplyConfiguration) WithRestoreCheck(value *RestoreCheckSpecApplyConfiguration) *BackupSpecApplyConfiguration {
+	b.RestoreCheck = value
 	return b
 }

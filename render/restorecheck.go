@@ -1,0 +1,95 @@
+package render
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+
+	batchv1 "k8s.io/api/batch/v1"
+)
+
+// RestoreCheckName is the name of the restore check's CronJob.
+func RestoreCheckName(db string) string { return db + "-restore-check" }
+
+// RestoreCheckContainerName names the container of a restore-check pod; its
+// termination message is an instance.RestoreCheckReport.
+const RestoreCheckContainerName = "restore-check"
+
+// ComponentRestoreCheck labels the restore check's Jobs and pods.
+const ComponentRestoreCheck = "restore-check"
+
+const (
+	scratchVolumeName = "scratch"
+	scratchMountPath  = "/scratch"
+)
+
+// restoreCheckPodLabels are the labels of the restore check's Jobs and
+// pods: not the database pods' selector labels, so no Service sends them
+// traffic and no PodDisruptionBudget counts them.
+func restoreCheckPodLabels(db string) map[string]string {
+	return map[string]string{
+		LabelName:      "database-restore-check",
+		LabelInstance:  db,
+		LabelManagedBy: managedBy,
+		LabelComponent: ComponentRestoreCheck,
+	}
+}
+
+// buildRestoreCheckCronJob renders <db>-restore-check with
+// spec.backup.restoreCheck: a pod that restores the newest base backup and
+// every archived WAL file after it into a scratch volume, with the
+// Database's own image and the agent, runs the check query and reports.
+// The scratch volume is as large as the data volume; the agent empties it
+// when done, and it goes with the pod.
+func buildRestoreCheckCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
+	rc := s.backup.RestoreCheck
+	podLabels := restoreCheckPodLabels(s.name)
+	env := append(objectStoreEnv("RESTORE_", ArchivingOf(s.db), s.name, archiveCAPath),
+		valueEnv("PGDATA", scratchMountPath+"/pgdata"))
+	if rc.Query != "" {
+		env = append(env, valueEnv("CHECK_QUERY", rc.Query))
+	}
+	container := corev1ac.Container().
+		WithName(RestoreCheckContainerName).
+		WithImage(s.image).
+		WithImagePullPolicy(corev1.PullIfNotPresent).
+		WithCommand(agentBinary, "restore-check", "--termination-log="+corev1.TerminationMessagePathDefault).
+		WithEnv(env...).
+		WithResources(corev1ac.ResourceRequirements().
+			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("256Mi")}).
+			WithLimits(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi")})).
+		WithSecurityContext(containerSecurityContext()).
+		WithVolumeMounts(
+			corev1ac.VolumeMount().WithName(agentVolumeName).WithMountPath(agentMountPath),
+			corev1ac.VolumeMount().WithName(scratchVolumeName).WithMountPath(scratchMountPath)).
+		WithVolumeMounts(archiveCAMounts(s)...)
+	size := s.db.Spec.Storage.Size
+	return batchv1ac.CronJob(RestoreCheckName(s.name), s.namespace).
+		WithLabels(labels(s.db, ComponentRestoreCheck)).
+		WithOwnerReferences(ownerReference(s.db)).
+		WithSpec(batchv1ac.CronJobSpec().
+			WithSchedule(rc.Schedule).
+			WithConcurrencyPolicy(batchv1.ForbidConcurrent).
+			WithStartingDeadlineSeconds(3600).
+			WithSuccessfulJobsHistoryLimit(1).
+			WithFailedJobsHistoryLimit(1).
+			WithJobTemplate(batchv1ac.JobTemplateSpec().
+				WithLabels(podLabels).
+				WithSpec(batchv1ac.JobSpec().
+					// One attempt: a failed check is the finding.
+					WithBackoffLimit(0).
+					WithTemplate(corev1ac.PodTemplateSpec().
+						WithLabels(podLabels).
+						WithSpec(corev1ac.PodSpec().
+							WithRestartPolicy(corev1.RestartPolicyNever).
+							WithAutomountServiceAccountToken(false).
+							WithEnableServiceLinks(false).
+							WithSecurityContext(podSecurityContext()).
+							WithInitContainers(agentCopyContainer(s)).
+							WithContainers(container).
+							WithVolumes(
+								corev1ac.Volume().WithName(agentVolumeName).WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
+								corev1ac.Volume().WithName(scratchVolumeName).WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(size))).
+							WithVolumes(ownArchiveVolumes(s)...))))))
+}
