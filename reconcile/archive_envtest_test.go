@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -124,4 +125,41 @@ func TestArchiveStatusFromBackupPods(t *testing.T) {
 	g.Expect(condition(g, failed, databasev1.ConditionBackupReady).Message).To(
 		And(ContainSubstring("pg-backup-2"), ContainSubstring("connection refused")))
 	g.Expect(failed.Status.Archive.LastBaseBackup).To(Equal("20261203T060000Z"), "the window stays where the last success put it")
+}
+
+// TestRestoreCheck: spec.backup.restoreCheck adds the CronJob
+// <db>-restore-check; its pods' reports become BackupVerified (Unknown
+// before the first); removing restoreCheck prunes the CronJob and the
+// condition.
+func TestRestoreCheck(t *testing.T) {
+	g, ctx := newG(t), ctxFor(t)
+	ns := env.Namespace(t)
+	g.Expect(env.Client.Create(ctx, s3Secret(ns, "pg-s3", render.S3AccessKeyIDKey, render.S3SecretAccessKeyKey))).To(Succeed())
+	db := readyDatabase(ctx, g, newDatabase(ns, "pg", withS3("pg-s3"), func(db *databasev1.Database) {
+		db.Spec.Backup.RestoreCheck = &databasev1.RestoreCheckSpec{Schedule: "0 6 * * *"}
+	}))
+	key := client.ObjectKeyFromObject(db)
+	waitObserved(ctx, g, key, conditionIs(databasev1.ConditionBackupVerified, metav1.ConditionUnknown, "NotVerifiedYet"))
+	cj := get(ctx, g, ns, "pg-restore-check", &batchv1.CronJob{})
+	g.Expect(cj.Spec.Schedule).To(Equal("0 6 * * *"))
+	controllerRefTo(g, cj, db)
+
+	tpl := cj.Spec.JobTemplate.Spec.Template
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pg-restore-check-1-abcde", Labels: tpl.Labels}, Spec: *tpl.Spec.DeepCopy()}
+	g.Expect(env.Client.Create(ctx, pod)).To(Succeed())
+	end := time.Now().Truncate(time.Second).UTC()
+	pod.Status.Phase = corev1.PodSucceeded
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: render.RestoreCheckContainerName, Image: tpl.Spec.Containers[0].Image,
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{FinishedAt: metav1.NewTime(end),
+			Message: instance.RestoreCheckReport{Backup: "20261203T020000Z", StartTime: end.Add(-42 * time.Second), EndTime: end, Answer: "7"}.String()}}}}
+	g.Expect(env.Client.Status().Update(ctx, pod)).To(Succeed())
+	ok := waitObserved(ctx, g, key, conditionIs(databasev1.ConditionBackupVerified, metav1.ConditionTrue, "Verified"))
+	g.Expect(condition(g, ok, databasev1.ConditionBackupVerified).Message).To(And(ContainSubstring("in 42s"), ContainSubstring(`answered "7"`)))
+	g.Expect(ok.Status.Archive.LastVerifiedBackup).To(Equal("20261203T020000Z"))
+
+	updateDatabase(ctx, g, key, func(db *databasev1.Database) { db.Spec.Backup.RestoreCheck = nil })
+	waitObserved(ctx, g, key, func(g Gomega, db *databasev1.Database) {
+		g.Expect(meta.FindStatusCondition(db.Status.Conditions, databasev1.ConditionBackupVerified)).To(BeNil())
+	})
+	absent(ctx, g, ns, "pg-restore-check", &batchv1.CronJob{})
 }

@@ -143,3 +143,64 @@ func TestBackupRunOf(t *testing.T) {
 		})
 	}
 }
+
+func TestVerifiedCondition(t *testing.T) {
+	passed := checkRun{pod: "orders-restore-check-1-a", succeeded: true, finished: at(10), report: instance.RestoreCheckReport{
+		Backup: "20261203T020000Z", Size: 300 << 20, StartTime: at(8), EndTime: at(10), Answer: "42"}}
+	failed := checkRun{pod: "orders-restore-check-2-b", finished: at(20), report: instance.RestoreCheckReport{
+		StartTime: at(19), EndTime: at(20), Error: "WAL segment 000000010000000000000007 is missing from the archive"}}
+	for _, tc := range []struct {
+		name       string
+		runs       []checkRun
+		ok         bool
+		want       metav1.ConditionStatus
+		reason     string
+		wantInText string
+	}{
+		{name: "no check pod: the condition stays", ok: false},
+		{name: "passed", runs: []checkRun{passed}, ok: true, want: metav1.ConditionTrue, reason: reasonVerified,
+			wantInText: `base backup 20261203T020000Z (300 MiB) and the archived WAL after it restored into a throwaway pod at 2026-12-03T06:10:00Z in 2m0s; the check query answered "42"`},
+		{name: "the newest run counts", runs: []checkRun{failed, passed}, ok: true, want: metav1.ConditionFalse, reason: reasonVerifyFailed,
+			wantInText: "restore check orders-restore-check-2-b failed at 2026-12-03T06:20:00Z after 1m0s: WAL segment 000000010000000000000007 is missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			st, reason, msg, ok := verifiedCondition(tc.runs)
+			g.Expect(ok).To(Equal(tc.ok))
+			if !tc.ok {
+				return
+			}
+			g.Expect(st).To(Equal(tc.want))
+			g.Expect(reason).To(Equal(tc.reason))
+			g.Expect(msg).To(ContainSubstring(tc.wantInText))
+		})
+	}
+	g := NewWithT(t)
+	s := lastVerified(nil, []checkRun{failed, passed})
+	g.Expect(s.LastVerifiedBackup).To(Equal("20261203T020000Z"))
+	g.Expect(s.LastVerifiedTime).To(Equal(mt(10)))
+	g.Expect(lastVerified(s, []checkRun{failed})).To(Equal(s), "a failed check does not move the last verification")
+}
+
+func TestCheckRunOf(t *testing.T) {
+	pod := func(code int32, msg string) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "orders-restore-check-1-a"}}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: render.RestoreCheckContainerName, State: corev1.ContainerState{
+			Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Message: msg, Reason: "Error", FinishedAt: metav1.NewTime(at(5))}}}}
+		return p
+	}
+	g := NewWithT(t)
+	run, ok := checkRunOf(pod(0, instance.RestoreCheckReport{Backup: "b", Answer: "1"}.String()))
+	g.Expect(ok).To(BeTrue())
+	g.Expect(run.succeeded).To(BeTrue())
+	run, _ = checkRunOf(pod(1, instance.RestoreCheckReport{Error: "the check query failed"}.String()))
+	g.Expect(run.succeeded).To(BeFalse())
+	g.Expect(run.report.Error).To(Equal("the check query failed"))
+	run, _ = checkRunOf(pod(137, ""))
+	g.Expect(run.succeeded).To(BeFalse())
+	g.Expect(run.report.Error).To(Equal("Error (exit code 137)"))
+	run, _ = checkRunOf(pod(1, instance.RestoreCheckReport{Backup: "b"}.String()))
+	g.Expect(run.succeeded).To(BeFalse(), "a non-zero exit fails the check even without an error in the report")
+	_, ok = checkRunOf(&corev1.Pod{})
+	g.Expect(ok).To(BeFalse())
+}
