@@ -76,7 +76,7 @@ func restoredPostgres(ns, name, from, target string, s s3Target, path string) *d
 
 // TestPostgresArchiveAndPointInTimeRecovery: a two-pod PostgreSQL archives
 // to S3 while a client writes a row every 100 ms. A base backup runs from
-// its CronJob; the primary's pod is deleted and the replica promoted (a new
+// its CronJob; the primary's node is lost and the replica promoted (a new
 // timeline), which goes on archiving. Then:
 //   - a restore to a moment T holds every row acknowledged before T and
 //     none whose write began after T;
@@ -106,12 +106,17 @@ func TestPostgresArchiveAndPointInTimeRecovery(t *testing.T) {
 	T := time.Now().UTC()
 	time.Sleep(10 * time.Second)
 
-	// A failover: the new primary, on timeline 2, archives too.
+	// A failover: the primary's node is lost; the promoted replica, on
+	// timeline 2, archives too.
 	before := currentPrimary(t, ns, src)
-	g.Expect(k8s.Delete(context.Background(), getPod(t, ns, before))).To(Succeed())
-	gap := w.gapAfter(t, time.Now(), 2*time.Minute)
+	node := nodeOrdinal(t, ns, before)
+	g.Expect(nodeOrdinal(t, ns, src+"-1")).NotTo(Equal(nodeOrdinal(t, ns, src+"-0")), "the two pods run on two nodes")
+	lost := time.Now()
+	stopNode(t, ns, before)
+	gap := w.gapAfter(t, lost, 2*time.Minute)
+	clusterScript(t, "node-start", node)
 	after := settle(t, ns, src)
-	measured(t, "archive: primary %s deleted, %s promoted, first write after %s", before, after, gap.Round(100*time.Millisecond))
+	measured(t, "archive: the node of primary %s lost, %s promoted, first write after %s", before, after, gap.Round(100*time.Millisecond))
 	g.Expect(after).NotTo(Equal(before))
 	a := waitArchiving(t, ns, src, func(a *databasev1.ArchiveStatus) bool { return strings.HasPrefix(a.LastArchivedWAL, "00000002") })
 	measured(t, "archive: the new primary archived %s at %s", a.LastArchivedWAL, a.LastArchivedTime.Format(time.RFC3339))
