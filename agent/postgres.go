@@ -40,6 +40,48 @@ type Postgres struct {
 	// synchronous_standby_names must be: "ANY 1 (*)" in sync mode, empty
 	// in async mode.
 	SynchronousStandbyNames string
+	// ArchiveTimeout, when set, is the backstop of PostgreSQL's
+	// archive_timeout: Observe closes a primary's current WAL segment once
+	// it has been current for longer than this plus ArchiveMargin.
+	// PostgreSQL 15's checkpointer was measured (make bench-archive) to go
+	// more than a minute without the switch archive_timeout promises, after
+	// a start or a crash restart, which would break the recovery point.
+	ArchiveTimeout time.Duration
+	// Segments remembers since when the current segment has been current;
+	// needed with ArchiveTimeout.
+	Segments *SegmentClock
+}
+
+// ArchiveMargin is how much later than archive_timeout the agent closes a
+// segment itself: PostgreSQL's own switch comes first when it works.
+const ArchiveMargin = 5 * time.Second
+
+// walSegmentSize is PostgreSQL's default WAL segment size, which the
+// operator's initdb keeps.
+const walSegmentSize = 16 << 20
+
+// SegmentClock tracks since when a primary's current WAL segment has been
+// current, as the agent observes it.
+type SegmentClock struct {
+	segment uint64
+	since   time.Time
+}
+
+// due says whether the segment of position has been current longer than
+// limit at now, and restarts the clock when it says so or the segment
+// changed.
+func (c *SegmentClock) due(position instance.LSN, now time.Time, limit time.Duration) bool {
+	seg := uint64(position) / walSegmentSize
+	if seg != c.segment || c.since.IsZero() {
+		c.segment, c.since = seg, now
+		return false
+	}
+	if now.Sub(c.since) < limit {
+		return false
+	}
+	c.since = now
+	// A position at the very start of a segment has nothing to close.
+	return uint64(position)%walSegmentSize != 0
 }
 
 // postgresObserve is one query for everything a report needs. On a
@@ -80,7 +122,20 @@ func (p Postgres) Observe(ctx context.Context) (instance.Report, error) {
 	if err != nil {
 		return instance.Report{}, err
 	}
-	return parsePostgresObserve(out)
+	r, err := parsePostgresObserve(out)
+	if err != nil {
+		return r, err
+	}
+	if r.Role == instance.Primary && r.Archive != nil && p.ArchiveTimeout > 0 && p.Segments != nil {
+		if pos, perr := instance.ParseLSN(r.Position); perr == nil && p.Segments.due(pos, time.Now(), p.ArchiveTimeout+ArchiveMargin) {
+			// pg_switch_wal does nothing when nothing was written since
+			// the last switch.
+			if _, err := p.psql(ctx, 10*time.Second, "SELECT pg_switch_wal()"); err != nil {
+				return r, fmt.Errorf("closing WAL segment for archiving: %w", err)
+			}
+		}
+	}
+	return r, nil
 }
 
 func parsePostgresObserve(out string) (instance.Report, error) {

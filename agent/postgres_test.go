@@ -44,3 +44,19 @@ func TestParsePostgresObserve(t *testing.T) {
 		})
 	}
 }
+
+func TestSegmentClock(t *testing.T) {
+	g := NewWithT(t)
+	t0 := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	limit := 35 * time.Second
+	c := &SegmentClock{}
+	seg8 := instance.LSN(8*walSegmentSize + 0x5000)
+	g.Expect(c.due(seg8, t0, limit)).To(BeFalse(), "first sight starts the clock")
+	g.Expect(c.due(seg8+0x100, t0.Add(34*time.Second), limit)).To(BeFalse())
+	g.Expect(c.due(seg8+0x200, t0.Add(35*time.Second), limit)).To(BeTrue(), "current for the limit: close it")
+	g.Expect(c.due(seg8+0x200, t0.Add(36*time.Second), limit)).To(BeFalse(), "the clock restarts after a switch request")
+	seg9 := instance.LSN(9 * walSegmentSize)
+	g.Expect(c.due(seg9, t0.Add(40*time.Second), limit)).To(BeFalse(), "a new segment restarts the clock")
+	g.Expect(c.due(seg9, t0.Add(80*time.Second), limit)).To(BeFalse(), "nothing written in the segment: nothing to close")
+	g.Expect(c.due(seg9+0x28, t0.Add(120*time.Second), limit)).To(BeTrue())
+}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/example/database-operator/agent"
 	databasev1 "github.com/example/database-operator/apis/database/v1"
 	"github.com/example/database-operator/archive"
 	"github.com/example/database-operator/objectstore"
@@ -58,6 +59,9 @@ func BenchmarkRecoveryPoint(b *testing.B) {
 	var points []time.Duration
 	next := 1
 	for run := 1; run <= runs; run++ {
+		// In a pod the agent watches the server every second and closes a
+		// segment archive_timeout left open too long (agent.Postgres).
+		stopObserver := observeLikeTheAgent(b, primary)
 		w := startPacedWriterFrom(b, primary.port, src, 100*time.Millisecond, next)
 		// Writes for one whole archive-timeout cycle (30 s) first, as on a
 		// server that has been running; then the loss, at a moment uniform
@@ -67,6 +71,7 @@ func BenchmarkRecoveryPoint(b *testing.B) {
 		lossAt := time.Now()
 		primary.srv.stopSignal = syscall.SIGQUIT
 		primary.stop()
+		stopObserver()
 		acked := w.stop()
 		if len(acked) > 0 {
 			next = acked[len(acked)-1] + 1000
@@ -121,7 +126,11 @@ func BenchmarkBaseBackupThroughput(b *testing.B) {
 	primary := archivingPrimary(b, p, newDatabase("orders", databasev1.PostgreSQL, "15", withS3Archive(env, "")), src, agent)
 	// About 1 KiB per row of incompressible-looking text.
 	rows := mb * 1024
-	primary.mustApp(b, fmt.Sprintf("CREATE TABLE big AS SELECT g AS id, string_agg(md5(g::text || '-' || i::text), '') AS pad FROM generate_series(1, %d) g, generate_series(1, 30) i GROUP BY g", rows))
+	primary.mustApp(b, "CREATE TABLE big (id int, pad text)")
+	for from := 1; from <= rows; from += 32 << 10 {
+		primary.mustApp(b, fmt.Sprintf("INSERT INTO big SELECT g, string_agg(md5(g::text || '-' || i::text), '') FROM generate_series(%d, %d) g, generate_series(1, 30) i GROUP BY g",
+			from, min(from+32<<10-1, rows)))
+	}
 	switchAndWaitArchived(b, primary)
 
 	c := primary.r.backupContainer(b)
@@ -193,6 +202,35 @@ func BenchmarkBaseBackupThroughput(b *testing.B) {
 		size>>20, plainBackup.Round(10*time.Millisecond), rate(plainBackup), oursBackup.Round(10*time.Millisecond), rate(oursBackup), rate(oursBackup)/rate(plainBackup))
 	b.Logf("restore of %d MiB: tar extract %s (%.0f MiB/s), agent from S3 %s (%.0f MiB/s): ratio %.2f (target >= 0.8)",
 		size>>20, plainRestore.Round(10*time.Millisecond), rate(plainRestore), oursRestore.Round(10*time.Millisecond), rate(oursRestore), rate(oursRestore)/rate(plainRestore))
+}
+
+// observeLikeTheAgent runs the agent's PostgreSQL observation of in every
+// second, with the rendered agent flags, until stop is called.
+func observeLikeTheAgent(t testing.TB, in *pgInstance) (stop func()) {
+	t.Helper()
+	flags, _, ok := agentCommand(in.r.database(t).Command)
+	if !ok {
+		t.Fatal("the database container does not run the agent")
+	}
+	timeout, err := time.ParseDuration(flags["archive-timeout"])
+	if err != nil {
+		t.Fatalf("the rendered --archive-timeout %q: %v", flags["archive-timeout"], err)
+	}
+	engine := agent.Postgres{PSQL: filepath.Join(in.p.bin, "psql"), Password: in.secret["root-password"],
+		Env: []string{"PGHOST=127.0.0.1", "PGPORT=" + strconv.Itoa(in.port)}, ArchiveTimeout: timeout, Segments: &agent.SegmentClock{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			_, _ = engine.Observe(ctx)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // durationPercentiles sorts ds and returns its 50th and 95th percentiles

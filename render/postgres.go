@@ -399,6 +399,9 @@ func (postgres) agent(s *spec) *agentRun {
 		// exist: no list of names to keep in step with scaling.
 		run.flags = []string{"--synchronous-standby-names=" + postgresSyncStandbys}
 	}
+	if ArchivingOf(s.db) != nil {
+		run.flags = append(run.flags, "--archive-timeout="+s.archiveTimeout())
+	}
 	return run
 }
 

@@ -114,6 +114,7 @@ func run(args []string) (int, error) {
 	terminationLog := fs.String("termination-log", "", "file a failed start writes its reason to (the container's termination message file), reported until the server answers")
 	upstream := fs.String("upstream", "", "host:port of the primary, which a replica that is not streaming dials")
 	syncNames := fs.String("synchronous-standby-names", "", "PostgreSQL: the primary's synchronous_standby_names (empty: asynchronous)")
+	archiveTimeout := fs.Duration("archive-timeout", 0, "PostgreSQL: close the primary's current WAL segment once it has been current this long plus 5s (archive_timeout's backstop); 0: never")
 	semiSync := fs.Bool("semi-sync", false, "MySQL: semi-synchronous replication at the primary (a commit waits for a replica to receive it)")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
@@ -139,7 +140,7 @@ func run(args []string) (int, error) {
 		// for the replicas' connections to <db>) names the Service, and no
 		// certificate names 127.0.0.1; the connection never leaves the pod.
 		cfg.Engine = agent.Postgres{Password: os.Getenv("POSTGRES_PASSWORD"), Env: []string{"PGHOST=127.0.0.1", "PGPORT=5432", "PGSSLMODE=prefer"},
-			SynchronousStandbyNames: *syncNames}
+			SynchronousStandbyNames: *syncNames, ArchiveTimeout: *archiveTimeout, Segments: &agent.SegmentClock{}}
 	case "mysql":
 		cfg.Engine = agent.MySQL{Password: os.Getenv("MYSQL_ROOT_PASSWORD"), Sync: *semiSync}
 	default:
