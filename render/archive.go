@@ -3,7 +3,6 @@ package render
 import (
 	"fmt"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
@@ -257,28 +256,11 @@ func buildBaseBackupCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
 		WithVolumeMounts(archiveCAMounts(s)...)
 	copyAgent := agentCopyContainer(s)
 
-	return batchv1ac.CronJob(BackupName(s.name), s.namespace).
-		WithLabels(labels(s.db, "backup")).
-		WithOwnerReferences(ownerReference(s.db)).
-		WithSpec(batchv1ac.CronJobSpec().
-			WithSchedule(s.backup.Schedule).
-			WithConcurrencyPolicy(batchv1.ForbidConcurrent).
-			WithStartingDeadlineSeconds(3600).
-			WithSuccessfulJobsHistoryLimit(3).
-			WithFailedJobsHistoryLimit(3).
-			WithJobTemplate(batchv1ac.JobTemplateSpec().
-				WithLabels(podLabels).
-				WithSpec(batchv1ac.JobSpec().
-					WithBackoffLimit(2).
-					WithTemplate(corev1ac.PodTemplateSpec().
-						WithLabels(podLabels).
-						WithSpec(corev1ac.PodSpec().
-							WithRestartPolicy(corev1.RestartPolicyNever).
-							WithAutomountServiceAccountToken(false).
-							WithEnableServiceLinks(false).
-							WithSecurityContext(podSecurityContext()).
-							WithInitContainers(copyAgent).
-							WithContainers(container).
-							WithVolumes(corev1ac.Volume().WithName(agentVolumeName).WithEmptyDir(corev1ac.EmptyDirVolumeSource())).
-							WithVolumes(ownArchiveVolumes(s)...))))))
+	return buildJobCronJob(s, jobCronJob{name: BackupName(s.name), component: "backup", schedule: s.backup.Schedule,
+		podLabels: podLabels, history: 3, backoffLimit: 2,
+		pod: corev1ac.PodSpec().
+			WithInitContainers(copyAgent).
+			WithContainers(container).
+			WithVolumes(corev1ac.Volume().WithName(agentVolumeName).WithEmptyDir(corev1ac.EmptyDirVolumeSource())).
+			WithVolumes(ownArchiveVolumes(s)...)})
 }

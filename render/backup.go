@@ -51,32 +51,52 @@ func buildBackupCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
 		WithSecurityContext(containerSecurityContext()).
 		WithVolumeMounts(corev1ac.VolumeMount().WithName("backup").WithMountPath(backupMountPath))
 
-	return batchv1ac.CronJob(BackupName(s.name), s.namespace).
-		WithLabels(labels(s.db, "backup")).
+	return buildJobCronJob(s, jobCronJob{name: BackupName(s.name), component: "backup", schedule: s.backup.Schedule,
+		podLabels: podLabels, history: 3, backoffLimit: 2,
+		pod: corev1ac.PodSpec().
+			WithContainers(container).
+			WithVolumes(corev1ac.Volume().WithName("backup").
+				WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().
+					WithClaimName(BackupName(s.name))))})
+}
+
+// jobCronJob is what differs between the operator's CronJobs: the dump,
+// the base backup and the restore check.
+type jobCronJob struct {
+	name, component, schedule string
+	podLabels                 map[string]string
+	// history is how many finished Jobs of each outcome are kept.
+	history      int32
+	backoffLimit int32
+	// pod has the containers and volumes; buildJobCronJob adds the rest.
+	pod *corev1ac.PodSpecApplyConfiguration
+}
+
+// buildJobCronJob renders one of the operator's CronJobs. Runs never
+// overlap; a run missed by up to an hour (operator or controller down)
+// still happens; the pods run once, as the database user, without API
+// credentials or service links.
+func buildJobCronJob(s *spec, j jobCronJob) *batchv1ac.CronJobApplyConfiguration {
+	return batchv1ac.CronJob(j.name, s.namespace).
+		WithLabels(labels(s.db, j.component)).
 		WithOwnerReferences(ownerReference(s.db)).
 		WithSpec(batchv1ac.CronJobSpec().
-			WithSchedule(s.backup.Schedule).
+			WithSchedule(j.schedule).
 			WithConcurrencyPolicy(batchv1.ForbidConcurrent).
-			// A run missed by up to an hour (operator or controller down)
-			// still happens.
 			WithStartingDeadlineSeconds(3600).
-			WithSuccessfulJobsHistoryLimit(3).
-			WithFailedJobsHistoryLimit(3).
+			WithSuccessfulJobsHistoryLimit(j.history).
+			WithFailedJobsHistoryLimit(j.history).
 			WithJobTemplate(batchv1ac.JobTemplateSpec().
-				WithLabels(podLabels).
+				WithLabels(j.podLabels).
 				WithSpec(batchv1ac.JobSpec().
-					WithBackoffLimit(2).
+					WithBackoffLimit(j.backoffLimit).
 					WithTemplate(corev1ac.PodTemplateSpec().
-						WithLabels(podLabels).
-						WithSpec(corev1ac.PodSpec().
+						WithLabels(j.podLabels).
+						WithSpec(j.pod.
 							WithRestartPolicy(corev1.RestartPolicyNever).
 							WithAutomountServiceAccountToken(false).
 							WithEnableServiceLinks(false).
-							WithSecurityContext(podSecurityContext()).
-							WithContainers(container).
-							WithVolumes(corev1ac.Volume().WithName("backup").
-								WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().
-									WithClaimName(BackupName(s.name)))))))))
+							WithSecurityContext(podSecurityContext()))))))
 }
 
 // buildBackupPVC renders the backup volume claim <db>-backup. It has no owner

@@ -5,8 +5,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-
-	batchv1 "k8s.io/api/batch/v1"
 )
 
 // RestoreCheckName is the name of the restore check's CronJob.
@@ -65,31 +63,14 @@ func buildRestoreCheckCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
 			corev1ac.VolumeMount().WithName(scratchVolumeName).WithMountPath(scratchMountPath)).
 		WithVolumeMounts(archiveCAMounts(s)...)
 	size := s.db.Spec.Storage.Size
-	return batchv1ac.CronJob(RestoreCheckName(s.name), s.namespace).
-		WithLabels(labels(s.db, ComponentRestoreCheck)).
-		WithOwnerReferences(ownerReference(s.db)).
-		WithSpec(batchv1ac.CronJobSpec().
-			WithSchedule(rc.Schedule).
-			WithConcurrencyPolicy(batchv1.ForbidConcurrent).
-			WithStartingDeadlineSeconds(3600).
-			WithSuccessfulJobsHistoryLimit(1).
-			WithFailedJobsHistoryLimit(1).
-			WithJobTemplate(batchv1ac.JobTemplateSpec().
-				WithLabels(podLabels).
-				WithSpec(batchv1ac.JobSpec().
-					// One attempt: a failed check is the finding.
-					WithBackoffLimit(0).
-					WithTemplate(corev1ac.PodTemplateSpec().
-						WithLabels(podLabels).
-						WithSpec(corev1ac.PodSpec().
-							WithRestartPolicy(corev1.RestartPolicyNever).
-							WithAutomountServiceAccountToken(false).
-							WithEnableServiceLinks(false).
-							WithSecurityContext(podSecurityContext()).
-							WithInitContainers(agentCopyContainer(s)).
-							WithContainers(container).
-							WithVolumes(
-								corev1ac.Volume().WithName(agentVolumeName).WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
-								corev1ac.Volume().WithName(scratchVolumeName).WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(size))).
-							WithVolumes(ownArchiveVolumes(s)...))))))
+	// One attempt per run: a failed check is the finding.
+	return buildJobCronJob(s, jobCronJob{name: RestoreCheckName(s.name), component: ComponentRestoreCheck, schedule: rc.Schedule,
+		podLabels: podLabels, history: 1, backoffLimit: 0,
+		pod: corev1ac.PodSpec().
+			WithInitContainers(agentCopyContainer(s)).
+			WithContainers(container).
+			WithVolumes(
+				corev1ac.Volume().WithName(agentVolumeName).WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
+				corev1ac.Volume().WithName(scratchVolumeName).WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(size))).
+			WithVolumes(ownArchiveVolumes(s)...)})
 }
