@@ -32,14 +32,68 @@ const (
 	reasonNotArchived    = "NotArchivedYet"
 )
 
-// backupRun is one finished base-backup pod: its report, and whether the
-// pod succeeded.
-type backupRun struct {
+// jobRun is one finished pod of one of the operator's Jobs: whether its
+// container succeeded, when it terminated, and the report it left in its
+// termination message.
+type jobRun[R any] struct {
 	pod       string
 	succeeded bool
-	// finished is when its container terminated.
-	finished time.Time
-	report   instance.BackupReport
+	finished  time.Time
+	report    R
+}
+
+// backupRun is a finished base-backup pod; checkRun a restore-check pod.
+type (
+	backupRun = jobRun[instance.BackupReport]
+	checkRun  = jobRun[instance.RestoreCheckReport]
+)
+
+// newestRun is the run that finished last, or nil.
+func newestRun[R any](runs []jobRun[R]) *jobRun[R] {
+	var last *jobRun[R]
+	for i := range runs {
+		if last == nil || runs[i].finished.After(last.finished) {
+			last = &runs[i]
+		}
+	}
+	return last
+}
+
+// jobRuns reads db's finished pods of component from the cache; read turns
+// each one's terminated container into its report.
+func jobRuns[R any](ctx context.Context, c client.Reader, db *databasev1.Database, component, container string,
+	read func(*corev1.ContainerStateTerminated) R) ([]jobRun[R], error) {
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods, client.InNamespace(db.Namespace), client.MatchingLabels{
+		render.LabelInstance:  db.Name,
+		render.LabelManagedBy: FieldManager,
+		render.LabelComponent: component,
+	}); err != nil {
+		return nil, fmt.Errorf("list %s pods: %w", component, err)
+	}
+	var runs []jobRun[R]
+	for i := range pods.Items {
+		if run, ok := jobRunOf(&pods.Items[i], container, read); ok {
+			runs = append(runs, run)
+		}
+	}
+	return runs, nil
+}
+
+// jobRunOf reads a finished pod's container; false while it runs.
+func jobRunOf[R any](pod *corev1.Pod, container string, read func(*corev1.ContainerStateTerminated) R) (jobRun[R], bool) {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if t := cs.State.Terminated; cs.Name == container && t != nil {
+			return jobRun[R]{pod: pod.Name, succeeded: t.ExitCode == 0, finished: t.FinishedAt.Time, report: read(t)}, true
+		}
+	}
+	return jobRun[R]{}, false
+}
+
+// diedWithout is the reason of a container that died before writing its
+// report (OOM-killed, say): its reason is all there is.
+func diedWithout(t *corev1.ContainerStateTerminated) string {
+	return fmt.Sprintf("%s (exit code %d)", t.Reason, t.ExitCode)
 }
 
 // archiveObservation is what a reconcile saw of a Database's archive.
@@ -125,54 +179,19 @@ func archivingCondition(s *databasev1.ArchiveStatus, o archiveObservation) (meta
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// lastBackupRun is the newest finished base-backup pod, or nil.
-func lastBackupRun(runs []backupRun) *backupRun {
-	var last *backupRun
-	for i := range runs {
-		if last == nil || runs[i].finished.After(last.finished) {
-			last = &runs[i]
-		}
-	}
-	return last
-}
-
-// backupRuns reads db's finished backup pods from the cache, with the
-// reports their backup containers left.
+// backupRuns reads db's finished backup pods, with the reports their
+// backup containers left.
 func (r *Reconciler) backupRuns(ctx context.Context, db *databasev1.Database) ([]backupRun, error) {
-	var pods corev1.PodList
-	if err := r.Client.List(ctx, &pods, client.InNamespace(db.Namespace), client.MatchingLabels{
-		render.LabelInstance:  db.Name,
-		render.LabelManagedBy: FieldManager,
-		render.LabelComponent: "backup",
-	}); err != nil {
-		return nil, fmt.Errorf("list backup pods: %w", err)
-	}
-	var runs []backupRun
-	for i := range pods.Items {
-		if run, ok := backupRunOf(&pods.Items[i]); ok {
-			runs = append(runs, run)
-		}
-	}
-	return runs, nil
+	return jobRuns(ctx, r.Client, db, "backup", render.BackupContainerName, readBackupReport)
 }
 
-// backupRunOf reads a finished backup pod; false while it runs or when its
-// container left no report.
-func backupRunOf(pod *corev1.Pod) (backupRun, bool) {
-	for _, cs := range pod.Status.ContainerStatuses {
-		t := cs.State.Terminated
-		if cs.Name != render.BackupContainerName || t == nil {
-			continue
-		}
-		report, err := instance.ParseBackupReport(strings.TrimSpace(t.Message))
-		if err != nil {
-			// A container that died before writing (OOM-killed, say):
-			// its reason is all there is.
-			report = instance.BackupReport{Error: fmt.Sprintf("%s (exit code %d)", t.Reason, t.ExitCode)}
-		}
-		return backupRun{pod: pod.Name, succeeded: t.ExitCode == 0, finished: t.FinishedAt.Time, report: report}, true
+// readBackupReport is a base-backup container's report.
+func readBackupReport(t *corev1.ContainerStateTerminated) instance.BackupReport {
+	report, err := instance.ParseBackupReport(strings.TrimSpace(t.Message))
+	if err != nil {
+		return instance.BackupReport{Error: diedWithout(t)}
 	}
-	return backupRun{}, false
+	return report
 }
 
 // archiverReports are the agents' archiver reports of the members.
@@ -255,62 +274,29 @@ const (
 	reasonNotVerifiedYet = "NotVerifiedYet"
 )
 
-// checkRun is one finished restore-check pod.
-type checkRun struct {
-	pod       string
-	succeeded bool
-	finished  time.Time
-	report    instance.RestoreCheckReport
-}
-
-// restoreCheckRuns reads db's finished restore-check pods from the cache.
+// restoreCheckRuns reads db's finished restore-check pods.
 func (r *Reconciler) restoreCheckRuns(ctx context.Context, db *databasev1.Database) ([]checkRun, error) {
-	var pods corev1.PodList
-	if err := r.Client.List(ctx, &pods, client.InNamespace(db.Namespace), client.MatchingLabels{
-		render.LabelInstance:  db.Name,
-		render.LabelManagedBy: FieldManager,
-		render.LabelComponent: render.ComponentRestoreCheck,
-	}); err != nil {
-		return nil, fmt.Errorf("list restore-check pods: %w", err)
-	}
-	var runs []checkRun
-	for i := range pods.Items {
-		if run, ok := checkRunOf(&pods.Items[i]); ok {
-			runs = append(runs, run)
-		}
-	}
-	return runs, nil
+	return jobRuns(ctx, r.Client, db, render.ComponentRestoreCheck, render.RestoreCheckContainerName, readCheckReport)
 }
 
-// checkRunOf reads a finished restore-check pod; false while it runs.
-func checkRunOf(pod *corev1.Pod) (checkRun, bool) {
-	for _, cs := range pod.Status.ContainerStatuses {
-		t := cs.State.Terminated
-		if cs.Name != render.RestoreCheckContainerName || t == nil {
-			continue
-		}
-		report, err := instance.ParseRestoreCheckReport(strings.TrimSpace(t.Message))
-		if err != nil {
-			report = instance.RestoreCheckReport{Error: fmt.Sprintf("%s (exit code %d)", t.Reason, t.ExitCode)}
-		}
-		if t.ExitCode != 0 && report.Error == "" {
-			report.Error = fmt.Sprintf("exit code %d", t.ExitCode)
-		}
-		return checkRun{pod: pod.Name, succeeded: t.ExitCode == 0 && report.Error == "", finished: t.FinishedAt.Time, report: report}, true
+// readCheckReport is a restore-check container's report; a failed one
+// always says why.
+func readCheckReport(t *corev1.ContainerStateTerminated) instance.RestoreCheckReport {
+	report, err := instance.ParseRestoreCheckReport(strings.TrimSpace(t.Message))
+	if err != nil {
+		return instance.RestoreCheckReport{Error: diedWithout(t)}
 	}
-	return checkRun{}, false
+	if t.ExitCode != 0 && report.Error == "" {
+		report.Error = fmt.Sprintf("exit code %d", t.ExitCode)
+	}
+	return report
 }
 
 // verifiedCondition is BackupVerified from the newest finished check, or
 // nil to leave the condition as it is (no check pod left: the last
 // outcome stands).
 func verifiedCondition(runs []checkRun) (status metav1.ConditionStatus, reason, message string, ok bool) {
-	var last *checkRun
-	for i := range runs {
-		if last == nil || runs[i].finished.After(last.finished) {
-			last = &runs[i]
-		}
-	}
+	last := newestRun(runs)
 	if last == nil {
 		return "", "", "", false
 	}

@@ -135,7 +135,7 @@ func TestBackupRunOf(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			got, found := backupRunOf(tc.pod)
+			got, found := jobRunOf(tc.pod, render.BackupContainerName, readBackupReport)
 			g.Expect(found).To(Equal(tc.found))
 			if tc.found {
 				g.Expect(got).To(Equal(tc.want))
@@ -190,6 +190,9 @@ func TestCheckRunOf(t *testing.T) {
 		return p
 	}
 	g := NewWithT(t)
+	checkRunOf := func(p *corev1.Pod) (checkRun, bool) {
+		return jobRunOf(p, render.RestoreCheckContainerName, readCheckReport)
+	}
 	run, ok := checkRunOf(pod(0, instance.RestoreCheckReport{Backup: "b", Answer: "1"}.String()))
 	g.Expect(ok).To(BeTrue())
 	g.Expect(run.succeeded).To(BeTrue())

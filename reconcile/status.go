@@ -211,7 +211,7 @@ func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databas
 		switch failed := jobFailure(o.lastBackupJob); {
 		case failed != nil:
 			why := failed.Message
-			if run := lastBackupRun(o.backupRuns); run != nil && !run.succeeded && run.report.Error != "" {
+			if run := newestRun(o.backupRuns); run != nil && !run.succeeded && run.report.Error != "" {
 				why = run.report.Error
 			}
 			msg := fmt.Sprintf("backup Job %s failed: %s", o.lastBackupJob.Name, why)
