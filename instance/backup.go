@@ -36,16 +36,22 @@ const maxTerminationMessage = 4096
 // String encodes the report for the termination message, shortening a long
 // error so that the whole stays within the kubelet's 4096 bytes.
 func (b BackupReport) String() string {
+	return withinTerminationMessage(&b, &b.Error)
+}
+
+// withinTerminationMessage encodes report as JSON, shortening *errText
+// (a field of report) until the whole fits a termination message.
+func withinTerminationMessage(report any, errText *string) string {
 	for {
-		data, err := json.Marshal(b)
+		data, err := json.Marshal(report)
 		if err != nil {
-			// A BackupReport holds only strings, numbers and times.
+			// The reports hold only strings, numbers and times.
 			panic(err)
 		}
-		if len(data) <= maxTerminationMessage || len(b.Error) < 16 {
+		if len(data) <= maxTerminationMessage || len(*errText) < 16 {
 			return string(data)
 		}
-		b.Error = b.Error[:len(b.Error)-(len(data)-maxTerminationMessage)-8] + "…"
+		*errText = (*errText)[:len(*errText)-(len(data)-maxTerminationMessage)-8] + "…"
 	}
 }
 
@@ -81,16 +87,7 @@ func (r RestoreCheckReport) String() string {
 	if len(r.Answer) > 200 {
 		r.Answer = r.Answer[:200] + "…"
 	}
-	for {
-		data, err := json.Marshal(r)
-		if err != nil {
-			panic(err)
-		}
-		if len(data) <= maxTerminationMessage || len(r.Error) < 16 {
-			return string(data)
-		}
-		r.Error = r.Error[:len(r.Error)-(len(data)-maxTerminationMessage)-8] + "…"
-	}
+	return withinTerminationMessage(&r, &r.Error)
 }
 
 // ParseRestoreCheckReport decodes a termination message written by String.
