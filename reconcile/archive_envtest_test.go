@@ -41,25 +41,15 @@ func TestObjectStoreSecretChecked(t *testing.T) {
 	ns := env.Namespace(t)
 	db := createDatabase(ctx, g, newDatabase(ns, "pg", withS3("pg-s3")))
 	key := client.ObjectKeyFromObject(db)
-	degraded := func(reason string, words ...string) func(Gomega, *databasev1.Database) {
-		return func(g Gomega, db *databasev1.Database) {
-			c := condition(g, db, databasev1.ConditionDegraded)
-			g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%+v", c)
-			g.Expect(c.Reason).To(Equal(reason))
-			for _, w := range words {
-				g.Expect(c.Message).To(ContainSubstring(w))
-			}
-		}
-	}
 	waitObserved(ctx, g, key, phaseIs(databasev1.PhaseFailed),
-		degraded("ObjectStoreSecretMissing", "Secret pg-s3", "spec.backup.s3.credentialsSecret", "does not exist", "access-key-id and secret-access-key"))
+		degradedWith("ObjectStoreSecretMissing", "Secret pg-s3", "spec.backup.s3.credentialsSecret", "does not exist", "access-key-id and secret-access-key"))
 	absent(ctx, g, ns, "pg", &appsv1.StatefulSet{})
 	absent(ctx, g, ns, "pg-backup", &batchv1.CronJob{})
 
 	secret := s3Secret(ns, "pg-s3", render.S3AccessKeyIDKey)
 	g.Expect(env.Client.Create(ctx, secret)).To(Succeed())
 	touchAnnotation(ctx, g, key, "1")
-	waitObserved(ctx, g, key, degraded("ObjectStoreSecretInvalid", "Secret pg-s3", "no key secret-access-key"))
+	waitObserved(ctx, g, key, degradedWith("ObjectStoreSecretInvalid", "Secret pg-s3", "no key secret-access-key"))
 	absent(ctx, g, ns, "pg", &appsv1.StatefulSet{})
 
 	secret.Data[render.S3SecretAccessKeyKey] = []byte("the secret")

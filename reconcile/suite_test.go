@@ -287,6 +287,19 @@ func waitObserved(ctx context.Context, g *WithT, key client.ObjectKey, check ...
 	return db
 }
 
+// degradedWith checks that the Database is Degraded for reason, with each
+// of words in the message.
+func degradedWith(reason string, words ...string) func(Gomega, *databasev1.Database) {
+	return func(g Gomega, db *databasev1.Database) {
+		c := condition(g, db, databasev1.ConditionDegraded)
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%+v", c)
+		g.Expect(c.Reason).To(Equal(reason))
+		for _, w := range words {
+			g.Expect(c.Message).To(ContainSubstring(w))
+		}
+	}
+}
+
 // phaseIs checks the Database's phase.
 func phaseIs(p databasev1.Phase) func(Gomega, *databasev1.Database) {
 	return func(g Gomega, db *databasev1.Database) {

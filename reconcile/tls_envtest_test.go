@@ -170,18 +170,8 @@ func TestTLSUserSecret(t *testing.T) {
 	db := createDatabase(ctx, g, newDatabase(ns, "pg", withTLS("pg-cert")))
 	key := client.ObjectKeyFromObject(db)
 
-	degraded := func(reason string, words ...string) func(Gomega, *databasev1.Database) {
-		return func(g Gomega, db *databasev1.Database) {
-			c := condition(g, db, databasev1.ConditionDegraded)
-			g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%+v", c)
-			g.Expect(c.Reason).To(Equal(reason))
-			for _, w := range words {
-				g.Expect(c.Message).To(ContainSubstring(w))
-			}
-		}
-	}
 	waitObserved(ctx, g, key, phaseIs(databasev1.PhaseFailed),
-		degraded("TLSSecretMissing", "Secret pg-cert", "does not exist", "annotate the Database"))
+		degradedWith("TLSSecretMissing", "Secret pg-cert", "does not exist", "annotate the Database"))
 	g.Consistently(func() bool {
 		err := env.Client.Get(ctx, key, &appsv1.StatefulSet{})
 		return apierrors.IsNotFound(err)
@@ -195,7 +185,7 @@ func TestTLSUserSecret(t *testing.T) {
 		Data: map[string][]byte{"tls.crt": data["tls.crt"], "tls.key": data["tls.key"]}}
 	g.Expect(env.Client.Create(ctx, partial)).To(Succeed())
 	touchAnnotation(ctx, g, key, "1")
-	waitObserved(ctx, g, key, degraded("TLSSecretInvalid", "Secret pg-cert", "no key ca.crt"))
+	waitObserved(ctx, g, key, degradedWith("TLSSecretInvalid", "Secret pg-cert", "no key ca.crt"))
 	absent(ctx, g, ns, "pg", &appsv1.StatefulSet{})
 
 	// Fixed: the Database recovers and mounts the user's Secret.
