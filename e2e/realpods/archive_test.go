@@ -260,11 +260,7 @@ func waitRestored(t *testing.T, ns, name string) *databasev1.Database {
 // restoredIDs reads the ids in ticks from a restored Database's pod 0.
 func restoredIDs(t *testing.T, ns, db string) map[int]bool {
 	t.Helper()
-	// As the superuser in the application database (POSTGRES_DB).
-	out, err := execIn(ns, db+"-0", "database", 30*time.Second, "bash", "-c",
-		`PGPASSWORD="$POSTGRES_PASSWORD" psql -h /var/run/postgresql -U postgres -d "$POSTGRES_DB" -v ON_ERROR_STOP=1 -qtAc "$1"`, "psql",
-		"SELECT string_agg(id::text, ',' ORDER BY id) FROM ticks")
-	out = strings.TrimSpace(out)
+	out, err := superuserSQLIn(ns, db+"-0", "$POSTGRES_DB", "SELECT string_agg(id::text, ',' ORDER BY id) FROM ticks")
 	NewWithT(t).Expect(err).NotTo(HaveOccurred(), out)
 	rows := map[int]bool{}
 	for _, f := range strings.Split(out, ",") {

@@ -212,8 +212,14 @@ func (c *dbClient) httpGet(ip string, port int, path string) (string, error) {
 // superuserSQL runs SQL as the superuser inside a database pod, over its
 // local socket.
 func superuserSQL(ns, pod, sql string) (string, error) {
+	return superuserSQLIn(ns, pod, "postgres", sql)
+}
+
+// superuserSQLIn is superuserSQL in another database; "$POSTGRES_DB" is the
+// application's.
+func superuserSQLIn(ns, pod, database, sql string) (string, error) {
 	out, err := execIn(ns, pod, "database", 30*time.Second, "bash", "-c",
-		`PGPASSWORD="$POSTGRES_PASSWORD" psql -h /var/run/postgresql -U postgres -d postgres -v ON_ERROR_STOP=1 -qtAc "$1"`, "psql", sql)
+		`PGPASSWORD="$POSTGRES_PASSWORD" psql -h /var/run/postgresql -U postgres -d "`+database+`" -v ON_ERROR_STOP=1 -qtAc "$1"`, "psql", sql)
 	return strings.TrimSpace(out), err
 }
 
