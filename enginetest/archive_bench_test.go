@@ -190,6 +190,24 @@ func BenchmarkBaseBackupThroughput(b *testing.B) {
 	r.Close()
 	rawDownload := time.Since(start)
 
+	// The restore check of the same archive: the rendered container's
+	// command, with a local scratch directory.
+	checkDB := newDatabase("orders", databasev1.PostgreSQL, "15", withS3Archive(env, ""), func(db *databasev1.Database) {
+		db.Spec.Backup.RestoreCheck = &databasev1.RestoreCheckSpec{Schedule: "0 6 * * *"}
+	})
+	cc := renderDB(b, checkDB).restoreCheckContainer(b)
+	scratch := workDir(b, p.user)
+	ce := containerEnv(b, cc, src, "orders-restore-check-bench", map[string]string{"PGDATA": filepath.Join(scratch, "pgdata"), "PATH": p.path()})
+	termination := filepath.Join(scratch, "termination-log")
+	writeFile(b, termination, "", 0o666)
+	start = time.Now()
+	if out, err := runAgent(b, p, agent, ce, 10*time.Minute, "restore-check", "--termination-log="+termination); err != nil {
+		b.Fatalf("restore check: %v\n%s", err, out)
+	}
+	check := time.Since(start)
+	b.ReportMetric(check.Seconds(), "restore-check-s")
+	b.Logf("restore check of the %d MiB base backup and its WAL (download, recovery, query, removal): %s", size>>20, check.Round(10*time.Millisecond))
+
 	rate := func(d time.Duration) float64 { return float64(size) / (1 << 20) / d.Seconds() }
 	b.ReportMetric(rate(oursBackup)/rate(rawUpload), "backup-vs-store-ratio")
 	b.ReportMetric(rate(oursRestore)/rate(rawDownload), "restore-vs-store-ratio")
