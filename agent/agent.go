@@ -234,6 +234,9 @@ func (a *runner) observeServer(ctx context.Context) *instance.Report {
 			a.configured = true
 		}
 	}
+	if ar, ok := a.cfg.Engine.(Archiver); ok && r.Role == instance.Primary && a.desired == instance.Primary && a.configured {
+		r.Archive = ar.Archive()
+	}
 	if r.Role == instance.Replica && !r.Streaming && a.cfg.Upstream != "" {
 		r.PrimaryUnreachable = !reachable(ctx, a.cfg.Upstream)
 	}

@@ -22,11 +22,17 @@ type MySQL struct {
 	Client string
 	// Password is root's password.
 	Password string
+	// Host is the server's address (127.0.0.1 when empty: the agent's
+	// own server).
+	Host string
 	// Port is the server's port (3306 when zero).
 	Port int
 	// Sync turns semi-synchronous replication on at the primary: a commit
 	// is acknowledged once a replica has received it.
 	Sync bool
+	// Binlogs, when set, ships the primary's binary logs to the archive
+	// (spec.backup.s3).
+	Binlogs *BinlogShipper
 }
 
 // The statements a promotion runs, in order. The I/O thread stops first,
@@ -50,7 +56,11 @@ func (m MySQL) query(ctx context.Context, timeout time.Duration, sql string, ver
 	if port == 0 {
 		port = 3306
 	}
-	args := []string{"--no-defaults", "--protocol=TCP", "--host=127.0.0.1", fmt.Sprintf("--port=%d", port),
+	host := m.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	args := []string{"--no-defaults", "--protocol=TCP", "--host=" + host, fmt.Sprintf("--port=%d", port),
 		"--user=root", "--connect-timeout=2", "--batch", "--raw"}
 	if vertical {
 		// Field names are what vertical output is read by, and
@@ -60,6 +70,20 @@ func (m MySQL) query(ctx context.Context, timeout time.Duration, sql string, ver
 		args = append(args, "--skip-column-names")
 	}
 	return clientOutput(ctx, timeout, []string{"MYSQL_PWD=" + m.Password}, bin, append(args, "--execute="+sql)...)
+}
+
+// ServerIdentity is the server's identity in the archive: @@server_uuid,
+// which a new data directory changes; MariaDB, which has none, is
+// "server-" and its server id.
+func (m MySQL) ServerIdentity(ctx context.Context) (string, error) {
+	out, err := m.query(ctx, 5*time.Second, "SELECT @@server_uuid", false)
+	if err != nil && strings.Contains(err.Error(), "Unknown system variable") {
+		out, err = m.query(ctx, 5*time.Second, "SELECT CONCAT('server-', @@server_id)", false)
+	}
+	if err != nil {
+		return "", fmt.Errorf("asking the server's identity: %w", err)
+	}
+	return strings.TrimSpace(out), nil
 }
 
 // Observe implements Engine: a server with replication configured is a

@@ -34,9 +34,30 @@ type BaseBackup struct {
 	// moment after EndTime that the archived WAL covers.
 	StartTime time.Time `json:"startTime"`
 	EndTime   time.Time `json:"endTime"`
-	// Size and SHA256 describe base.tar.
+	// Size and SHA256 describe base.tar (dump.sql.gz for MySQL).
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Engine is "mysql" for a MySQL base dump; empty for PostgreSQL.
+	Engine string `json:"engine,omitempty"`
+	// BinlogServer, BinlogFile and BinlogPosition are, for MySQL, where
+	// the binary log continues the dump: the server the dump was taken on
+	// (@@server_uuid) and the position the dump recorded.
+	BinlogServer   string `json:"binlogServer,omitempty"`
+	BinlogFile     string `json:"binlogFile,omitempty"`
+	BinlogPosition int64  `json:"binlogPosition,omitempty"`
+	// GTIDExecuted is, for MySQL, the GTID set the dump holds.
+	GTIDExecuted string `json:"gtidExecuted,omitempty"`
+}
+
+// MySQLEngine is BaseBackup.Engine for a MySQL base dump.
+const MySQLEngine = "mysql"
+
+// content is the name of the backup's content object.
+func (b BaseBackup) content() string {
+	if b.Engine == MySQLEngine {
+		return mysqlDumpObject
+	}
+	return "base.tar"
 }
 
 // BackupIDLayout is the layout of a BaseBackup's ID.
@@ -220,7 +241,7 @@ func (a *Archive) ListBackups(ctx context.Context) ([]BaseBackup, error) {
 // OpenBackup streams a backup's base.tar; reading past its end fails with
 // objectstore.ErrCorrupt unless the content is what was recorded.
 func (a *Archive) OpenBackup(ctx context.Context, b BaseBackup) (io.ReadCloser, error) {
-	r := a.store.OpenParallel(ctx, backupKey(b.ID, "base.tar"), b.Size, 0, 0)
+	r := a.store.OpenParallel(ctx, backupKey(b.ID, b.content()), b.Size, 0, 0)
 	return struct {
 		io.Reader
 		io.Closer
@@ -229,11 +250,11 @@ func (a *Archive) OpenBackup(ctx context.Context, b BaseBackup) (io.ReadCloser, 
 
 // DeleteBackup removes a backup, its record first so that it is never
 // listed half deleted.
-func (a *Archive) DeleteBackup(ctx context.Context, id string) error {
-	if err := a.store.Delete(ctx, backupKey(id, "backup.json")); err != nil {
+func (a *Archive) DeleteBackup(ctx context.Context, b BaseBackup) error {
+	if err := a.store.Delete(ctx, backupKey(b.ID, "backup.json")); err != nil {
 		return err
 	}
-	return a.store.Delete(ctx, backupKey(id, "base.tar"))
+	return a.store.Delete(ctx, backupKey(b.ID, b.content()))
 }
 
 // DeleteWAL removes an archived WAL file.

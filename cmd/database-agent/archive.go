@@ -38,7 +38,7 @@ func walPush(args []string) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	if err := a.Claim(ctx, ownerFromEnv()); err != nil {
+	if err := a.Claim(ctx, ownerFromEnv(postgresEngine)); err != nil {
 		return 1, err
 	}
 	if err := a.PushWAL(ctx, args[0]); err != nil {
@@ -71,22 +71,36 @@ func walFetch(args []string) (int, error) {
 	}
 }
 
-func ownerFromEnv() archive.Owner {
-	return archive.Owner{
+const (
+	postgresEngine = "postgresql"
+	mysqlEngine    = "mysql"
+)
+
+// ownerFromEnv is the Database that archives, from the container's
+// environment (the official images' variables name the application user
+// and database).
+func ownerFromEnv(engine string) archive.Owner {
+	o := archive.Owner{
 		UID: os.Getenv(archive.EnvUID), Namespace: os.Getenv(archive.EnvNamespace), Name: os.Getenv(archive.EnvDatabase),
-		Engine: "postgresql", AppUser: os.Getenv("APP_USER"), AppDatabase: os.Getenv("POSTGRES_DB"),
+		Engine: engine, AppUser: os.Getenv("APP_USER"), AppDatabase: os.Getenv("POSTGRES_DB"),
 	}
+	if engine == mysqlEngine {
+		o.AppUser, o.AppDatabase = os.Getenv("MYSQL_USER"), os.Getenv("MYSQL_DATABASE")
+	}
+	return o
 }
 
 // baseBackup takes a base backup with pg_basebackup (connection from PG*
-// variables) into the Database's archive, then applies retention. Success
-// or failure, it writes an instance.BackupReport to the termination log for
-// the operator's status.
+// variables), or a MySQL base dump with mysqldump (connection from DB_HOST,
+// DB_PORT and MYSQL_PWD, as root), into the Database's archive, then
+// applies retention. Success or failure, it writes an instance.BackupReport
+// to the termination log for the operator's status.
 func baseBackup(args []string) (int, error) {
 	fs := flag.NewFlagSet("base-backup", flag.ContinueOnError)
 	retention := fs.String("retention", "7d", "how long base backups are kept, in days (7d)")
 	walWait := fs.Duration("wal-wait", 5*time.Minute, "how long to wait for the WAL the backup needs to be archived")
 	terminationLog := fs.String("termination-log", "", "file the result is written to (the container's termination message file)")
+	engine := fs.String("engine", postgresEngine, "postgresql or mysql")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
 	}
@@ -94,7 +108,10 @@ func baseBackup(args []string) (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	report, err := takeAndRetain(context.Background(), keep, *retention, *walWait)
+	if *engine != postgresEngine && *engine != mysqlEngine {
+		return 2, fmt.Errorf("--engine=%q: want postgresql or mysql", *engine)
+	}
+	report, err := takeAndRetain(context.Background(), *engine, keep, *retention, *walWait)
 	if err != nil {
 		report.Error = err.Error()
 	}
@@ -111,48 +128,77 @@ func baseBackup(args []string) (int, error) {
 
 // takeAndRetain is base-backup's work: the report says what was done, also
 // when it fails part-way (a backup taken before retention failed).
-func takeAndRetain(ctx context.Context, keep time.Duration, retention string, walWait time.Duration) (instance.BackupReport, error) {
+func takeAndRetain(ctx context.Context, engine string, keep time.Duration, retention string, walWait time.Duration) (instance.BackupReport, error) {
 	var report instance.BackupReport
 	a, _, err := archive.FromEnv("", os.Getenv)
 	if err != nil {
 		return report, err
 	}
-	if err := a.Claim(ctx, ownerFromEnv()); err != nil {
+	if err := a.Claim(ctx, ownerFromEnv(engine)); err != nil {
 		return report, err
 	}
-	cmd := exec.CommandContext(ctx, "pg_basebackup", archive.BaseBackupArgs()...)
-	b, err := a.TakeBaseBackup(ctx, cmd, time.Now, walWait)
+	var b archive.BaseBackup
+	if engine == mysqlEngine {
+		b, err = takeMySQLDump(ctx, a)
+	} else {
+		cmd := exec.CommandContext(ctx, "pg_basebackup", archive.BaseBackupArgs()...)
+		b, err = a.TakeBaseBackup(ctx, cmd, time.Now, walWait)
+	}
 	if err != nil {
 		return report, err
 	}
-	fmt.Fprintf(os.Stderr, "base backup %s: %d bytes, WAL %s to %s, in %s\n", b.ID, b.Size, b.StartLSN, b.EndLSN, b.EndTime.Sub(b.StartTime).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "base backup %s: %d bytes, WAL %s to %s, binary log %s %s:%d, in %s\n", b.ID, b.Size, b.StartLSN, b.EndLSN,
+		b.BinlogServer, b.BinlogFile, b.BinlogPosition, b.EndTime.Sub(b.StartTime).Round(time.Millisecond))
 	report.ID, report.StartTime, report.EndTime, report.Size = b.ID, b.StartTime, b.EndTime, b.Size
+	err = retain(ctx, a, engine, keep, &report)
+	fmt.Fprintf(os.Stderr, "retention (%s): deleted %d base backups and %d WAL or binary log files\n", retention, report.DeletedBackups, report.DeletedWAL)
+	return report, err
+}
+
+// retain deletes the base backups older than keep (never the newest) and
+// the WAL or binary logs only they need.
+func retain(ctx context.Context, a *archive.Archive, engine string, keep time.Duration, report *instance.BackupReport) error {
 	backups, err := a.ListBackups(ctx)
 	if err != nil {
-		return report, fmt.Errorf("retention: %w", err)
+		return fmt.Errorf("retention: %w", err)
 	}
-	wal, err := a.ListWAL(ctx)
+	var wal []archive.WALFile
+	var binlogs []archive.BinlogFile
+	if engine == mysqlEngine {
+		binlogs, err = a.ListBinlogs(ctx)
+	} else {
+		wal, err = a.ListWAL(ctx)
+	}
 	if err != nil {
-		return report, fmt.Errorf("retention: %w", err)
+		return fmt.Errorf("retention: %w", err)
 	}
 	plan := archive.PlanRetention(backups, wal, time.Now(), keep)
 	if plan.Kept != nil {
 		report.FirstRecoverable = plan.Kept.EndTime
 	}
+	byID := map[string]archive.BaseBackup{}
+	for _, b := range backups {
+		byID[b.ID] = b
+	}
 	for _, id := range plan.Backups {
-		if err := a.DeleteBackup(ctx, id); err != nil {
-			return report, fmt.Errorf("retention: %w", err)
+		if err := a.DeleteBackup(ctx, byID[id]); err != nil {
+			return fmt.Errorf("retention: %w", err)
 		}
 		report.DeletedBackups++
 	}
 	for _, name := range plan.WAL {
 		if err := a.DeleteWAL(ctx, name); err != nil {
-			return report, fmt.Errorf("retention: %w", err)
+			return fmt.Errorf("retention: %w", err)
 		}
 		report.DeletedWAL++
 	}
-	fmt.Fprintf(os.Stderr, "retention (%s): deleted %d base backups and %d WAL files\n", retention, report.DeletedBackups, report.DeletedWAL)
-	return report, nil
+	for _, f := range archive.PlanBinlogRetention(plan.Kept, binlogs) {
+		if err := a.DeleteBinlog(ctx, f); err != nil {
+			return fmt.Errorf("retention: %w", err)
+		}
+		report.DeletedWAL++
+	}
+	return nil
 }
 
 // restore fills an empty PGDATA from the restore's source archive, up to
@@ -189,13 +235,9 @@ func restoreData(timeout time.Duration) (int, error) {
 		fmt.Fprintln(os.Stderr, "restore: the data directory exists; nothing to do")
 		return 0, nil
 	}
-	var target archive.Target
-	if t := os.Getenv("RESTORE_TARGET_TIME"); t != "" {
-		parsed, err := time.Parse(time.RFC3339Nano, t)
-		if err != nil {
-			return 2, fmt.Errorf("RESTORE_TARGET_TIME=%q: %w", t, err)
-		}
-		target.Time = parsed
+	target, err := targetFromEnv()
+	if err != nil {
+		return 2, err
 	}
 	ctx := context.Background()
 	a, _, err := archive.FromEnv(archive.RestorePrefix, os.Getenv)

@@ -13,6 +13,9 @@
 //	    take a base backup into the archive, then apply retention.
 //	database-agent restore
 //	    fill an empty PGDATA from an archive, to a moment or its end.
+//	database-agent restore-mysql
+//	    write the SQL that restores a MySQL archive (base dump, then binary
+//	    logs) to a moment or its end, for the restore script to load.
 //	database-agent restore-check
 //	    restore the newest base backup and all WAL into a scratch PGDATA,
 //	    run a check query, and report (spec.backup.restoreCheck).
@@ -37,7 +40,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: database-agent copy DEST | run [flags] -- SERVER... | wal-push PATH | wal-fetch NAME DEST | base-backup | restore | restore-check")
+		fmt.Fprintln(os.Stderr, "usage: database-agent copy DEST | run [flags] -- SERVER... | wal-push PATH | wal-fetch NAME DEST | base-backup | restore | restore-mysql | restore-check")
 		os.Exit(2)
 	}
 	var err error
@@ -59,10 +62,12 @@ func main() {
 		status, err = baseBackup(os.Args[2:])
 	case "restore":
 		status, err = restore(os.Args[2:])
+	case "restore-mysql":
+		status, err = restoreMySQL(os.Args[2:])
 	case "restore-check":
 		status, err = restoreCheck(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q: want copy, run, wal-push, wal-fetch, base-backup, restore or restore-check", os.Args[1])
+		err = fmt.Errorf("unknown command %q: want copy, run, wal-push, wal-fetch, base-backup, restore, restore-mysql or restore-check", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "database-agent:", err)
@@ -114,7 +119,7 @@ func run(args []string) (int, error) {
 	terminationLog := fs.String("termination-log", "", "file a failed start writes its reason to (the container's termination message file), reported until the server answers")
 	upstream := fs.String("upstream", "", "host:port of the primary, which a replica that is not streaming dials")
 	syncNames := fs.String("synchronous-standby-names", "", "PostgreSQL: the primary's synchronous_standby_names (empty: asynchronous)")
-	archiveTimeout := fs.Duration("archive-timeout", 0, "PostgreSQL: close the primary's current WAL segment once it has been current this long plus 5s (archive_timeout's backstop); 0: never")
+	archiveTimeout := fs.Duration("archive-timeout", 0, "PostgreSQL: close the primary's current WAL segment once it has been current this long plus 5s (archive_timeout's backstop); MySQL: ship the primary's binary logs to the archive (ARCHIVE_S3_*), closing the current file once it has transactions and has been current this long; 0: never")
 	semiSync := fs.Bool("semi-sync", false, "MySQL: semi-synchronous replication at the primary (a commit waits for a replica to receive it)")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
@@ -142,7 +147,14 @@ func run(args []string) (int, error) {
 		cfg.Engine = agent.Postgres{Password: os.Getenv("POSTGRES_PASSWORD"), Env: []string{"PGHOST=127.0.0.1", "PGPORT=5432", "PGSSLMODE=prefer"},
 			SynchronousStandbyNames: *syncNames, ArchiveTimeout: *archiveTimeout, Segments: &agent.SegmentClock{}}
 	case "mysql":
-		cfg.Engine = agent.MySQL{Password: os.Getenv("MYSQL_ROOT_PASSWORD"), Sync: *semiSync}
+		shipper, err := binlogShipper(*archiveTimeout)
+		if err != nil {
+			return 2, err
+		}
+		if shipper != nil {
+			shipper.Log = cfg.Log
+		}
+		cfg.Engine = agent.MySQL{Password: os.Getenv("MYSQL_ROOT_PASSWORD"), Sync: *semiSync, Binlogs: shipper}
 	default:
 		return 2, fmt.Errorf("--engine=%q: want postgresql or mysql", *engine)
 	}

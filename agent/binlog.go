@@ -1,0 +1,270 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/example/database-operator/archive"
+	"github.com/example/database-operator/instance"
+)
+
+// Archiver is an Engine that archives outside the server: the agent asks
+// it once per observation of a server it made the primary, and puts what it
+// says in the report.
+type Archiver interface {
+	// Archive starts a round of archiving unless one is running, and
+	// returns how archiving went so far.
+	Archive() *instance.ArchiverReport
+}
+
+// BinlogShipper ships a MySQL primary's closed binary log files to the
+// archive, and closes the current file (FLUSH BINARY LOGS) once it holds
+// transactions and has been current for Timeout: the bound on what a
+// restore to the end of the archive can lose, like PostgreSQL's
+// archive_timeout. Rounds run in the background, so a slow or unreachable
+// object store never holds up the agent's loop (reports, promotions).
+//
+// A server ships only while the operator has made it the primary. A
+// promoted replica ships its files from where the archive ends (the
+// newest archived event of any server) on: those before hold only what
+// the former primary archived already.
+type BinlogShipper struct {
+	// Archive is where the files go.
+	Archive *archive.Archive
+	// Owner is who archives there (archive.Archive.Claim).
+	Owner archive.Owner
+	// Server is the server's identity in the archive;
+	// MySQL.ServerIdentity when empty.
+	Server string
+	// Timeout closes a current file with transactions this old.
+	Timeout time.Duration
+	// Log is where rounds' failures go.
+	Log *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+
+	mu      sync.Mutex
+	busy    bool
+	report  instance.ArchiverReport
+	shipped map[string]bool
+	from    time.Time // ship files whose last event is at or after this
+	current string
+	since   time.Time
+	hasTx   bool
+}
+
+// RoundTimeout bounds one round of shipping.
+const RoundTimeout = 2 * time.Minute
+
+// Kick starts a round against m unless one is running, and returns the
+// report so far.
+func (s *BinlogShipper) Kick(m MySQL) *instance.ArchiverReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.busy {
+		s.busy = true
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), RoundTimeout)
+			defer cancel()
+			err := s.Round(ctx, m)
+			s.mu.Lock()
+			s.busy = false
+			s.mu.Unlock()
+			if err != nil && s.Log != nil {
+				s.Log.Error("archiving binary logs", "err", err)
+			}
+		}()
+	}
+	r := s.report
+	return &r
+}
+
+func (s *BinlogShipper) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// binlogInfo is the server's binary log files, oldest first, the last
+// being current, and the directory they are in.
+type binlogInfo struct {
+	dir   string
+	files []string
+}
+
+func (m MySQL) binlogs(ctx context.Context) (binlogInfo, error) {
+	base, err := m.query(ctx, 5*time.Second, "SELECT @@global.log_bin_basename", false)
+	if err != nil {
+		return binlogInfo{}, err
+	}
+	out, err := m.query(ctx, 5*time.Second, "SHOW BINARY LOGS", false)
+	if err != nil {
+		return binlogInfo{}, err
+	}
+	info := binlogInfo{dir: filepath.Dir(strings.TrimSpace(base))}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if name, _, ok := strings.Cut(line, "\t"); ok && name != "" {
+			info.files = append(info.files, name)
+		}
+	}
+	if len(info.files) == 0 {
+		return info, fmt.Errorf("the server has no binary log (is log_bin on?)")
+	}
+	return info, nil
+}
+
+// Round ships what is due once, synchronously (Kick runs it in the
+// background).
+func (s *BinlogShipper) Round(ctx context.Context, m MySQL) error {
+	err := s.round(ctx, m)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.report.LastFailedTime = s.now().UTC()
+		if s.report.LastFailedWAL == "" {
+			s.report.LastFailedWAL = "(binary logs)"
+		}
+	}
+	return err
+}
+
+func (s *BinlogShipper) round(ctx context.Context, m MySQL) error {
+	if s.shipped == nil {
+		if err := s.start(ctx, m); err != nil {
+			return err
+		}
+	}
+	info, err := m.binlogs(ctx)
+	if err != nil {
+		return err
+	}
+	closed, current := info.files[:len(info.files)-1], info.files[len(info.files)-1]
+	ready := 0
+	for _, name := range closed {
+		if !s.shipped[name] {
+			ready++
+		}
+	}
+	s.setReady(ready)
+	for _, name := range closed {
+		if s.shipped[name] {
+			continue
+		}
+		path := filepath.Join(info.dir, name)
+		if !s.from.IsZero() {
+			if span, err := spanOf(path); err == nil && span.Last.Before(s.from) {
+				// Older than the archive's end: the former primary
+				// archived what it holds.
+				s.shipped[name] = true
+				ready--
+				s.setReady(ready)
+				continue
+			}
+		}
+		if _, err := s.Archive.PushBinlog(ctx, s.Server, path); err != nil {
+			s.mu.Lock()
+			s.report.LastFailedWAL, s.report.LastFailedTime = name, s.now().UTC()
+			s.mu.Unlock()
+			return err
+		}
+		s.shipped[name] = true
+		ready--
+		s.mu.Lock()
+		s.report.LastArchivedWAL, s.report.LastArchivedTime, s.report.Ready = name, s.now().UTC(), ready
+		s.mu.Unlock()
+	}
+	return s.closeWhenDue(ctx, m, filepath.Join(info.dir, current))
+}
+
+func (s *BinlogShipper) setReady(n int) {
+	s.mu.Lock()
+	s.report.Ready = n
+	s.mu.Unlock()
+}
+
+// start learns who the server is and what the archive holds.
+func (s *BinlogShipper) start(ctx context.Context, m MySQL) error {
+	if s.Server == "" {
+		id, err := m.ServerIdentity(ctx)
+		if err != nil {
+			return err
+		}
+		s.Server = id
+	}
+	if err := s.Archive.Claim(ctx, s.Owner); err != nil {
+		return err
+	}
+	files, err := s.Archive.ListBinlogs(ctx)
+	if err != nil {
+		return err
+	}
+	shipped := map[string]bool{}
+	var from time.Time
+	for _, f := range files {
+		if f.Server == s.Server {
+			shipped[f.Name] = true
+		} else if f.Last.After(from) {
+			from = f.Last
+		}
+	}
+	s.shipped, s.from = shipped, from
+	return nil
+}
+
+// closeWhenDue closes the current file once it holds transactions and has
+// been current for Timeout.
+func (s *BinlogShipper) closeWhenDue(ctx context.Context, m MySQL, path string) error {
+	now := s.now()
+	if name := filepath.Base(path); name != s.current {
+		s.current, s.since, s.hasTx = name, now, false
+	}
+	if s.Timeout <= 0 || now.Sub(s.since) < s.Timeout {
+		return nil
+	}
+	if !s.hasTx {
+		span, err := spanOf(path)
+		if err != nil {
+			return err
+		}
+		s.hasTx = span.Transactions
+	}
+	if !s.hasTx {
+		return nil
+	}
+	if _, err := m.query(ctx, 10*time.Second, "FLUSH BINARY LOGS", false); err != nil {
+		return fmt.Errorf("closing binary log %s for archiving: %w", s.current, err)
+	}
+	return nil
+}
+
+func spanOf(path string) (archive.BinlogSpan, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return archive.BinlogSpan{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return archive.BinlogSpan{}, err
+	}
+	span, err := archive.ReadBinlogSpan(f, st.Size())
+	if err != nil {
+		return span, fmt.Errorf("%s: %w", path, err)
+	}
+	return span, nil
+}
+
+// Archive implements Archiver when the server's binary logs are shipped.
+func (m MySQL) Archive() *instance.ArchiverReport {
+	if m.Binlogs == nil {
+		return nil
+	}
+	return m.Binlogs.Kick(m)
+}
