@@ -132,7 +132,9 @@ func PlanBinlogReplay(b BaseBackup, files []BinlogFile, target Target) ([]Replay
 	return steps, nil
 }
 
-// renumber is name with its number replaced by seq, in as many digits.
+// BinlogName is name with its number replaced by seq, in as many digits.
+func BinlogName(name string, seq uint64) string { return renumber(name, seq) }
+
 func renumber(name string, seq uint64) string {
 	i := strings.LastIndexByte(name, '.')
 	if i < 0 {

@@ -46,7 +46,11 @@ func MySQLDumpArgs(database string, mariadb bool) []string {
 // The dump's header comments (MySQL's and MariaDB's spellings).
 var (
 	dumpPosition = regexp.MustCompile(`CHANGE (?:REPLICATION SOURCE|MASTER) TO (?:SOURCE|MASTER)_LOG_FILE='([^']+)', (?:SOURCE|MASTER)_LOG_POS=(\d+)`)
-	dumpGTIDs    = regexp.MustCompile(`(?s)(?:GTID_PURGED=(?:/\*!80000 '\+'\*/ )?|gtid_slave_pos=)'([^']*)'`)
+	// GTID_PURGED: --set-gtid-purged=COMMENTED writes
+	// /* SET @@GLOBAL.GTID_PURGED='+<set>';*/, ON writes
+	// SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ '<set>'; MariaDB's --gtid
+	// writes -- SET GLOBAL gtid_slave_pos='<position>'.
+	dumpGTIDs = regexp.MustCompile(`(?s)(?:GTID_PURGED=(?:/\*!80000 '\+'\*/ )?|gtid_slave_pos=)'\+?([^']*)'`)
 )
 
 // dumpHeaderSize is how much of a dump's beginning holds its header
