@@ -18,6 +18,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/example/database-operator/agent"
+	databasev1 "github.com/example/database-operator/apis/database/v1"
 	"github.com/example/database-operator/archive"
 	"github.com/example/database-operator/instance"
 )
@@ -139,6 +140,81 @@ func shipLikeTheAgent(t testing.TB, in *mariaInstance, s *agent.BinlogShipper) (
 	return stop
 }
 
+// renderedRestore initialises a fresh server the way the mysql image does
+// for pod 0 of Database "shop" restoring the archive of "orders" (in env's
+// store) to target (RFC 3339, or "" for its end), with the rendered init
+// scripts and the database container's environment, the agent's
+// restore-mysql included. It returns the server, the restored Database's
+// Secret, and the initialisation's output.
+func renderedRestore(t *testing.T, m mariadb, env map[string]string, target string) (*mariaInstance, secret, string, error) {
+	t.Helper()
+	g := NewWithT(t)
+	in := startMariaDB(t, m, "restored root password")
+	restored := renderDB(t, newDatabase("shop", databasev1.MySQL, "8.4", withReplicas(2), withS3Archive(env, "30s"),
+		func(db *databasev1.Database) {
+			db.Spec.Restore = &databasev1.RestoreSpec{FromDatabase: "orders", PointInTime: &databasev1.PointInTimeSpec{TargetTime: target}}
+		}))
+	ts := withS3Keys(newSecret("shop", "shop_owner"), env)
+	ts["root-password"] = in.rootPassword
+	initdb := mkdir(t, filepath.Join(in.dir, "initdb"), m.user, 0o755)
+	g.Expect(restored.writeInitScripts(t, initdb)).To(Equal([]string{"50-replication.sh", "60-restore.sh", "99-initialised.sh"}))
+	scratch := mkdir(t, filepath.Join(in.dir, "scratch"), m.user, 0o755)
+	initEnv := containerEnv(t, restored.database(t), ts, "shop-0", map[string]string{
+		"SOCKET": in.socket, "DATADIR": in.datadir, "DATA_VOLUME": in.datadir, "INITDB_DIR": initdb,
+		"RESTORE_AGENT": agentBinary(t, m.user), "RESTORE_SCRATCH": scratch,
+	})
+	if target != "" {
+		g.Expect(initEnv).To(HaveKeyWithValue("RESTORE_TARGET_TIME", target))
+	}
+	out, err := run(t, 2*time.Minute, m.user, initEnv, "", "bash", "-c", mysqlEntrypointInit)
+	if err == nil {
+		g.Expect(scratch).NotTo(BeADirectory(), "the scratch space is removed")
+	}
+	return in, ts, out, err
+}
+
+// allArchived says whether every binary log file of in is archived but the
+// current one, which holds no transaction.
+func allArchived(t testing.TB, ctx context.Context, in *mariaInstance, a *archive.Archive) error {
+	out, err := run(t, 10*time.Second, rootUser, map[string]string{"MYSQL_PWD": in.rootPassword}, "", "/usr/bin/mariadb", "--no-defaults",
+		"--protocol=tcp", "--host=127.0.0.1", fmt.Sprintf("--port=%d", in.port), "--user=root", "--batch", "--skip-column-names", "--execute=SHOW BINARY LOGS")
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		names = append(names, strings.Fields(line)[0])
+	}
+	current := filepath.Join(in.datadir, names[len(names)-1])
+	f, err := os.Open(current)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	span, err := archive.ReadBinlogSpan(f, st.Size())
+	if err != nil {
+		return err
+	}
+	if span.Transactions {
+		return fmt.Errorf("the current file %s holds transactions", names[len(names)-1])
+	}
+	files, err := a.ListBinlogs(ctx)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, f := range files {
+		have[f.Name] = true
+	}
+	for _, n := range names[:len(names)-1] {
+		if !have[n] {
+			return fmt.Errorf("%s is not archived yet", n)
+		}
+	}
+	return nil
+}
+
 // agentEnv is the environment of the agent's MySQL commands in these tests.
 func agentEnv(env map[string]string, extra map[string]string) []string {
 	out := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TZ=UTC"}
@@ -228,7 +304,17 @@ func TestMySQLBinlogArchiveAndPointInTimeRestore_MariaDBStandIn(t *testing.T) {
 	a, _, err := archive.FromEnv("", func(k string) string { return env[k] })
 	g.Expect(err).NotTo(HaveOccurred())
 
-	src := startMariaDBOn(t, m, "source root password", freePort(t),
+	secrets := withS3Keys(newSecret("orders", "app"), env)
+	db := newDatabase("orders", databasev1.MySQL, "8.4", withS3Archive(env, "30s"))
+	r := renderDB(t, db)
+	g.Expect(r.config(t, "my.cnf")).To(ContainSubstring("max_binlog_size = 64M"))
+	flags, _, ok := agentCommand(r.database(t).Command)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(flags).To(HaveKeyWithValue("archive-timeout", "30s"), "the agent ships binary logs")
+
+	// The test's own cap on the binary log's file size makes several files
+	// out of a few seconds of writes.
+	src := startMariaDBOn(t, m, secrets["root-password"], freePort(t),
 		"--server-id=1", "--log-bin=binlog", "--binlog-format=ROW", "--max-binlog-size=4096")
 	src.mustRoot(t, "mysql", "CREATE DATABASE orders")
 	src.mustRoot(t, "orders", "CREATE TABLE items (id int PRIMARY KEY)")
@@ -240,11 +326,21 @@ func TestMySQLBinlogArchiveAndPointInTimeRestore_MariaDBStandIn(t *testing.T) {
 	w := startMySQLWriter(t, src, "orders", 100*time.Millisecond)
 	w.waitMore(t, 10)
 
-	dumpEnv := agentEnv(env, map[string]string{"DB_HOST": "127.0.0.1", "DB_PORT": strconv.Itoa(src.port), "MYSQL_PWD": src.rootPassword,
-		"MYSQL_DATABASE": "orders", "MYSQL_USER": "app", "MYSQLDUMP": "/usr/bin/mariadb-dump", "MYSQL_CLIENT": "/usr/bin/mariadb"})
+	// The base dump: the rendered backup CronJob's command and environment.
+	c := r.backupContainer(t)
+	g.Expect(c.Command[:3]).To(Equal([]string{"/opt/database-operator/database-agent", "base-backup", "--engine=mysql"}))
 	termination := filepath.Join(t.TempDir(), "termination-log")
-	dump := exec.Command(agentBin, "base-backup", "--engine=mysql", "--retention=7d", "--termination-log="+termination)
-	dump.Env = dumpEnv
+	var args []string
+	for _, arg := range c.Command[1:] {
+		if strings.HasPrefix(arg, "--termination-log=") {
+			arg = "--termination-log=" + termination
+		}
+		args = append(args, arg)
+	}
+	dumpEnv := containerEnv(t, c, secrets, "", map[string]string{"DB_HOST": "127.0.0.1", "DB_PORT": strconv.Itoa(src.port),
+		"MYSQLDUMP": "/usr/bin/mariadb-dump", "MYSQL_CLIENT": "/usr/bin/mariadb"})
+	dump := exec.Command(agentBin, args...)
+	dump.Env = agentEnv(dumpEnv, nil)
 	out, err := dump.CombinedOutput()
 	g.Expect(err).NotTo(HaveOccurred(), string(out))
 	msg, err := os.ReadFile(termination)
@@ -252,6 +348,7 @@ func TestMySQLBinlogArchiveAndPointInTimeRestore_MariaDBStandIn(t *testing.T) {
 	report, err := instance.ParseBackupReport(string(msg))
 	g.Expect(err).NotTo(HaveOccurred(), string(msg))
 	g.Expect(report.Error).To(BeEmpty())
+	g.Expect(report.FirstRecoverable).NotTo(BeZero())
 	backups, err := a.ListBackups(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(backups).To(HaveLen(1))
@@ -262,6 +359,9 @@ func TestMySQLBinlogArchiveAndPointInTimeRestore_MariaDBStandIn(t *testing.T) {
 	g.Expect(b.BinlogFile).To(MatchRegexp(`^binlog\.\d{6}$`))
 	g.Expect(b.BinlogPosition).To(BeNumerically(">", 4))
 	g.Expect(b.GTIDExecuted).To(MatchRegexp(`^0-1-\d+$`), "MariaDB's GTID position")
+	owner, err := a.Owner(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(owner.AppDatabase).To(Equal("orders"))
 	t.Logf("base dump %s at %s:%d (%s), %s", b.ID, b.BinlogFile, b.BinlogPosition, b.GTIDExecuted, strings.TrimSpace(string(out)))
 
 	w.waitMore(t, 20)
@@ -273,16 +373,10 @@ func TestMySQLBinlogArchiveAndPointInTimeRestore_MariaDBStandIn(t *testing.T) {
 	}
 	w.waitMore(t, 10)
 	all := w.stop()
-	lastAck := all[len(all)-1].done
 	// Everything acknowledged is archived once the shipper has closed the
-	// current file (2 s after it holds transactions) and shipped it.
-	g.Eventually(func() (time.Time, error) {
-		files, err := a.ListBinlogs(ctx)
-		if err != nil || len(files) == 0 {
-			return time.Time{}, err
-		}
-		return files[len(files)-1].Last, nil
-	}, 30*time.Second, 200*time.Millisecond).Should(BeTemporally(">=", lastAck.Truncate(time.Second)))
+	// file the last rows went to (2 s after it held transactions) and
+	// shipped every file but the current, which holds none.
+	g.Eventually(func() error { return allArchived(t, ctx, src, a) }, 30*time.Second, 200*time.Millisecond).Should(Succeed())
 	stopShipping()
 	files, err := a.ListBinlogs(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -309,17 +403,19 @@ func TestMySQLBinlogArchiveAndPointInTimeRestore_MariaDBStandIn(t *testing.T) {
 		return in
 	}
 
-	t.Run("to a moment", func(t *testing.T) {
+	t.Run("to a moment, by the rendered restore script", func(t *testing.T) {
 		g := NewWithT(t)
-		in := newTarget(t)
-		out, err := restoreInto(t, agentBin, env, in, "shop", T.Format(time.RFC3339))
-		g.Expect(err).NotTo(HaveOccurred(), out)
-		got := ids(t, in.mustRoot(t, "shop", "SELECT id FROM items"))
-		g.Expect(got).To(ContainElements(ackedBeforeT), "every row acknowledged before T is restored")
+		in, ts, out, err := renderedRestore(t, m, env, T.Format(time.RFC3339))
+		g.Expect(err).NotTo(HaveOccurred(), "%s", out)
+		g.Expect(out).To(ContainSubstring("restored the archive of orders"))
+		got, err := in.query(t, "shop_owner", ts["password"], "shop", "SELECT id FROM items")
+		g.Expect(err).NotTo(HaveOccurred(), "the application user of the restored Database reads the rows: %s", got)
+		restoredIDs := ids(t, got)
+		g.Expect(restoredIDs).To(ContainElements(ackedBeforeT), "every row acknowledged before T is restored")
 		for _, id := range beganAtOrAfterT {
-			g.Expect(got).NotTo(ContainElement(id), "no row whose INSERT was sent at or after T")
+			g.Expect(restoredIDs).NotTo(ContainElement(id), "no row whose INSERT was sent at or after T")
 		}
-		t.Logf("T=%s: %d rows restored (%d acknowledged before T, %d sent at or after T); %s", T.Format(time.RFC3339), len(got), len(ackedBeforeT), len(beganAtOrAfterT), out)
+		t.Logf("T=%s: %d rows restored (%d acknowledged before T, %d sent at or after T)\n%s", T.Format(time.RFC3339), len(restoredIDs), len(ackedBeforeT), len(beganAtOrAfterT), out)
 	})
 
 	t.Run("to the end", func(t *testing.T) {
@@ -363,5 +459,14 @@ func TestMySQLBinlogArchiveAndPointInTimeRestore_MariaDBStandIn(t *testing.T) {
 		g.Expect(out).To(ContainSubstring("[0 bytes of SQL]"), "nothing loaded")
 		_, err = in.query(t, "root", in.rootPassword, "shop", "SELECT 1 FROM items")
 		g.Expect(err).To(HaveOccurred(), "no table was created")
+
+		// The rendered script stops the initialisation with the agent's
+		// reason, which the operator reads from the termination message.
+		_, _, out, err = renderedRestore(t, m, env, "")
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(out).To(ContainSubstring(instance.RestoreFailedPrefix + "s3://"))
+		g.Expect(out).To(ContainSubstring("binary log " + victim.Name + " of server server-1 is missing"))
+		g.Expect(out).To(ContainSubstring("the next start restores again"))
+		g.Expect(out).NotTo(ContainSubstring("data directory initialised"))
 	})
 }

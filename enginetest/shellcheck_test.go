@@ -52,6 +52,14 @@ func TestRenderedScriptsAreShellcheckClean(t *testing.T) {
 			shellcheck(t, "initdb-restore.sh", r.config(t, "initdb-restore.sh"))
 		})
 		t.Run("mysql-"+version+"/prepare", func(t *testing.T) { shellcheck(t, "prepare.sh", prepareScript(t, r.database(t))) })
+		rPITR := renderDB(t, newDatabase("orders", databasev1.MySQL, version, withReplicas(3),
+			withS3Archive(map[string]string{"ARCHIVE_S3_ENDPOINT": "http://127.0.0.1:1", "ARCHIVE_S3_BUCKET": "b"}, "30s"),
+			func(db *databasev1.Database) {
+				db.Spec.Restore = &databasev1.RestoreSpec{FromDatabase: "orders-old", PointInTime: &databasev1.PointInTimeSpec{}}
+			}))
+		t.Run("mysql-"+version+"/point-in-time/initdb-restore.sh", func(t *testing.T) {
+			shellcheck(t, "initdb-restore.sh", rPITR.config(t, "initdb-restore.sh"))
+		})
 		rTLS := renderDB(t, newDatabase("orders", databasev1.MySQL, version, withReplicas(3), withTLS("")))
 		t.Run("mysql-"+version+"/tls/initdb-replication.sh", func(t *testing.T) {
 			shellcheck(t, "initdb-replication.sh", rTLS.config(t, "initdb-replication.sh"))

@@ -12,8 +12,8 @@ import (
 	"github.com/example/database-operator/instance"
 )
 
-// Continuous archiving (spec.backup.s3, PostgreSQL). The agent binary that
-// runs every database server is also its archive tool (package archive):
+// Continuous archiving (spec.backup.s3). The agent binary that runs every
+// database server is also its archive tool (package archive). PostgreSQL:
 //
 //   - every server runs archive_mode = always with the agent's wal-push as
 //     archive_command: the primary archives what it writes, each replica
@@ -26,6 +26,20 @@ import (
 //     then retention;
 //   - spec.restore.pointInTime adds an init container to pod 0 that runs
 //     the agent's restore before the database container starts.
+//
+// MySQL (mysqlArchive):
+//
+//   - the primary's agent ships its closed binary log files and closes the
+//     current one after archiveTimeout (agent.BinlogShipper); only the
+//     primary ships, as only the operator's primary is sure to be on the
+//     Database's history;
+//   - the backup CronJob runs the agent's base-backup --engine=mysql in the
+//     database image: a mysqldump of the application database recording
+//     its binary log position, then retention;
+//   - spec.restore.pointInTime adds a restore script to the entrypoint's
+//     init scripts, as a dump restore does: the agent's restore-mysql writes
+//     the dump and the replayed binary logs, which the script loads into the
+//     entrypoint's temporary server.
 //
 // The object store's keys reach the containers only as environment
 // variables that refer to the user's Secret.
@@ -58,10 +72,10 @@ const RestoreInitContainerName = "restore"
 const RestoreFailedPrefix = instance.RestoreFailedPrefix
 
 // ArchivingOf is the object store db archives to: spec.backup.s3 while
-// backups are enabled, for PostgreSQL; nil otherwise.
+// backups are enabled; nil otherwise.
 func ArchivingOf(db *databasev1.Database) *databasev1.ObjectStoreSpec {
 	b := db.Spec.Backup
-	if b == nil || !b.Enabled || b.S3 == nil || db.Spec.Type != databasev1.PostgreSQL {
+	if b == nil || !b.Enabled || b.S3 == nil {
 		return nil
 	}
 	return b.S3
@@ -223,11 +237,20 @@ func agentCopyContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
 		WithSecurityContext(containerSecurityContext().WithReadOnlyRootFilesystem(true))
 }
 
-// buildBaseBackupCronJob renders <db>-backup with spec.backup.s3: a base
-// backup of the primary into the archive on the schedule, then retention.
-// The agent comes from the operator's image, as in the database pods.
-func buildBaseBackupCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
-	podLabels := backupPodLabels(s.name)
+// baseBackupEnv is the base-backup container's connection to the primary
+// and the application's names, which the archive's owner record keeps.
+func baseBackupEnv(s *spec) []*corev1ac.EnvVarApplyConfiguration {
+	if s.db.Spec.Type == databasev1.MySQL {
+		// mysqldump --source-data needs RELOAD and REPLICATION CLIENT, and
+		// --flush-logs RELOAD: root, as the volume's dumps.
+		return []*corev1ac.EnvVarApplyConfiguration{
+			valueEnv("DB_HOST", ServiceName(s.name)),
+			valueEnv("DB_PORT", fmt.Sprint(mysqlPort)),
+			secretEnv(s, "MYSQL_PWD", SecretKeyRootPassword),
+			secretEnv(s, "MYSQL_USER", SecretKeyUsername),
+			secretEnv(s, "MYSQL_DATABASE", SecretKeyDatabase),
+		}
+	}
 	env := []*corev1ac.EnvVarApplyConfiguration{
 		valueEnv("PGHOST", ServiceName(s.name)),
 		valueEnv("PGPORT", fmt.Sprint(postgresPort)),
@@ -239,12 +262,22 @@ func buildBaseBackupCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
 	if s.tlsSecret != "" {
 		env = append(env, valueEnv("PGSSLMODE", "require"))
 	}
-	env = append(env, archiveEnv(s)...)
+	return env
+}
+
+// buildBaseBackupCronJob renders <db>-backup with spec.backup.s3: a base
+// backup (PostgreSQL) or base dump (MySQL) of the primary into the archive
+// on the schedule, then retention. The agent comes from the operator's
+// image, as in the database pods.
+func buildBaseBackupCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
+	podLabels := backupPodLabels(s.name)
+	env := append(baseBackupEnv(s), archiveEnv(s)...)
 	container := corev1ac.Container().
 		WithName(BackupContainerName).
 		WithImage(s.image).
 		WithImagePullPolicy(corev1.PullIfNotPresent).
 		WithCommand(agentBinary, "base-backup",
+			"--engine="+string(s.db.Spec.Type),
 			fmt.Sprintf("--retention=%dd", s.retentionDays),
 			"--termination-log="+corev1.TerminationMessagePathDefault).
 		WithEnv(env...).

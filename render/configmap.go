@@ -23,8 +23,11 @@ func buildConfigMap(s *spec) *corev1ac.ConfigMapApplyConfiguration {
 func configFiles(s *spec) map[string]string {
 	files := s.eng.configFiles(s)
 	files[initialisedKey] = initialisedScript(s.eng, s)
-	if s.restoresDump() {
+	switch {
+	case s.restoresDump():
 		files[restoreScriptKey] = restoreScript(s.eng)
+	case s.restoresMySQLArchive():
+		files[restoreScriptKey] = mysqlArchiveRestoreScript
 	}
 	return files
 }

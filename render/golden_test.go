@@ -57,6 +57,15 @@ var goldenSamples = map[string]*databasev1.Database{
 		}),
 	"mysql-tls-secret": newDatabase(databasev1.MySQL, "8.4", environment(databasev1.Production), replicas(2),
 		metrics(true), tls("orders-cert")),
+	"mysql-archive-s3": newDatabase(databasev1.MySQL, "8.4", replicas(2), metrics(true), s3Backup),
+	"mysql-point-in-time": newDatabase(databasev1.MySQL, "8.4", replicas(2), s3Backup,
+		pointInTime("orders", "2026-12-02T23:15:00Z"), func(db *databasev1.Database) {
+			db.Name = "orders-restored"
+			source := *db.Spec.Backup.S3
+			source.CASecret = "s3-ca"
+			db.Spec.Restore.PointInTime.S3 = &source
+			db.Spec.Backup.S3.Path = "team-a/restored"
+		}),
 }
 
 // goldenObserved is what the golden samples are rendered with, as if the

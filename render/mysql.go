@@ -163,6 +163,12 @@ func mysqlConf(s *spec) string {
 	line("log_bin", "binlog")
 	line("log_replica_updates", "ON")
 	line("binlog_expire_logs_seconds", "604800")
+	if a := ArchivingOf(s.db); a != nil {
+		fmt.Fprintf(&b, "# Continuous archiving to s3://%s/%s: the primary's agent ships each binary log file\n", a.Bucket, ArchiveFolder(a, s.name))
+		fmt.Fprintf(&b, "# as it closes, and closes it after %s; files are capped so that a file in flight\n", s.archiveTimeout())
+		b.WriteString("# (held in the agent's memory, and a restore's scratch space) stays small.\n")
+		line("max_binlog_size", "64M")
+	}
 	b.WriteString("# A replica drops a source silent for 5s (heartbeats every 2.5s) and retries every second:\n")
 	b.WriteString("# it notices a lost primary in seconds and follows the new one through the Service.\n")
 	line("replica_net_timeout", "5")
@@ -327,8 +333,12 @@ func (mysql) agent(s *spec) *agentRun {
 	if s.tlsSecret != "" {
 		env = append(env, valueEnv("PRIMARY_TLS_CA", tlsFile(TLSCAKey)))
 	}
-	return &agentRun{engine: "mysql", stopSignal: "SIGTERM", prepare: mysqlPrepare, env: env,
+	run := &agentRun{engine: "mysql", stopSignal: "SIGTERM", prepare: mysqlPrepare, env: env,
 		flags: []string{fmt.Sprintf("--semi-sync=%t", s.syncReplication)}}
+	if ArchivingOf(s.db) != nil {
+		run.flags = append(run.flags, "--archive-timeout="+s.archiveTimeout())
+	}
+	return run
 }
 
 // mysqlPrepare is run by the agent before every start of the server, with

@@ -248,7 +248,9 @@ func alertRules(s *spec) []alertRule {
 		}
 	}
 
-	if ArchivingOf(s.db) != nil {
+	// MySQL's shipper is the agent, which no exporter reads: its failures
+	// show in the ContinuousArchiving condition.
+	if ArchivingOf(s.db) != nil && s.db.Spec.Type == databasev1.PostgreSQL {
 		rules = append(rules, alertRule{
 			alert: AlertArchivingFailing,
 			expr: fmt.Sprintf("max by (namespace, pod) (increase(pg_stat_archiver_failed_count{%[1]s}[5m])) > 0\n"+

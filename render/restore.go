@@ -64,6 +64,17 @@ type restoreSteps struct {
 	load string
 }
 
+// restoreFailedFunc is the restore scripts' restore_failed.
+const restoreFailedFunc = `# restore_failed ends the initialisation: the next start finds it unfinished,
+# empties the data directory and restores again. The reason goes to the
+# termination message too, where the operator reads it.
+restore_failed() {
+  printf '` + RestoreFailedPrefix + `%s; the next start restores again\n' "$1" >&2
+  printf '` + RestoreFailedPrefix + `%s' "$1" >/dev/termination-log 2>/dev/null || true
+  (docker_temp_server_stop) || true
+  exit 1
+}`
+
 // restoreScript is sourced by the image's entrypoint (see the comment at the
 // top of this file). RESTORE_FROM names the source Database, RESTORE_BACKUP
 // an optional dump file name; RESTORE_DIR (default /restore) exists so the
@@ -80,15 +91,7 @@ func restoreScript(e engine) string {
 # Rendered by database-operator: restore a dump of Database ${RESTORE_FROM}.
 # Sourced by the image's entrypoint once, while it initialises an empty data
 # directory. Only pod 0 loads the dump; replicas copy pod 0.
-# restore_failed ends the initialisation: the next start finds it unfinished,
-# empties the data directory and restores again. The reason goes to the
-# termination message too, where the operator reads it.
-restore_failed() {
-  printf '` + RestoreFailedPrefix + `%s; the next start restores again\n' "$1" >&2
-  printf '` + RestoreFailedPrefix + `%s' "$1" >/dev/termination-log 2>/dev/null || true
-  (docker_temp_server_stop) || true
-  exit 1
-}
+` + restoreFailedFunc + `
 if [ "${POD_NAME##*-}" != "0" ]; then
   echo "database-operator: ${POD_NAME} is a replica: it copies pod 0, which holds the restored data"
 else
@@ -130,7 +133,7 @@ func configMounts(s *spec) []configMount {
 			items[k] = v
 		}
 		items[initialisedKey] = initialisedFile
-		if s.restoresDump() {
+		if s.restoresDump() || s.restoresMySQLArchive() {
 			items[restoreScriptKey] = s.eng.restore().file
 		}
 		mounts[i].items = items

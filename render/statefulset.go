@@ -97,7 +97,7 @@ func podTemplate(s *spec, configChecksum string) *corev1ac.PodTemplateSpecApplyC
 	if s.restoresDump() {
 		pod.WithVolumes(restoreVolume(s))
 	}
-	if s.pointInTime() != nil {
+	if s.pointInTime() != nil && !s.restoresMySQLArchive() {
 		pod.WithInitContainers(restoreInitContainer(s))
 	}
 	if s.tlsSecret != "" {
@@ -196,6 +196,9 @@ func databaseContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
 	}
 	if s.restoresDump() {
 		c.WithEnv(restoreEnv(s)...).WithVolumeMounts(restoreVolumeMount())
+	}
+	if s.restoresMySQLArchive() {
+		c.WithEnv(mysqlArchiveRestoreEnv(s)...).WithVolumeMounts(mysqlArchiveRestoreMounts(s)...)
 	}
 	if ArchivingOf(s.db) != nil {
 		c.WithEnv(archiveEnv(s)...).WithVolumeMounts(archiveCAMounts(s)...)

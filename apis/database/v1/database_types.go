@@ -56,8 +56,8 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.replication) || !has(self.replication.mode) || self.replication.mode != 'sync' || (has(self.autoscaling) ? (has(self.autoscaling.minReplicas) && self.autoscaling.minReplicas >= 2) : (has(self.replicas) && self.replicas >= 2))",message="spec.replication.mode sync needs at least 2 replicas (spec.replicas, or spec.autoscaling.minReplicas): a commit waits for a replica",fieldPath=".replication.mode"
 // +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.environment) || self.environment != 'production' || (has(self.autoscaling.minReplicas) && self.autoscaling.minReplicas >= 2)",message="spec.autoscaling.minReplicas must be at least 2 when spec.environment is production",fieldPath=".autoscaling.minReplicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.backup) || !has(self.backup.restoreCheck) || has(self.backup.s3)",message="spec.backup.restoreCheck restores the continuous archive: it needs spec.backup.s3",fieldPath=".backup.restoreCheck"
-// +kubebuilder:validation:XValidation:rule="!has(self.backup) || !has(self.backup.s3) || self.type == 'postgresql'",message="spec.backup.s3 is not supported for MySQL yet: use the backup volume (leave s3 out)",fieldPath=".backup.s3"
-// +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.restore.pointInTime) || self.type == 'postgresql'",message="spec.restore.pointInTime is not supported for MySQL yet: restore a dump (spec.restore.backup)",fieldPath=".restore.pointInTime"
+// +kubebuilder:validation:XValidation:rule="!has(self.backup) || !has(self.backup.restoreCheck) || self.type == 'postgresql'",message="spec.backup.restoreCheck is not supported for MySQL yet: leave it out (MySQL archives and restores to a moment, but the scheduled check restores PostgreSQL only)",fieldPath=".backup.restoreCheck"
+// +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.restore.pointInTime) || !has(self.restore.pointInTime.targetTime) || self.type == 'postgresql' || !self.restore.pointInTime.targetTime.contains('.')",message="spec.restore.pointInTime.targetTime: MySQL's binary log stamps events to the second; give a time in whole seconds, such as 2026-12-02T23:15:00Z",fieldPath=".restore.pointInTime.targetTime"
 // +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.restore.pointInTime) || !has(self.restore.backup)",message="spec.restore: set either backup (a dump on the source's backup volume) or pointInTime (its archive in object storage), not both",fieldPath=".restore"
 // +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.restore.pointInTime) || has(self.restore.pointInTime.s3) || (has(self.backup) && has(self.backup.s3))",message="spec.restore.pointInTime needs the object store that holds the source's archive: set spec.restore.pointInTime.s3, or spec.backup.s3 when the source archived to the same bucket and path",fieldPath=".restore.pointInTime"
 // +kubebuilder:validation:XValidation:rule="has(oldSelf.restore) || !has(self.restore)",message="spec.restore can only be set when the Database is created",fieldPath=".restore"
@@ -305,7 +305,13 @@ type BackupSpec struct {
 	// backup kept and the last archived segment. Retention keeps every
 	// moment of the last retention days restorable: the base backups that
 	// ended within it, the newest one before it, and the WAL from the oldest
-	// kept on; the newest base backup is never deleted. Not yet for MySQL.
+	// kept on; the newest base backup is never deleted. For MySQL: a base
+	// dump of the application database (mysqldump, one consistent snapshot
+	// that records its binary log position) on the schedule, and the
+	// primary's binary log files shipped as they close (GTIDs are on), which
+	// a point-in-time restore replays from the dump's position; retention
+	// keeps the dumps as above and the binary logs from the oldest kept
+	// dump on. MySQL's path is proven on MariaDB only (see the README).
 	// +optional
 	S3 *ObjectStoreSpec `json:"s3,omitempty"`
 
@@ -315,7 +321,9 @@ type BackupSpec struct {
 	// archive loses at most about this much (plus the upload). From 10s to
 	// 600s; defaults to 30s, half the 60s recovery-point target, because an
 	// upload takes time too. Each forced segment is 16 MiB before
-	// compression, mostly zeros when little was written.
+	// compression, mostly zeros when little was written. For MySQL the
+	// primary's agent closes the current binary log file (FLUSH BINARY
+	// LOGS) once it holds transactions and is this old, and ships it.
 	// +optional
 	// +kubebuilder:validation:MaxLength=8
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+(s|m)$') && duration(self) >= duration('10s') && duration(self) <= duration('600s')",message="spec.backup.archiveTimeout must be a duration from 10s to 600s, such as 30s or 5m"

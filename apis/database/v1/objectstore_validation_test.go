@@ -27,7 +27,8 @@ func TestObjectStoreRules(t *testing.T) {
 		{name: "bad credentials name", spec: `{` + pg + `, backup: {s3: {region: us-east-1, bucket: backups, credentialsSecret: "Keys!"}}}`, want: refused("spec.backup.s3.credentialsSecret", "must be a Secret name")},
 		{name: "archiveTimeout too short", spec: `{` + pg + `, backup: {s3: ` + s3 + `, archiveTimeout: 5s}}`, want: refused("spec.backup.archiveTimeout", "from 10s to 600s")},
 		{name: "archiveTimeout not a duration", spec: `{` + pg + `, backup: {s3: ` + s3 + `, archiveTimeout: soon}}`, want: refused("spec.backup.archiveTimeout", "from 10s to 600s")},
-		{name: "mysql s3", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}, backup: {s3: ` + s3 + `}}`, want: refused("spec.backup.s3", "not supported for MySQL yet")},
+		{name: "ok mysql s3", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}, backup: {enabled: true, s3: ` + s3 + `, archiveTimeout: 30s}}`},
+		{name: "mysql restore check", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}, backup: {enabled: true, s3: ` + s3 + `, restoreCheck: {schedule: "@daily"}}}`, want: refused("spec.backup.restoreCheck", "not supported for MySQL yet")},
 
 		{name: "ok restore check", spec: `{` + pg + `, backup: {enabled: true, s3: ` + s3 + `, restoreCheck: {schedule: "0 6 * * *", query: "SELECT count(*) FROM orders"}}}`},
 		{name: "restore check without s3", spec: `{` + pg + `, backup: {enabled: true, restoreCheck: {schedule: "@daily"}}}`, want: refused("spec.backup.restoreCheck", "needs spec.backup.s3")},
@@ -38,7 +39,8 @@ func TestObjectStoreRules(t *testing.T) {
 		{name: "pitr bad time", spec: `{` + pg + `, restore: {fromDatabase: orders, pointInTime: {targetTime: "yesterday", s3: ` + s3 + `}}}`, want: refused("spec.restore.pointInTime.targetTime", "RFC 3339")},
 		{name: "pitr time without zone", spec: `{` + pg + `, restore: {fromDatabase: orders, pointInTime: {targetTime: "2026-12-02T23:15:00", s3: ` + s3 + `}}}`, want: refused("spec.restore.pointInTime.targetTime", "RFC 3339")},
 		{name: "pitr and dump", spec: `{` + pg + `, restore: {fromDatabase: orders, backup: a.sql.gz, pointInTime: {s3: ` + s3 + `}}}`, want: refused("spec.restore", "either backup")},
-		{name: "pitr mysql", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}, restore: {fromDatabase: orders, pointInTime: {s3: ` + s3 + `}}}`, want: refused("spec.restore.pointInTime", "not supported for MySQL yet")},
+		{name: "ok pitr mysql", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}, restore: {fromDatabase: orders, pointInTime: {targetTime: "2026-12-02T23:15:00+01:00", s3: ` + s3 + `}}}`},
+		{name: "pitr mysql fraction of a second", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}, restore: {fromDatabase: orders, pointInTime: {targetTime: "2026-12-02T23:15:00.250Z", s3: ` + s3 + `}}}`, want: refused("spec.restore.pointInTime.targetTime", "whole seconds")},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

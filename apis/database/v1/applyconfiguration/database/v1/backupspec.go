@@ -50,7 +50,13 @@ type BackupSpecApplyConfiguration struct {
 	// backup kept and the last archived segment. Retention keeps every
 	// moment of the last retention days restorable: the base backups that
 	// ended within it, the newest one before it, and the WAL from the oldest
-	// kept on; the newest base backup is never deleted. Not yet for MySQL.
+	// kept on; the newest base backup is never deleted. For MySQL: a base
+	// dump of the application database (mysqldump, one consistent snapshot
+	// that records its binary log position) on the schedule, and the
+	// primary's binary log files shipped as they close (GTIDs are on), which
+	// a point-in-time restore replays from the dump's position; retention
+	// keeps the dumps as above and the binary logs from the oldest kept
+	// dump on. MySQL's path is proven on MariaDB only (see the README).
 	S3 *ObjectStoreSpecApplyConfiguration `json:"s3,omitempty"`
 	// ArchiveTimeout bounds the recovery point with s3: while transactions
 	// are written, the primary closes and archives its current WAL segment
@@ -58,7 +64,9 @@ type BackupSpecApplyConfiguration struct {
 	// archive loses at most about this much (plus the upload). From 10s to
 	// 600s; defaults to 30s, half the 60s recovery-point target, because an
 	// upload takes time too. Each forced segment is 16 MiB before
-	// compression, mostly zeros when little was written.
+	// compression, mostly zeros when little was written. For MySQL the
+	// primary's agent closes the current binary log file (FLUSH BINARY
+	// LOGS) once it holds transactions and is this old, and ships it.
 	ArchiveTimeout *string `json:"archiveTimeout,omitempty"`
 	// RestoreCheck proves that the archive restores (with s3): on its
 	// schedule, a throwaway pod restores the newest base backup and every

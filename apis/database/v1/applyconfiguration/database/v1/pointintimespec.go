@@ -28,6 +28,9 @@ type PointInTimeSpecApplyConfiguration struct {
 	// TargetTime is the moment to restore to, in RFC 3339 such as
 	// 2026-12-02T23:15:00Z or 2026-12-02T23:15:00.250+01:00: the restored
 	// Database holds exactly the transactions committed at or before it.
+	// MySQL's binary log stamps events to the second: a MySQL target is in
+	// whole seconds, and the restore holds the transactions that began
+	// before it.
 	// Empty means the end of the archive: everything archived, which is
 	// everything committed up to spec.backup.archiveTimeout before the
 	// source was lost.
