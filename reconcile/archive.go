@@ -104,6 +104,17 @@ type archiveObservation struct {
 	primary string
 	// runs are the finished base-backup pods still there, any order.
 	runs []backupRun
+	// files names what the engine archives: "WAL file" (PostgreSQL) or
+	// "binary log" (MySQL).
+	files string
+}
+
+// archivedFiles is what db's engine archives, for messages.
+func archivedFiles(db *databasev1.Database) string {
+	if db.Spec.Type == databasev1.MySQL {
+		return "binary log"
+	}
+	return "WAL file"
 }
 
 // archiveStatus merges what was observed into the previous status.archive:
@@ -161,18 +172,18 @@ func metaTime(t time.Time) *metav1.Time {
 // True once anything was archived, Unknown before.
 func archivingCondition(s *databasev1.ArchiveStatus, o archiveObservation) (metav1.ConditionStatus, string, string) {
 	if a := o.reports[o.primary]; a.Failing() {
-		msg := fmt.Sprintf("primary %s cannot archive WAL file %s (latest attempt %s)", o.primary, a.LastFailedWAL, formatTime(a.LastFailedTime))
+		msg := fmt.Sprintf("primary %s cannot archive %s %s (latest attempt %s)", o.primary, o.files, a.LastFailedWAL, formatTime(a.LastFailedTime))
 		if s != nil && s.LastArchivedTime != nil {
 			msg += fmt.Sprintf("; the archive ends at %s, archived %s", s.LastArchivedWAL, formatTime(s.LastArchivedTime.Time))
 		}
 		return metav1.ConditionFalse, reasonArchivingFails, msg + "; the database container's log says why"
 	}
 	if s == nil || s.LastArchivedTime == nil {
-		return metav1.ConditionUnknown, reasonNotArchived, "no WAL file has been archived yet"
+		return metav1.ConditionUnknown, reasonNotArchived, fmt.Sprintf("no %s has been archived yet", o.files)
 	}
-	msg := fmt.Sprintf("last archived WAL file %s at %s", s.LastArchivedWAL, formatTime(s.LastArchivedTime.Time))
+	msg := fmt.Sprintf("last archived %s %s at %s", o.files, s.LastArchivedWAL, formatTime(s.LastArchivedTime.Time))
 	if a := o.reports[o.primary]; a != nil && a.Ready > 1 {
-		msg += fmt.Sprintf("; %d WAL files wait on %s", a.Ready, o.primary)
+		msg += fmt.Sprintf("; %d %ss wait on %s", a.Ready, o.files, o.primary)
 	}
 	return metav1.ConditionTrue, reasonArchiving, msg
 }
@@ -262,7 +273,11 @@ func (r *Reconciler) checkObjectStoreSecrets(ctx context.Context, db *databasev1
 // backupEnabledMessage is the note of the BackupEnabled Event.
 func backupEnabledMessage(db *databasev1.Database, schedule string) string {
 	if a := render.ArchivingOf(db); a != nil {
-		return fmt.Sprintf("base backups scheduled %q and WAL archived continuously to s3://%s/%s", schedule, a.Bucket, render.ArchiveFolder(a, db.Name))
+		what := "base backups scheduled %q and WAL archived continuously to s3://%s/%s"
+		if db.Spec.Type == databasev1.MySQL {
+			what = "base dumps scheduled %q and binary logs archived continuously to s3://%s/%s"
+		}
+		return fmt.Sprintf(what, schedule, a.Bucket, render.ArchiveFolder(a, db.Name))
 	}
 	return fmt.Sprintf("backups scheduled %q to PVC %s", schedule, render.BackupName(db.Name))
 }

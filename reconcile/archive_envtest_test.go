@@ -153,3 +153,51 @@ func TestRestoreCheck(t *testing.T) {
 	})
 	absent(ctx, g, ns, "pg-restore-check", &batchv1.CronJob{})
 }
+
+// TestMySQLArchiving: a MySQL Database archiving to S3 gets the base-dump
+// CronJob (the agent's base-backup --engine=mysql, as root, with the
+// archive's environment) and its pods an agent that ships binary logs;
+// ContinuousArchiving speaks of binary logs. A MySQL Database restoring a
+// moment of that archive runs the restore among pod 0's init scripts, with
+// the source's store in the database container's environment, and no
+// PostgreSQL restore init container.
+func TestMySQLArchiving(t *testing.T) {
+	g, ctx := newG(t), ctxFor(t)
+	ns := env.Namespace(t)
+	g.Expect(env.Client.Create(ctx, s3Secret(ns, "shop-s3", render.S3AccessKeyIDKey, render.S3SecretAccessKeyKey))).To(Succeed())
+	mysql := func(db *databasev1.Database) { db.Spec.Type, db.Spec.Version = databasev1.MySQL, "8.4" }
+	db := readyDatabase(ctx, g, newDatabase(ns, "shop", mysql, withS3("shop-s3")))
+	waitObserved(ctx, g, client.ObjectKeyFromObject(db),
+		conditionIs(databasev1.ConditionContinuousArchiving, metav1.ConditionUnknown, "NotArchivedYet"),
+		func(g Gomega, db *databasev1.Database) {
+			g.Expect(condition(g, db, databasev1.ConditionContinuousArchiving).Message).To(ContainSubstring("no binary log has been archived yet"))
+		})
+	cj := get(ctx, g, ns, "shop-backup", &batchv1.CronJob{})
+	c := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0]
+	g.Expect(c.Command).To(ContainElement("--engine=mysql"))
+	names := map[string]bool{}
+	for _, e := range c.Env {
+		names[e.Name] = true
+	}
+	g.Expect(names).To(And(HaveKey("DB_HOST"), HaveKey("MYSQL_PWD"), HaveKey("ARCHIVE_S3_BUCKET"), HaveKey("ARCHIVE_S3_SECRET_ACCESS_KEY")))
+	sts := get(ctx, g, ns, "shop", &appsv1.StatefulSet{})
+	g.Expect(sts.Spec.Template.Spec.Containers[0].Command).To(ContainElement("--archive-timeout=30s"))
+
+	restored := createDatabase(ctx, g, newDatabase(ns, "shop-copy", mysql, func(db *databasev1.Database) {
+		db.Spec.Restore = &databasev1.RestoreSpec{FromDatabase: "shop", PointInTime: &databasev1.PointInTimeSpec{
+			TargetTime: "2026-12-02T09:15:00Z",
+			S3:         &databasev1.ObjectStoreSpec{Endpoint: "http://s3.storage.svc:8333", Bucket: "backups", Path: "team-a", CredentialsSecret: "shop-s3"}}}
+	}))
+	sts = get(ctx, g, ns, "shop-copy", &appsv1.StatefulSet{})
+	for _, ic := range sts.Spec.Template.Spec.InitContainers {
+		g.Expect(ic.Name).NotTo(Equal(render.RestoreInitContainerName))
+	}
+	env := map[string]string{}
+	for _, e := range sts.Spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	g.Expect(env).To(HaveKeyWithValue("RESTORE_TARGET_TIME", "2026-12-02T09:15:00Z"))
+	g.Expect(env).To(HaveKeyWithValue("RESTORE_DATABASE", "shop"))
+	g.Expect(get(ctx, g, ns, "shop-copy-config", &corev1.ConfigMap{}).Data["initdb-restore.sh"]).To(ContainSubstring("restore-mysql"))
+	waitObserved(ctx, g, client.ObjectKeyFromObject(restored), conditionIs(databasev1.ConditionRestored, metav1.ConditionFalse, "Restoring"))
+}

@@ -77,25 +77,29 @@ func TestArchivingCondition(t *testing.T) {
 		wantInText string
 	}{
 		{name: "nothing archived yet", want: metav1.ConditionUnknown, reason: reasonNotArchived},
-		{name: "archiving", s: status, o: archiveObservation{primary: "orders-0", reports: map[string]*instance.ArchiverReport{"orders-0": {LastArchivedWAL: wal(5), LastArchivedTime: at(10)}}},
+		{name: "archiving", s: status, o: archiveObservation{primary: "orders-0", files: "WAL file", reports: map[string]*instance.ArchiverReport{"orders-0": {LastArchivedWAL: wal(5), LastArchivedTime: at(10)}}},
 			want: metav1.ConditionTrue, reason: reasonArchiving, wantInText: "last archived WAL file " + wal(5) + " at 2026-12-03T06:10:00Z"},
 		{name: "the primary's latest attempt failed", s: status,
-			o: archiveObservation{primary: "orders-0", reports: map[string]*instance.ArchiverReport{
+			o: archiveObservation{primary: "orders-0", files: "WAL file", reports: map[string]*instance.ArchiverReport{
 				"orders-0": {LastArchivedWAL: wal(5), LastArchivedTime: at(10), LastFailedWAL: wal(6), LastFailedTime: at(12)}}},
 			want: metav1.ConditionFalse, reason: reasonArchivingFails,
 			wantInText: "primary orders-0 cannot archive WAL file " + wal(6) + " (latest attempt 2026-12-03T06:12:00Z); the archive ends at " + wal(5)},
 		{name: "an old failure, archived since", s: status,
-			o: archiveObservation{primary: "orders-0", reports: map[string]*instance.ArchiverReport{
+			o: archiveObservation{primary: "orders-0", files: "WAL file", reports: map[string]*instance.ArchiverReport{
 				"orders-0": {LastArchivedWAL: wal(5), LastArchivedTime: at(10), LastFailedWAL: wal(5), LastFailedTime: at(9)}}},
 			want: metav1.ConditionTrue, reason: reasonArchiving},
 		{name: "a replica failing while the primary archives", s: status,
-			o: archiveObservation{primary: "orders-0", reports: map[string]*instance.ArchiverReport{
+			o: archiveObservation{primary: "orders-0", files: "WAL file", reports: map[string]*instance.ArchiverReport{
 				"orders-0": {LastArchivedWAL: wal(5), LastArchivedTime: at(10)},
 				"orders-1": {LastFailedWAL: wal(5), LastFailedTime: at(11)}}},
 			want: metav1.ConditionTrue, reason: reasonArchiving},
 		{name: "files waiting are said", s: status,
-			o:    archiveObservation{primary: "orders-0", reports: map[string]*instance.ArchiverReport{"orders-0": {LastArchivedWAL: wal(5), LastArchivedTime: at(10), Ready: 7}}},
+			o:    archiveObservation{primary: "orders-0", files: "WAL file", reports: map[string]*instance.ArchiverReport{"orders-0": {LastArchivedWAL: wal(5), LastArchivedTime: at(10), Ready: 7}}},
 			want: metav1.ConditionTrue, reason: reasonArchiving, wantInText: "7 WAL files wait on orders-0"},
+		{name: "MySQL: binary logs", s: &databasev1.ArchiveStatus{LastArchivedWAL: "binlog.000042", LastArchivedTime: mt(10)},
+			o: archiveObservation{primary: "orders-0", files: "binary log", reports: map[string]*instance.ArchiverReport{
+				"orders-0": {LastArchivedWAL: "binlog.000042", LastArchivedTime: at(10), LastFailedWAL: "binlog.000043", LastFailedTime: at(12)}}},
+			want: metav1.ConditionFalse, reason: reasonArchivingFails, wantInText: "primary orders-0 cannot archive binary log binlog.000043"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)

@@ -180,7 +180,7 @@ func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databas
 
 	archiving := render.ArchivingOf(db) != nil
 	if archiving {
-		view := archiveObservation{primary: s.CurrentPrimary, runs: o.backupRuns}
+		view := archiveObservation{primary: s.CurrentPrimary, runs: o.backupRuns, files: archivedFiles(db)}
 		if o.primary != nil {
 			view.reports = archiverReports(o.primary.members)
 		}
