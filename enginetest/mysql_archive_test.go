@@ -397,6 +397,7 @@ func TestMySQLBinlogArchiveAndPointInTimeRestore_MariaDBStandIn(t *testing.T) {
 	g.Expect(ackedBeforeT).NotTo(BeEmpty())
 	g.Expect(beganAtOrAfterT).NotTo(BeEmpty())
 
+	restoreAgent := agentBinary(t, m.user)
 	newTarget := func(t *testing.T) *mariaInstance {
 		in := startMariaDB(t, m, "restored root password")
 		in.mustRoot(t, "mysql", "CREATE DATABASE shop")
@@ -428,6 +429,42 @@ func TestMySQLBinlogArchiveAndPointInTimeRestore_MariaDBStandIn(t *testing.T) {
 			want = append(want, wr.id)
 		}
 		g.Expect(ids(t, in.mustRoot(t, "shop", "SELECT id FROM items"))).To(Equal(want), "every acknowledged row; the restore said: "+out)
+	})
+
+	t.Run("restore check", func(t *testing.T) {
+		g := NewWithT(t)
+		checked := newDatabase("orders", databasev1.MySQL, "8.4", withS3Archive(env, "30s"), func(db *databasev1.Database) {
+			db.Spec.Backup.RestoreCheck = &databasev1.RestoreCheckSpec{Schedule: "0 6 * * *", Query: "SELECT count(*) FROM items"}
+		})
+		c := renderDB(t, checked).restoreCheckContainer(t)
+		g.Expect(c.Command).To(Equal([]string{"/opt/database-operator/database-agent", "restore-check", "--engine=mysql", "--termination-log=/dev/termination-log"}))
+		check := func(query string) (instance.RestoreCheckReport, string, error) {
+			scratch := workDir(t, m.user)
+			termination := filepath.Join(scratch, "termination-log")
+			writeFile(t, termination, "", 0o666)
+			e := containerEnv(t, c, secrets, "orders-restore-check-abcde", map[string]string{"MYSQL_DATADIR": filepath.Join(scratch, "mysql", "data"),
+				"MYSQLD": "/usr/sbin/mariadbd", "MYSQL_CLIENT": "/usr/bin/mariadb", "MYSQLBINLOG": "/usr/bin/mariadb-binlog"})
+			g.Expect(e).To(HaveKeyWithValue("CHECK_QUERY", "SELECT count(*) FROM items"))
+			if query != "" {
+				e["CHECK_QUERY"] = query
+			}
+			out, err := run(t, 5*time.Minute, m.user, e, "", restoreAgent, "restore-check", "--engine=mysql", "--termination-log="+termination)
+			msg, _ := os.ReadFile(termination)
+			report, perr := instance.ParseRestoreCheckReport(string(msg))
+			g.Expect(perr).NotTo(HaveOccurred(), out)
+			g.Expect(filepath.Join(scratch, "mysql")).NotTo(BeADirectory(), "the throwaway server and its copy are removed")
+			return report, out, err
+		}
+		report, out, err := check("")
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		g.Expect(report.Error).To(BeEmpty())
+		g.Expect(report.Answer).To(Equal(fmt.Sprint(len(all))), "the rendered query counts every archived row")
+		g.Expect(report.Backup).To(Equal(b.ID))
+		t.Logf("restore check: base dump %s, %d bytes, in %s: %s", report.Backup, report.Size, report.EndTime.Sub(report.StartTime).Round(time.Millisecond), report.Answer)
+
+		report, _, err = check("SELECT * FROM no_such_table")
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(report.Error).To(And(ContainSubstring("check query"), ContainSubstring("no_such_table")))
 	})
 
 	t.Run("a target past the archive", func(t *testing.T) {

@@ -406,7 +406,7 @@ func TestPostgresPointInTimeRecovery(t *testing.T) {
 			db.Spec.Backup.RestoreCheck = &databasev1.RestoreCheckSpec{Schedule: "0 6 * * *", Query: "SELECT count(*) FROM rows"}
 		})
 		c := renderDB(t, db).restoreCheckContainer(t)
-		g.Expect(c.Command).To(Equal([]string{"/opt/database-operator/database-agent", "restore-check", "--termination-log=/dev/termination-log"}))
+		g.Expect(c.Command).To(Equal([]string{"/opt/database-operator/database-agent", "restore-check", "--engine=postgresql", "--termination-log=/dev/termination-log"}))
 		check := func(query string) (instance.RestoreCheckReport, string, error) {
 			scratch := workDir(t, p.user)
 			termination := filepath.Join(scratch, "termination-log")
@@ -415,7 +415,7 @@ func TestPostgresPointInTimeRecovery(t *testing.T) {
 			if query != "" {
 				e["CHECK_QUERY"] = query
 			}
-			out, err := runAgent(t, p, agent, e, 5*time.Minute, "restore-check", "--termination-log="+termination)
+			out, err := runAgent(t, p, agent, e, 5*time.Minute, "restore-check", "--engine=postgresql", "--termination-log="+termination)
 			msg, _ := os.ReadFile(termination)
 			report, perr := instance.ParseRestoreCheckReport(string(msg))
 			g.Expect(perr).NotTo(HaveOccurred(), out)

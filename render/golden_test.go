@@ -57,7 +57,9 @@ var goldenSamples = map[string]*databasev1.Database{
 		}),
 	"mysql-tls-secret": newDatabase(databasev1.MySQL, "8.4", environment(databasev1.Production), replicas(2),
 		metrics(true), tls("orders-cert")),
-	"mysql-archive-s3": newDatabase(databasev1.MySQL, "8.4", replicas(2), metrics(true), s3Backup),
+	"mysql-archive-s3": newDatabase(databasev1.MySQL, "8.4", replicas(2), metrics(true), s3Backup, func(db *databasev1.Database) {
+		db.Spec.Backup.RestoreCheck = &databasev1.RestoreCheckSpec{Schedule: "0 6 * * *"}
+	}),
 	"mysql-point-in-time": newDatabase(databasev1.MySQL, "8.4", replicas(2), s3Backup,
 		pointInTime("orders", "2026-12-02T23:15:00Z"), func(db *databasev1.Database) {
 			db.Name = "orders-restored"

@@ -5,6 +5,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+
+	databasev1 "github.com/example/database-operator/apis/database/v1"
 )
 
 // RestoreCheckName is the name of the restore check's CronJob.
@@ -36,15 +38,22 @@ func restoreCheckPodLabels(db string) map[string]string {
 
 // buildRestoreCheckCronJob renders <db>-restore-check with
 // spec.backup.restoreCheck: a pod that restores the newest base backup and
-// every archived WAL file after it into a scratch volume, with the
-// Database's own image and the agent, runs the check query and reports.
+// every archived WAL file after it (MySQL: the newest base dump and every
+// binary log after it, into a throwaway server) into a scratch volume,
+// with the Database's own image and the agent, runs the check query and
+// reports.
 // The scratch volume is as large as the data volume; the agent empties it
 // when done, and it goes with the pod.
 func buildRestoreCheckCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
 	rc := s.backup.RestoreCheck
 	podLabels := restoreCheckPodLabels(s.name)
-	env := append(objectStoreEnv("RESTORE_", ArchivingOf(s.db), s.name, archiveCAPath),
-		valueEnv("PGDATA", scratchMountPath+"/pgdata"))
+	env := objectStoreEnv("RESTORE_", ArchivingOf(s.db), s.name, archiveCAPath)
+	if s.db.Spec.Type == databasev1.MySQL {
+		// A throwaway server of the image's mysqld, on a socket beside it.
+		env = append(env, valueEnv("MYSQL_DATADIR", scratchMountPath+"/mysql/data"))
+	} else {
+		env = append(env, valueEnv("PGDATA", scratchMountPath+"/pgdata"))
+	}
 	if rc.Query != "" {
 		env = append(env, valueEnv("CHECK_QUERY", rc.Query))
 	}
@@ -52,7 +61,7 @@ func buildRestoreCheckCronJob(s *spec) *batchv1ac.CronJobApplyConfiguration {
 		WithName(RestoreCheckContainerName).
 		WithImage(s.image).
 		WithImagePullPolicy(corev1.PullIfNotPresent).
-		WithCommand(agentBinary, "restore-check", "--termination-log="+corev1.TerminationMessagePathDefault).
+		WithCommand(agentBinary, "restore-check", "--engine="+string(s.db.Spec.Type), "--termination-log="+corev1.TerminationMessagePathDefault).
 		WithEnv(env...).
 		WithResources(corev1ac.ResourceRequirements().
 			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("256Mi")}).

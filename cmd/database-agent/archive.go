@@ -286,17 +286,28 @@ const DefaultCheckQuery = "SELECT count(*) FROM pg_catalog.pg_tables WHERE schem
 // restoreCheck restores the newest base backup of the Database's own
 // archive (RESTORE_S3_*) and all its WAL into PGDATA, a scratch directory
 // that must be empty, runs CHECK_QUERY in the application database, and
-// writes an instance.RestoreCheckReport to the termination log. The pod's
+// writes an instance.RestoreCheckReport to the termination log; with
+// --engine=mysql, the newest base dump and its binary logs into a
+// throwaway server (checkMySQLRestore). The pod's
 // scratch volume, and so the copy, goes with the pod.
 func restoreCheck(args []string) (int, error) {
 	fs := flag.NewFlagSet("restore-check", flag.ContinueOnError)
 	timeout := fs.Duration("timeout", 6*time.Hour, "how long recovery may take")
 	terminationLog := fs.String("termination-log", "", "file the report is written to (the container's termination message file)")
+	engine := fs.String("engine", postgresEngine, "postgresql or mysql")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
 	}
+	check := checkRestore
+	switch *engine {
+	case postgresEngine:
+	case mysqlEngine:
+		check = checkMySQLRestore
+	default:
+		return 2, fmt.Errorf("--engine=%q: want postgresql or mysql", *engine)
+	}
 	report := instance.RestoreCheckReport{StartTime: time.Now().UTC()}
-	err := checkRestore(context.Background(), &report, *timeout)
+	err := check(context.Background(), &report, *timeout)
 	report.EndTime = time.Now().UTC()
 	if err != nil {
 		report.Error = err.Error()

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/example/database-operator/agent"
@@ -139,4 +142,196 @@ func binlogShipper(timeout time.Duration) (*agent.BinlogShipper, error) {
 		return nil, err
 	}
 	return &agent.BinlogShipper{Archive: a, Owner: ownerFromEnv(mysqlEngine), Timeout: timeout}, nil
+}
+
+// DefaultMySQLCheckQuery is the MySQL restore check's query without
+// spec.backup.restoreCheck.query: how many tables the application has.
+const DefaultMySQLCheckQuery = "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE()"
+
+// checkMySQLRestore is restore-check for MySQL: it initialises a throwaway
+// server in MYSQL_DATADIR (which must not exist yet, on the pod's scratch
+// volume), starts it on a private socket without networking or binary log,
+// restores the newest base dump of the archive and every binary log after
+// it there (restore-mysql's path, a missing file included), runs
+// CHECK_QUERY in the application database, stops the server and removes
+// the copy.
+func checkMySQLRestore(ctx context.Context, report *instance.RestoreCheckReport, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	datadir := os.Getenv("MYSQL_DATADIR")
+	if datadir == "" {
+		return errors.New("MYSQL_DATADIR is unset")
+	}
+	query := envOr("CHECK_QUERY", DefaultMySQLCheckQuery)
+	a, _, err := archive.FromEnv(archive.RestorePrefix, os.Getenv)
+	if err != nil {
+		return err
+	}
+	owner, err := a.Owner(ctx)
+	if err != nil {
+		return fmt.Errorf("reading who archives to %s: %w", a.Location(), err)
+	}
+	b, steps, err := a.PlanMySQLRestore(ctx, archive.Target{})
+	report.Backup, report.Size = b.ID, b.Size
+	if err != nil {
+		return err
+	}
+	server, err := startScratchMySQL(ctx, datadir)
+	if err != nil {
+		return err
+	}
+	// The copy is a throwaway: nothing of it stays on the node.
+	defer os.RemoveAll(filepath.Dir(server.socket))
+	defer server.stop()
+
+	// The dump's views and routines name the application user as definer;
+	// a locked account of that name lets the check query use them.
+	setup := fmt.Sprintf("CREATE DATABASE %[1]s; CREATE USER %[2]s@'%%' ACCOUNT LOCK; GRANT ALL ON %[1]s.* TO %[2]s@'%%'",
+		quoteMySQLIdent(owner.AppDatabase), quoteMySQLString(owner.AppUser))
+	if _, err := server.sql(ctx, "mysql", setup, nil); err != nil {
+		return err
+	}
+	help, err := exec.CommandContext(ctx, envOr("MYSQLBINLOG", "mysqlbinlog"), "--help").Output()
+	if err != nil {
+		return fmt.Errorf("mysqlbinlog --help: %w", err)
+	}
+	scratch := filepath.Join(filepath.Dir(server.socket), "binlogs")
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	loaded := make(chan error, 1)
+	go func() {
+		_, err := server.sql(ctx, owner.AppDatabase, "", pr)
+		pr.CloseWithError(err)
+		loaded <- err
+	}()
+	err = a.WriteMySQLRestore(ctx, pw, b, steps, archive.Target{}, archive.MySQLRestore{
+		Mysqlbinlog: envOr("MYSQLBINLOG", "mysqlbinlog"), Scratch: scratch,
+		SourceDatabase: owner.AppDatabase, Database: owner.AppDatabase, Log: os.Stderr,
+		MariaDB: strings.Contains(string(help), "MariaDB binary log"),
+	})
+	pw.CloseWithError(err)
+	if loadErr := <-loaded; err == nil && loadErr != nil {
+		err = fmt.Errorf("loading the restore: %w", loadErr)
+	}
+	if err != nil {
+		return err
+	}
+	answer, err := server.sql(ctx, owner.AppDatabase, query, nil)
+	report.Answer = strings.TrimSpace(answer)
+	if err != nil {
+		return fmt.Errorf("the check query: %w", err)
+	}
+	return nil
+}
+
+// scratchMySQL is a throwaway server the restore check started.
+type scratchMySQL struct {
+	cmd    *exec.Cmd
+	socket string
+	client string
+	exited chan error
+}
+
+// startScratchMySQL initialises datadir and starts a server on it that
+// listens on a socket beside it only. MySQL's is initialised with
+// mysqld --initialize-insecure and runs with GTIDs on (the replayed binary
+// logs set GTID_NEXT); MariaDB's (the engine tests' stand-in) with
+// mariadb-install-db.
+func startScratchMySQL(ctx context.Context, datadir string) (*scratchMySQL, error) {
+	mysqld := envOr("MYSQLD", "mysqld")
+	version, err := exec.CommandContext(ctx, mysqld, "--version").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s --version: %w", mysqld, err)
+	}
+	mariadb := strings.Contains(string(version), "MariaDB")
+	if _, err := os.Stat(datadir); err == nil {
+		return nil, fmt.Errorf("%s exists: the restore check needs an empty scratch volume", datadir)
+	}
+	work := filepath.Dir(datadir)
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return nil, err
+	}
+	var init *exec.Cmd
+	if mariadb {
+		init = exec.CommandContext(ctx, envOr("MYSQL_INSTALL_DB", "mariadb-install-db"), "--no-defaults", "--datadir="+datadir,
+			"--auth-root-authentication-method=normal", "--skip-test-db")
+	} else {
+		init = exec.CommandContext(ctx, mysqld, "--no-defaults", "--initialize-insecure", "--datadir="+datadir)
+	}
+	if out, err := init.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("initialising the scratch server: %w: %s", err, lastLine(string(out)))
+	}
+	s := &scratchMySQL{socket: filepath.Join(work, "mysqld.sock"), client: envOr("MYSQL_CLIENT", "mysql"), exited: make(chan error, 1)}
+	args := []string{"--no-defaults", "--datadir=" + datadir, "--socket=" + s.socket, "--skip-networking",
+		"--skip-log-bin", "--pid-file=" + filepath.Join(work, "mysqld.pid")}
+	if !mariadb {
+		args = append(args, "--gtid-mode=ON", "--enforce-gtid-consistency=ON")
+	}
+	s.cmd = exec.Command(mysqld, args...)
+	var log strings.Builder
+	s.cmd.Stdout, s.cmd.Stderr = &log, &log
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the scratch server: %w", err)
+	}
+	go func() { s.exited <- s.cmd.Wait() }()
+	for {
+		if _, err := s.sql(ctx, "mysql", "SELECT 1", nil); err == nil {
+			return s, nil
+		}
+		select {
+		case err := <-s.exited:
+			return nil, fmt.Errorf("the scratch server exited: %v: %s", err, lastLine(log.String()))
+		case <-ctx.Done():
+			s.stop()
+			return nil, fmt.Errorf("the scratch server did not answer: %w", ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// sql runs query (or, when empty, what stdin holds) as root on the socket
+// in database and returns the rows.
+func (s *scratchMySQL) sql(ctx context.Context, database, query string, stdin io.Reader) (string, error) {
+	args := []string{"--no-defaults", "--protocol=socket", "--socket=" + s.socket, "--user=root", "--database=" + database,
+		"--batch", "--skip-column-names"}
+	if query != "" {
+		args = append(args, "--execute="+query)
+	}
+	cmd := exec.CommandContext(ctx, s.client, args...)
+	cmd.Stdin = stdin
+	var out, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%w: %s", err, lastLine(stderr.String()))
+	}
+	return out.String(), nil
+}
+
+// stop shuts the scratch server down (SIGTERM, then SIGKILL after a
+// minute).
+func (s *scratchMySQL) stop() {
+	if s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(time.Minute):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+	s.exited <- nil // a second stop returns at once
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// quoteMySQLIdent and quoteMySQLString quote a name and a string for MySQL.
+func quoteMySQLIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+func quoteMySQLString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
 }

@@ -56,7 +56,6 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.replication) || !has(self.replication.mode) || self.replication.mode != 'sync' || (has(self.autoscaling) ? (has(self.autoscaling.minReplicas) && self.autoscaling.minReplicas >= 2) : (has(self.replicas) && self.replicas >= 2))",message="spec.replication.mode sync needs at least 2 replicas (spec.replicas, or spec.autoscaling.minReplicas): a commit waits for a replica",fieldPath=".replication.mode"
 // +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.environment) || self.environment != 'production' || (has(self.autoscaling.minReplicas) && self.autoscaling.minReplicas >= 2)",message="spec.autoscaling.minReplicas must be at least 2 when spec.environment is production",fieldPath=".autoscaling.minReplicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.backup) || !has(self.backup.restoreCheck) || has(self.backup.s3)",message="spec.backup.restoreCheck restores the continuous archive: it needs spec.backup.s3",fieldPath=".backup.restoreCheck"
-// +kubebuilder:validation:XValidation:rule="!has(self.backup) || !has(self.backup.restoreCheck) || self.type == 'postgresql'",message="spec.backup.restoreCheck is not supported for MySQL yet: leave it out (MySQL archives and restores to a moment, but the scheduled check restores PostgreSQL only)",fieldPath=".backup.restoreCheck"
 // +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.restore.pointInTime) || !has(self.restore.pointInTime.targetTime) || self.type == 'postgresql' || !self.restore.pointInTime.targetTime.contains('.')",message="spec.restore.pointInTime.targetTime: MySQL's binary log stamps events to the second; give a time in whole seconds, such as 2026-12-02T23:15:00Z",fieldPath=".restore.pointInTime.targetTime"
 // +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.restore.pointInTime) || !has(self.restore.backup)",message="spec.restore: set either backup (a dump on the source's backup volume) or pointInTime (its archive in object storage), not both",fieldPath=".restore"
 // +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.restore.pointInTime) || has(self.restore.pointInTime.s3) || (has(self.backup) && has(self.backup.s3))",message="spec.restore.pointInTime needs the object store that holds the source's archive: set spec.restore.pointInTime.s3, or spec.backup.s3 when the source archived to the same bucket and path",fieldPath=".restore.pointInTime"
@@ -257,7 +256,9 @@ type RestoreCheckSpec struct {
 	// copy of the application database; it must succeed and its answer is
 	// recorded (the first 200 characters). Defaults to counting the
 	// database's tables: SELECT count(*) FROM pg_catalog.pg_tables WHERE
-	// schemaname NOT IN ('pg_catalog', 'information_schema').
+	// schemaname NOT IN ('pg_catalog', 'information_schema') for
+	// PostgreSQL, SELECT count(*) FROM information_schema.tables WHERE
+	// table_schema = DATABASE() for MySQL (as root).
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096
 	Query string `json:"query,omitempty"`
@@ -331,9 +332,11 @@ type BackupSpec struct {
 
 	// RestoreCheck proves that the archive restores (with s3): on its
 	// schedule, a throwaway pod restores the newest base backup and every
-	// archived WAL file after it, runs a check query on the result, and the
-	// outcome, its time and its duration become the BackupVerified
-	// condition. The pod's scratch volume goes with it.
+	// archived WAL file after it (MySQL: the newest base dump and every
+	// archived binary log after it, into a throwaway server), runs a check
+	// query on the result, and the outcome, its time and its duration
+	// become the BackupVerified condition. The pod's scratch volume goes
+	// with it.
 	// +optional
 	RestoreCheck *RestoreCheckSpec `json:"restoreCheck,omitempty"`
 }

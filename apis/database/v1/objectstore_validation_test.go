@@ -28,7 +28,7 @@ func TestObjectStoreRules(t *testing.T) {
 		{name: "archiveTimeout too short", spec: `{` + pg + `, backup: {s3: ` + s3 + `, archiveTimeout: 5s}}`, want: refused("spec.backup.archiveTimeout", "from 10s to 600s")},
 		{name: "archiveTimeout not a duration", spec: `{` + pg + `, backup: {s3: ` + s3 + `, archiveTimeout: soon}}`, want: refused("spec.backup.archiveTimeout", "from 10s to 600s")},
 		{name: "ok mysql s3", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}, backup: {enabled: true, s3: ` + s3 + `, archiveTimeout: 30s}}`},
-		{name: "mysql restore check", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}, backup: {enabled: true, s3: ` + s3 + `, restoreCheck: {schedule: "@daily"}}}`, want: refused("spec.backup.restoreCheck", "not supported for MySQL yet")},
+		{name: "ok mysql restore check", spec: `{type: mysql, version: "8.4", storage: {size: 1Gi}, backup: {enabled: true, s3: ` + s3 + `, restoreCheck: {schedule: "@daily", query: "SELECT count(*) FROM orders"}}}`},
 
 		{name: "ok restore check", spec: `{` + pg + `, backup: {enabled: true, s3: ` + s3 + `, restoreCheck: {schedule: "0 6 * * *", query: "SELECT count(*) FROM orders"}}}`},
 		{name: "restore check without s3", spec: `{` + pg + `, backup: {enabled: true, restoreCheck: {schedule: "@daily"}}}`, want: refused("spec.backup.restoreCheck", "needs spec.backup.s3")},

@@ -70,9 +70,11 @@ type BackupSpecApplyConfiguration struct {
 	ArchiveTimeout *string `json:"archiveTimeout,omitempty"`
 	// RestoreCheck proves that the archive restores (with s3): on its
 	// schedule, a throwaway pod restores the newest base backup and every
-	// archived WAL file after it, runs a check query on the result, and the
-	// outcome, its time and its duration become the BackupVerified
-	// condition. The pod's scratch volume goes with it.
+	// archived WAL file after it (MySQL: the newest base dump and every
+	// archived binary log after it, into a throwaway server), runs a check
+	// query on the result, and the outcome, its time and its duration
+	// become the BackupVerified condition. The pod's scratch volume goes
+	// with it.
 	RestoreCheck *RestoreCheckSpecApplyConfiguration `json:"restoreCheck,omitempty"`
 }
 

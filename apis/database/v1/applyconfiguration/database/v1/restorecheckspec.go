@@ -30,7 +30,9 @@ type RestoreCheckSpecApplyConfiguration struct {
 	// copy of the application database; it must succeed and its answer is
 	// recorded (the first 200 characters). Defaults to counting the
 	// database's tables: SELECT count(*) FROM pg_catalog.pg_tables WHERE
-	// schemaname NOT IN ('pg_catalog', 'information_schema').
+	// schemaname NOT IN ('pg_catalog', 'information_schema') for
+	// PostgreSQL, SELECT count(*) FROM information_schema.tables WHERE
+	// table_schema = DATABASE() for MySQL (as root).
 	Query *string `json:"query,omitempty"`
 }
 
