@@ -31,9 +31,12 @@ type Archiver interface {
 // object store never holds up the agent's loop (reports, promotions).
 //
 // A server ships only while the operator has made it the primary. A
-// promoted replica ships its files from where the archive ends (the
-// newest archived event of any server) on: those before hold only what
-// the former primary archived already.
+// replica promoted for the first time ships its files from where the
+// archive ends on (the newest archived event of the other servers, less
+// ClockMargin for their clocks): those before hold only what the former
+// primary archived already. A server that has archived before ships every
+// file after its last archived one, so its files in the archive never have
+// a hole (a restore refuses one).
 type BinlogShipper struct {
 	// Archive is where the files go.
 	Archive *archive.Archive
@@ -49,6 +52,9 @@ type BinlogShipper struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
+	// round serialises rounds (Kick's and Round's callers).
+	round sync.Mutex
+
 	mu      sync.Mutex
 	busy    bool
 	report  instance.ArchiverReport
@@ -61,6 +67,10 @@ type BinlogShipper struct {
 
 // RoundTimeout bounds one round of shipping.
 const RoundTimeout = 2 * time.Minute
+
+// ClockMargin is how much earlier than the archive's end a first-time
+// primary starts shipping: the servers' clocks may differ by that much.
+const ClockMargin = 5 * time.Minute
 
 // Kick starts a round against m unless one is running, and returns the
 // report so far.
@@ -83,6 +93,13 @@ func (s *BinlogShipper) Kick(m MySQL) *instance.ArchiverReport {
 	}
 	r := s.report
 	return &r
+}
+
+// Report is how archiving went so far.
+func (s *BinlogShipper) Report() instance.ArchiverReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.report
 }
 
 func (s *BinlogShipper) now() time.Time {
@@ -121,29 +138,35 @@ func (m MySQL) binlogs(ctx context.Context) (binlogInfo, error) {
 }
 
 // Round ships what is due once, synchronously (Kick runs it in the
-// background).
+// background); rounds never overlap. A round that fails records the file
+// it was at; one that succeeds clears the failure, so an idle primary that
+// recovered from a failure does not look failing for ever.
 func (s *BinlogShipper) Round(ctx context.Context, m MySQL) error {
-	err := s.round(ctx, m)
+	s.round.Lock()
+	defer s.round.Unlock()
+	failed, err := s.ship(ctx, m)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
-		s.report.LastFailedTime = s.now().UTC()
-		if s.report.LastFailedWAL == "" {
-			s.report.LastFailedWAL = "(binary logs)"
-		}
+		s.report.LastFailedWAL, s.report.LastFailedTime = failed, s.now().UTC()
+	} else {
+		s.report.LastFailedWAL, s.report.LastFailedTime = "", time.Time{}
 	}
 	return err
 }
 
-func (s *BinlogShipper) round(ctx context.Context, m MySQL) error {
+// ship is a round's work; failed names the file it failed at (the current
+// one when no file is to blame).
+func (s *BinlogShipper) ship(ctx context.Context, m MySQL) (failed string, err error) {
+	failed = s.current
 	if s.shipped == nil {
 		if err := s.start(ctx, m); err != nil {
-			return err
+			return failed, err
 		}
 	}
 	info, err := m.binlogs(ctx)
 	if err != nil {
-		return err
+		return failed, err
 	}
 	closed, current := info.files[:len(info.files)-1], info.files[len(info.files)-1]
 	ready := 0
@@ -169,18 +192,17 @@ func (s *BinlogShipper) round(ctx context.Context, m MySQL) error {
 			}
 		}
 		if _, err := s.Archive.PushBinlog(ctx, s.Server, path); err != nil {
-			s.mu.Lock()
-			s.report.LastFailedWAL, s.report.LastFailedTime = name, s.now().UTC()
-			s.mu.Unlock()
-			return err
+			return name, err
 		}
+		// From the first file shipped on, every later one goes.
+		s.from = time.Time{}
 		s.shipped[name] = true
 		ready--
 		s.mu.Lock()
 		s.report.LastArchivedWAL, s.report.LastArchivedTime, s.report.Ready = name, s.now().UTC(), ready
 		s.mu.Unlock()
 	}
-	return s.closeWhenDue(ctx, m, filepath.Join(info.dir, current))
+	return current, s.closeWhenDue(ctx, m, filepath.Join(info.dir, current))
 }
 
 func (s *BinlogShipper) setReady(n int) {
@@ -205,17 +227,28 @@ func (s *BinlogShipper) start(ctx context.Context, m MySQL) error {
 	if err != nil {
 		return err
 	}
+	s.shipped, s.from = shippingFrom(files, s.Server)
+	return nil
+}
+
+// shippingFrom is what server has archived, and the time before which its
+// closed files need not be shipped (zero: ship them all): only a server
+// that has archived nothing skips, the files that end before the other
+// servers' newest archived event less ClockMargin.
+func shippingFrom(files []archive.BinlogFile, server string) (map[string]bool, time.Time) {
 	shipped := map[string]bool{}
 	var from time.Time
 	for _, f := range files {
-		if f.Server == s.Server {
+		if f.Server == server {
 			shipped[f.Name] = true
 		} else if f.Last.After(from) {
 			from = f.Last
 		}
 	}
-	s.shipped, s.from = shipped, from
-	return nil
+	if len(shipped) > 0 || from.IsZero() {
+		return shipped, time.Time{}
+	}
+	return shipped, from.Add(-ClockMargin)
 }
 
 // closeWhenDue closes the current file once it holds transactions and has

@@ -165,7 +165,7 @@ func (m MySQL) Promote(ctx context.Context) error {
 		return err
 	}
 	if received := status["Retrieved_Gtid_Set"]; received != "" {
-		out, err := m.query(ctx, 70*time.Second, fmt.Sprintf(mysqlWaitApplied, sqlQuote(received)), false)
+		out, err := m.query(ctx, 70*time.Second, fmt.Sprintf(mysqlWaitApplied, QuoteMySQLString(received)), false)
 		if err != nil {
 			return err
 		}
@@ -199,8 +199,8 @@ func (m MySQL) ConfigurePrimary(ctx context.Context) error {
 	return nil
 }
 
-// sqlQuote quotes a string for MySQL (a GTID set holds no quote, but the
-// agent does not rely on it).
-func sqlQuote(s string) string {
+// QuoteMySQLString quotes a string for MySQL (a GTID set holds no quote,
+// but the agent does not rely on it).
+func QuoteMySQLString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
 }

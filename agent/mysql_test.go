@@ -73,5 +73,5 @@ func TestParseMySQLObserve(t *testing.T) {
 }
 
 func TestSQLQuote(t *testing.T) {
-	NewWithT(t).Expect(sqlQuote(`a'b\c`)).To(Equal(`'a''b\\c'`))
+	NewWithT(t).Expect(QuoteMySQLString(`a'b\c`)).To(Equal(`'a''b\\c'`))
 }

@@ -162,7 +162,7 @@ func (a *Archive) TakeBaseBackup(ctx context.Context, cmd *exec.Cmd, now func() 
 	waitErr := cmd.Wait()
 	if waitErr != nil || upErr != nil {
 		_ = a.store.Delete(context.WithoutCancel(ctx), backupKey(b.ID, "base.tar"))
-		return b, fmt.Errorf("base backup %s failed: %w; pg_basebackup said: %s", b.ID, errors.Join(waitErr, upErr), lastLines(log.String(), 5))
+		return b, fmt.Errorf("base backup %s failed: %w; pg_basebackup said: %s", b.ID, errors.Join(waitErr, upErr), LastLines(log.String(), 5))
 	}
 	b.Size, b.SHA256 = info.Size, info.SHA256
 	if wr.err != nil {
@@ -262,7 +262,9 @@ func (a *Archive) DeleteWAL(ctx context.Context, name string) error {
 	return a.store.Delete(ctx, walKey(name))
 }
 
-func lastLines(s string, n int) string {
+// LastLines is the last n lines of s joined by " | ": a command's
+// output, short enough for a message.
+func LastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

@@ -2,9 +2,10 @@ package archive
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -153,53 +154,122 @@ func parseBinlogKey(key string) (BinlogFile, bool) {
 // wrapping objectstore.ErrConflict, and the archived copy is kept: a server
 // whose binary logs were reset must ship under a new identity.
 //
-// The file is read whole: the operator caps binary log files
-// (max_binlog_size) when it archives, which bounds this.
+// The file is streamed, compressed, to a multipart upload: MySQL never
+// splits a transaction, so one large transaction makes a file larger than
+// max_binlog_size, and the agent that ships it is the database container's
+// PID 1.
 func (a *Archive) PushBinlog(ctx context.Context, server, path string) (BinlogFile, error) {
 	name := filepath.Base(path)
 	if _, ok := binlogSeq(name); !ok || strings.ContainsAny(server, "/_") || server == "" {
 		return BinlogFile{}, fmt.Errorf("binary log %q of server %q: want a name ending in .<number> and a server without / or _", name, server)
 	}
-	raw, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return BinlogFile{}, fmt.Errorf("reading binary log: %w", err)
 	}
-	span, err := ReadBinlogSpan(bytes.NewReader(raw), int64(len(raw)))
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return BinlogFile{}, err
+	}
+	span, err := ReadBinlogSpan(f, st.Size())
 	if err != nil {
 		return BinlogFile{}, fmt.Errorf("binary log %s: %w", path, err)
 	}
-	if span.End != int64(len(raw)) {
-		return BinlogFile{}, fmt.Errorf("binary log %s: its last event is incomplete (at %d of %d bytes): is it still being written?", path, span.End, len(raw))
+	if span.End != st.Size() {
+		return BinlogFile{}, fmt.Errorf("binary log %s: its last event is incomplete (at %d of %d bytes): is it still being written?", path, span.End, st.Size())
 	}
 	key := binlogKey(server, name, span)
-	// Another file of this name on this server, with other times, is other
-	// content: refuse it before writing anything.
 	have, err := a.store.List(ctx, "binlog/"+server+"/"+name+"_")
 	if err != nil {
 		return BinlogFile{}, err
 	}
 	for _, o := range have {
-		if f, ok := parseBinlogKey(o.Key); ok && f.Name == name && o.Key != key {
-			return BinlogFile{}, fmt.Errorf("binary log %s of server %s: %w: archived as %s, which covers other times; refusing a second copy",
-				name, server, objectstore.ErrConflict, o.Key)
+		other, ok := parseBinlogKey(o.Key)
+		if !ok || other.Name != name {
+			continue
 		}
-	}
-	packed, err := compress(raw)
-	if err != nil {
-		return BinlogFile{}, err
-	}
-	if err := a.store.PutNew(ctx, key, packed); err != nil {
-		if errors.Is(err, objectstore.ErrConflict) {
-			// Another compressor may pack the same content differently.
-			if old, getErr := a.store.Get(ctx, key); getErr == nil {
-				if prev, dErr := decompress(old); dErr == nil && bytes.Equal(prev, raw) {
-					return a.binlogFile(key, int64(len(packed))), nil
-				}
+		// Another copy with other times is other content; one with the
+		// same times is compared, not trusted.
+		if o.Key == key {
+			same, err := a.sameBinlog(ctx, key, io.NewSectionReader(f, 0, st.Size()))
+			if err != nil {
+				return BinlogFile{}, err
+			}
+			if same {
+				return a.binlogFile(key, o.Size), nil
 			}
 		}
+		return BinlogFile{}, fmt.Errorf("binary log %s of server %s: %w: archived as %s with other content; refusing a second copy",
+			name, server, objectstore.ErrConflict, o.Key)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		zw, _ := gzip.NewWriterLevel(pw, gzip.BestSpeed)
+		_, err := io.Copy(zw, io.NewSectionReader(f, 0, st.Size()))
+		if err == nil {
+			err = zw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	info, err := a.store.PutStream(ctx, key, pr, 0)
+	pr.CloseWithError(err) // unblocks the compressor if the upload stopped reading
+	if err != nil {
 		return BinlogFile{}, fmt.Errorf("binary log %s: %w", name, err)
 	}
-	return a.binlogFile(key, int64(len(packed))), nil
+	return a.binlogFile(key, info.Size), nil
+}
+
+// sameBinlog says whether the archived object key holds what local holds,
+// comparing SHA-256s of the decompressed streams.
+func (a *Archive) sameBinlog(ctx context.Context, key string, local io.Reader) (bool, error) {
+	r, err := a.openBinlog(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	archived, local256 := sha256.New(), sha256.New()
+	if _, err := io.Copy(archived, r); err != nil {
+		return false, fmt.Errorf("reading %s: %w", key, err)
+	}
+	if _, err := io.Copy(local256, local); err != nil {
+		return false, err
+	}
+	return bytes.Equal(archived.Sum(nil), local256.Sum(nil)), nil
+}
+
+// openBinlog streams an archived file decompressed; a stream that does not
+// decompress whole (gzip's CRC-32 and length) fails with
+// objectstore.ErrCorrupt.
+func (a *Archive) openBinlog(ctx context.Context, key string) (io.ReadCloser, error) {
+	body, err := a.store.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(body)
+	if err != nil {
+		body.Close()
+		return nil, fmt.Errorf("%s: %w: %v", key, objectstore.ErrCorrupt, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{corruptOnError{zr, key}, body}, nil
+}
+
+// corruptOnError marks read errors of a decompressing stream as
+// objectstore.ErrCorrupt.
+type corruptOnError struct {
+	r   io.Reader
+	key string
+}
+
+func (c corruptOnError) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%s: %w: %v", c.key, objectstore.ErrCorrupt, err)
+	}
+	return n, err
 }
 
 func (a *Archive) binlogFile(key string, size int64) BinlogFile {
@@ -231,18 +301,23 @@ func (a *Archive) ListBinlogs(ctx context.Context) ([]BinlogFile, error) {
 	return out, nil
 }
 
-// FetchBinlog writes the archived file f to dest; content that does not
-// match what was archived is an error wrapping objectstore.ErrCorrupt.
+// FetchBinlog writes the archived file f to dest, streamed; content that
+// does not decompress whole is an error wrapping objectstore.ErrCorrupt.
 func (a *Archive) FetchBinlog(ctx context.Context, f BinlogFile, dest string) error {
-	packed, err := a.store.Get(ctx, f.key)
+	r, err := a.openBinlog(ctx, f.key)
 	if err != nil {
 		return fmt.Errorf("binary log %s of server %s: %w", f.Name, f.Server, err)
 	}
-	raw, err := decompress(packed)
+	defer r.Close()
+	out, err := os.OpenFile(dest, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return fmt.Errorf("binary log %s of server %s: %w: %v", f.Name, f.Server, objectstore.ErrCorrupt, err)
+		return err
 	}
-	return writeFileSync(dest, raw, 0o600)
+	if _, err := io.Copy(out, r); err != nil {
+		out.Close()
+		return fmt.Errorf("binary log %s of server %s: %w", f.Name, f.Server, err)
+	}
+	return out.Close()
 }
 
 // DeleteBinlog removes an archived binary log file.

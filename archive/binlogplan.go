@@ -32,9 +32,9 @@ func (g *BinlogGap) Error() string {
 //
 //   - the files of the server the dump was taken on, from the dump's
 //     position on, with no number missing;
-//   - then the files other servers (a primary after a failover) began
-//     after the dump did, in the order they began, each server's with no
-//     number missing. Such a server's files repeat what it replicated from
+//   - then the files of other servers (a primary after a failover) whose
+//     last event is at or after the dump's start, in the order they
+//     began, each server's with no number missing. Such a server's files repeat what it replicated from
 //     the former primary: the restoring server skips the transactions whose
 //     GTIDs it has already executed (MySQL's GTID auto-skip);
 //   - for a target time, no file that began after it, and the files must

@@ -1,7 +1,9 @@
 package archive_test
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,6 +121,15 @@ func TestReplayArgs(t *testing.T) {
 	renamed.MariaDB = true
 	g.Expect(archive.ReplayArgs(dump, archive.ReplayStep{File: archive.BinlogFile{Server: "a"}}, archive.Target{}, renamed)).
 		To(Equal([]string{"--rewrite-db=orders->shop", "--database=orders"}), "MariaDB filters by the old name")
+
+	// MariaDB's mariadb-binlog has no --exclude-gtids: a restore that needs
+	// another server's files is refused before anything is written.
+	var out strings.Builder
+	err := (&archive.Archive{}).WriteMySQLRestore(context.Background(), &out, dump,
+		[]archive.ReplayStep{{File: archive.BinlogFile{Server: "a", Name: "binlog.000003"}}, {File: archive.BinlogFile{Server: "b", Name: "binlog.000008"}}},
+		archive.Target{}, renamed)
+	g.Expect(err).To(MatchError(ContainSubstring("needs binary log binlog.000008 of server b")))
+	g.Expect(out.Len()).To(BeZero())
 }
 
 // TestPlanBinlogRetention runs on a fixed clock: binary logs only as old as

@@ -113,7 +113,7 @@ func recoverPrivately(ctx context.Context, pgdata string, timeout time.Duration,
 	}
 	serverLog := func() string {
 		data, _ := os.ReadFile(logPath)
-		return lastLines(string(data), 8)
+		return LastLines(string(data), 8)
 	}
 
 	deadline := time.Now().Add(timeout)

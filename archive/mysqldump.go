@@ -129,7 +129,7 @@ func (a *Archive) TakeMySQLDump(ctx context.Context, cmd *exec.Cmd, server func(
 	waitErr := cmd.Wait()
 	if waitErr != nil || upErr != nil {
 		_ = a.store.Delete(context.WithoutCancel(ctx), key)
-		return b, fmt.Errorf("base dump %s failed: %w; mysqldump said: %s", b.ID, errors.Join(waitErr, upErr), lastLines(stderr.String(), 5))
+		return b, fmt.Errorf("base dump %s failed: %w; mysqldump said: %s", b.ID, errors.Join(waitErr, upErr), LastLines(stderr.String(), 5))
 	}
 	b.Size, b.SHA256 = info.Size, info.SHA256
 	fail := func(err error) (BaseBackup, error) {
@@ -214,6 +214,14 @@ func (a *Archive) PlanMySQLRestore(ctx context.Context, target Target) (BaseBack
 // (mysqlbinlog --exclude-gtids, MySQL's), and the restoring server skips
 // the ones it has executed by then (GTID auto-skip).
 func (a *Archive) WriteMySQLRestore(ctx context.Context, w io.Writer, b BaseBackup, steps []ReplayStep, target Target, r MySQLRestore) error {
+	if r.MariaDB {
+		for _, s := range steps {
+			if s.File.Server != b.BinlogServer {
+				return fmt.Errorf("the restore needs binary log %s of server %s, not the dump's: replaying another server's files needs MySQL's mysqlbinlog (--exclude-gtids), which MariaDB's lacks",
+					s.File.Name, s.File.Server)
+			}
+		}
+	}
 	dump, err := a.OpenBackup(ctx, b)
 	if err != nil {
 		return err
@@ -240,7 +248,7 @@ func (a *Archive) WriteMySQLRestore(ctx context.Context, w io.Writer, b BaseBack
 		err := cmd.Run()
 		_ = os.Remove(path)
 		if err != nil {
-			return fmt.Errorf("replaying binary log %s of server %s: %w: %s", s.File.Name, s.File.Server, err, lastLines(stderr.String(), 5))
+			return fmt.Errorf("replaying binary log %s of server %s: %w: %s", s.File.Name, s.File.Server, err, LastLines(stderr.String(), 5))
 		}
 		fmt.Fprintf(r.Log, "restore: replayed binary log %s of server %s\n", s.File.Name, s.File.Server)
 	}
@@ -265,7 +273,7 @@ func ReplayArgs(b BaseBackup, s ReplayStep, target Target, r MySQLRestore) []str
 	if !target.Latest() {
 		args = append(args, "--stop-datetime="+target.Time.UTC().Format(time.DateTime))
 	}
-	if s.File.Server != b.BinlogServer && b.GTIDExecuted != "" {
+	if s.File.Server != b.BinlogServer && b.GTIDExecuted != "" && !r.MariaDB {
 		args = append(args, "--exclude-gtids="+b.GTIDExecuted)
 	}
 	return args

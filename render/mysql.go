@@ -165,8 +165,8 @@ func mysqlConf(s *spec) string {
 	line("binlog_expire_logs_seconds", "604800")
 	if a := ArchivingOf(s.db); a != nil {
 		fmt.Fprintf(&b, "# Continuous archiving to s3://%s/%s: the primary's agent ships each binary log file\n", a.Bucket, ArchiveFolder(a, s.name))
-		fmt.Fprintf(&b, "# as it closes, and closes it after %s; files are capped so that a file in flight\n", s.archiveTimeout())
-		b.WriteString("# (held in the agent's memory, and a restore's scratch space) stays small.\n")
+		fmt.Fprintf(&b, "# as it closes, and closes it after %s. Files rotate at 64M (a larger transaction\n", s.archiveTimeout())
+		b.WriteString("# makes a larger file): a restore replays one at a time.\n")
 		line("max_binlog_size", "64M")
 	}
 	b.WriteString("# A replica drops a source silent for 5s (heartbeats every 2.5s) and retries every second:\n")

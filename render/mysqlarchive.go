@@ -47,8 +47,9 @@ else
   rm -f -- "$scratch/reason"
   PREPARE_DEFINER
   echo "database-operator: restoring the archive of ${RESTORE_FROM} to ${RESTORE_TARGET_TIME:-its end}"
-  # The image's entrypoint runs with pipefail; said again because a failing
-  # restore-mysql writes nothing, which the client would load happily.
+  # The image's entrypoint runs with pipefail; said again because a
+  # restore-mysql that fails part-way (after the dump, say) must not pass
+  # for a restore because the client loaded what came.
   set -o pipefail
   if ! "${RESTORE_AGENT:-` + agentBinary + `}" restore-mysql --scratch="$scratch" --termination-log="$scratch/reason" |
     sed -E "/^INSERT INTO /{:row;/;\$/!{N;b row};b};s#DEFINER=${bt}([^${bt}]|${bt}${bt})+${bt}@${bt}([^${bt}]|${bt}${bt})+${bt}#DEFINER=${restore_definer}#g" |

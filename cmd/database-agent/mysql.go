@@ -94,28 +94,36 @@ func writeMySQLRestore(ctx context.Context, scratch, mysqlbinlog string) error {
 	if source.AppDatabase == "" {
 		return fmt.Errorf("%s: the archive's owner names no application database", a.Location())
 	}
+	out := bufio.NewWriterSize(os.Stdout, 1<<20)
+	_, err = writeMySQLRestoreTo(ctx, a, out, target, source.AppDatabase, database, scratch, mysqlbinlog)
+	if ferr := out.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// writeMySQLRestoreTo plans the restore of a to target and writes it to w:
+// the base dump and the binary logs replayed into database (renamed from
+// sourceDB), with mysqlbinlog, one file at a time in scratch. It returns
+// the base dump restored; nothing is written when the plan fails.
+func writeMySQLRestoreTo(ctx context.Context, a *archive.Archive, w io.Writer, target archive.Target, sourceDB, database, scratch, mysqlbinlog string) (archive.BaseBackup, error) {
 	b, steps, err := a.PlanMySQLRestore(ctx, target)
 	if err != nil {
-		return err
+		return b, err
 	}
 	// MariaDB's names itself in its help only ("Dumps a MariaDB binary
 	// log"); its --version says "Ver 3.5", like MySQL's before 8.0.
 	help, err := exec.CommandContext(ctx, mysqlbinlog, "--help").Output()
 	if err != nil {
-		return fmt.Errorf("%s --help: %w", mysqlbinlog, err)
+		return b, fmt.Errorf("%s --help: %w", mysqlbinlog, err)
 	}
 	fmt.Fprintf(os.Stderr, "restore: base dump %s (ended %s) from %s and %d binary log files, to %s\n",
 		b.ID, b.EndTime.Format(time.RFC3339), a.Location(), len(steps), target)
-	out := bufio.NewWriterSize(os.Stdout, 1<<20)
-	err = a.WriteMySQLRestore(ctx, out, b, steps, target, archive.MySQLRestore{
+	return b, a.WriteMySQLRestore(ctx, w, b, steps, target, archive.MySQLRestore{
 		Mysqlbinlog: mysqlbinlog, Scratch: scratch,
-		SourceDatabase: source.AppDatabase, Database: database, Log: os.Stderr,
+		SourceDatabase: sourceDB, Database: database, Log: os.Stderr,
 		MariaDB: strings.Contains(string(help), "MariaDB binary log"),
 	})
-	if ferr := out.Flush(); err == nil {
-		err = ferr
-	}
-	return err
 }
 
 // targetFromEnv is RESTORE_TARGET_TIME, or latest when unset.
@@ -171,11 +179,6 @@ func checkMySQLRestore(ctx context.Context, report *instance.RestoreCheckReport,
 	if err != nil {
 		return fmt.Errorf("reading who archives to %s: %w", a.Location(), err)
 	}
-	b, steps, err := a.PlanMySQLRestore(ctx, archive.Target{})
-	report.Backup, report.Size = b.ID, b.Size
-	if err != nil {
-		return err
-	}
 	server, err := startScratchMySQL(ctx, datadir)
 	if err != nil {
 		return err
@@ -187,13 +190,9 @@ func checkMySQLRestore(ctx context.Context, report *instance.RestoreCheckReport,
 	// The dump's views and routines name the application user as definer;
 	// a locked account of that name lets the check query use them.
 	setup := fmt.Sprintf("CREATE DATABASE %[1]s; CREATE USER %[2]s@'%%' ACCOUNT LOCK; GRANT ALL ON %[1]s.* TO %[2]s@'%%'",
-		quoteMySQLIdent(owner.AppDatabase), quoteMySQLString(owner.AppUser))
+		quoteMySQLIdent(owner.AppDatabase), agent.QuoteMySQLString(owner.AppUser))
 	if _, err := server.sql(ctx, "mysql", setup, nil); err != nil {
 		return err
-	}
-	help, err := exec.CommandContext(ctx, envOr("MYSQLBINLOG", "mysqlbinlog"), "--help").Output()
-	if err != nil {
-		return fmt.Errorf("mysqlbinlog --help: %w", err)
 	}
 	scratch := filepath.Join(filepath.Dir(server.socket), "binlogs")
 	if err := os.MkdirAll(scratch, 0o700); err != nil {
@@ -206,11 +205,8 @@ func checkMySQLRestore(ctx context.Context, report *instance.RestoreCheckReport,
 		pr.CloseWithError(err)
 		loaded <- err
 	}()
-	err = a.WriteMySQLRestore(ctx, pw, b, steps, archive.Target{}, archive.MySQLRestore{
-		Mysqlbinlog: envOr("MYSQLBINLOG", "mysqlbinlog"), Scratch: scratch,
-		SourceDatabase: owner.AppDatabase, Database: owner.AppDatabase, Log: os.Stderr,
-		MariaDB: strings.Contains(string(help), "MariaDB binary log"),
-	})
+	b, err := writeMySQLRestoreTo(ctx, a, pw, archive.Target{}, owner.AppDatabase, owner.AppDatabase, scratch, envOr("MYSQLBINLOG", "mysqlbinlog"))
+	report.Backup, report.Size = b.ID, b.Size
 	pw.CloseWithError(err)
 	if loadErr := <-loaded; err == nil && loadErr != nil {
 		err = fmt.Errorf("loading the restore: %w", loadErr)
@@ -261,7 +257,7 @@ func startScratchMySQL(ctx context.Context, datadir string) (*scratchMySQL, erro
 		init = exec.CommandContext(ctx, mysqld, "--no-defaults", "--initialize-insecure", "--datadir="+datadir)
 	}
 	if out, err := init.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("initialising the scratch server: %w: %s", err, lastLine(string(out)))
+		return nil, fmt.Errorf("initialising the scratch server: %w: %s", err, archive.LastLines(string(out), 1))
 	}
 	s := &scratchMySQL{socket: filepath.Join(work, "mysqld.sock"), client: envOr("MYSQL_CLIENT", "mysql"), exited: make(chan error, 1)}
 	args := []string{"--no-defaults", "--datadir=" + datadir, "--socket=" + s.socket, "--skip-networking",
@@ -282,7 +278,7 @@ func startScratchMySQL(ctx context.Context, datadir string) (*scratchMySQL, erro
 		}
 		select {
 		case err := <-s.exited:
-			return nil, fmt.Errorf("the scratch server exited: %v: %s", err, lastLine(log.String()))
+			return nil, fmt.Errorf("the scratch server exited: %v: %s", err, archive.LastLines(log.String(), 1))
 		case <-ctx.Done():
 			s.stop()
 			return nil, fmt.Errorf("the scratch server did not answer: %w", ctx.Err())
@@ -304,7 +300,7 @@ func (s *scratchMySQL) sql(ctx context.Context, database, query string, stdin io
 	var out, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("%w: %s", err, lastLine(stderr.String()))
+		return out.String(), fmt.Errorf("%w: %s", err, archive.LastLines(stderr.String(), 1))
 	}
 	return out.String(), nil
 }
@@ -325,13 +321,5 @@ func (s *scratchMySQL) stop() {
 	s.exited <- nil // a second stop returns at once
 }
 
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
-}
-
-// quoteMySQLIdent and quoteMySQLString quote a name and a string for MySQL.
+// quoteMySQLIdent quotes a name for MySQL.
 func quoteMySQLIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
-func quoteMySQLString(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
-}
