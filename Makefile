@@ -209,9 +209,9 @@ bench-failover: ## Failover benchmark on the real-pod cluster: 10 runs of each f
 	@awk '/failover results/{p=1} p{sub(/^ *(failover_test.go:[0-9]+: )?/, ""); print} /^ *sync +acknowledged rows lost/{p=0}' $(LOCAL)/realpods.log
 
 .PHONY: bench-archive
-bench-archive: engines build $(WEED) ## Archive benchmarks on PostgreSQL 15 and SeaweedFS: recovery point over 10 losses, base backup and restore throughput against pg_basebackup and tar (~10 min).
+bench-archive: engines build $(WEED) ## Archive benchmarks on PostgreSQL 15, MariaDB and SeaweedFS: recovery point over 10 losses per engine, base backup and restore throughput against pg_basebackup and tar (~20 min).
 	mkdir -p $(LOCAL)
-	$(call with_s3,ENGINETEST_AGENT=$(BIN)/database-agent go test -count=1 -timeout 60m -run '^$$' -bench 'BenchmarkRecoveryPoint|BenchmarkBaseBackupThroughput' -benchtime 1x -v ./enginetest/ 2>&1 | tee $(LOCAL)/bench-archive.log)
+	$(call with_s3,ENGINETEST_AGENT=$(BIN)/database-agent go test -count=1 -timeout 60m -run '^$$' -bench 'BenchmarkRecoveryPoint|BenchmarkBaseBackupThroughput|BenchmarkMySQLRecoveryPoint' -benchtime 1x -v ./enginetest/ 2>&1 | tee $(LOCAL)/bench-archive.log)
 
 .PHONY: test-e2e-deps
 test-e2e-deps: cluster-binaries operator $(HELM3) $(HELM4)

@@ -119,6 +119,12 @@ func (w *mysqlWriter) stop() []mysqlWrite {
 // 300 ms, as the agent does at a primary, until the test ends.
 func shipLikeTheAgent(t testing.TB, in *mariaInstance, s *agent.BinlogShipper) (stop func()) {
 	t.Helper()
+	return shipEvery(t, in, s, 300*time.Millisecond)
+}
+
+// shipEvery runs the shipper's rounds against in every interval.
+func shipEvery(t testing.TB, in *mariaInstance, s *agent.BinlogShipper, interval time.Duration) (stop func()) {
+	t.Helper()
 	server := agent.MySQL{Client: "/usr/bin/mariadb", Password: in.rootPassword, Port: in.port}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -130,7 +136,7 @@ func shipLikeTheAgent(t testing.TB, in *mariaInstance, s *agent.BinlogShipper) (
 			}
 			select {
 			case <-ctx.Done():
-			case <-time.After(300 * time.Millisecond):
+			case <-time.After(interval):
 			}
 		}
 	}()
