@@ -180,7 +180,11 @@ func (c *dbClient) sslParams() string {
 
 // viaURI runs SQL through the credentials Secret's uri (host <db>, the
 // read-write Service) with the TLS settings added to it.
-func (c *dbClient) viaURI(sql string) (string, error) {
+func (c *dbClient) viaURI(sql string) (string, error) { return c.viaURIWithin(sql, 30*time.Second) }
+
+// viaURIWithin is viaURI for statements that may take longer than 30 s on
+// a loaded machine (bulk loads that a synchronous replica must also write).
+func (c *dbClient) viaURIWithin(sql string, timeout time.Duration) (string, error) {
 	query := "sslmode=prefer"
 	if c.tls {
 		query = "sslmode=verify-full&sslrootcert=/tls/ca.crt"
@@ -189,7 +193,7 @@ func (c *dbClient) viaURI(sql string) (string, error) {
 	// rather than psql's command line (the host's process list shows that).
 	script := `u="$(cat /creds/uri)"; rest="${u#*://}"; u="${u%%://*}://${rest%%:*}@${rest#*@}"
 PGPASSWORD="$(cat /creds/password)" psql "$u?` + query + `&connect_timeout=3" -v ON_ERROR_STOP=1 -qtAc "$1"`
-	out, err := execIn(c.ns, c.pod, "client", 30*time.Second, "bash", "-c", script, "psql", sql)
+	out, err := execIn(c.ns, c.pod, "client", timeout, "bash", "-c", script, "psql", sql)
 	return strings.TrimSpace(out), err
 }
 
