@@ -58,6 +58,7 @@ type BinlogShipper struct {
 	mu      sync.Mutex
 	busy    bool
 	report  instance.ArchiverReport
+	dir     string // where the server's binary logs are
 	shipped map[string]bool
 	from    time.Time // ship files whose last event is at or after this
 	current string
@@ -109,32 +110,32 @@ func (s *BinlogShipper) now() time.Time {
 	return time.Now()
 }
 
-// binlogInfo is the server's binary log files, oldest first, the last
-// being current, and the directory they are in.
-type binlogInfo struct {
-	dir   string
-	files []string
-}
-
-func (m MySQL) binlogs(ctx context.Context) (binlogInfo, error) {
+// binlogDir is the directory of the server's binary log files.
+func (m MySQL) binlogDir(ctx context.Context) (string, error) {
 	base, err := m.query(ctx, 5*time.Second, "SELECT @@global.log_bin_basename", false)
 	if err != nil {
-		return binlogInfo{}, err
+		return "", err
 	}
+	return filepath.Dir(strings.TrimSpace(base)), nil
+}
+
+// binlogs is the server's binary log files, oldest first, the last being
+// current.
+func (m MySQL) binlogs(ctx context.Context) ([]string, error) {
 	out, err := m.query(ctx, 5*time.Second, "SHOW BINARY LOGS", false)
 	if err != nil {
-		return binlogInfo{}, err
+		return nil, err
 	}
-	info := binlogInfo{dir: filepath.Dir(strings.TrimSpace(base))}
+	var files []string
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if name, _, ok := strings.Cut(line, "\t"); ok && name != "" {
-			info.files = append(info.files, name)
+			files = append(files, name)
 		}
 	}
-	if len(info.files) == 0 {
-		return info, fmt.Errorf("the server has no binary log (is log_bin on?)")
+	if len(files) == 0 {
+		return nil, fmt.Errorf("the server has no binary log (is log_bin on?)")
 	}
-	return info, nil
+	return files, nil
 }
 
 // Round ships what is due once, synchronously (Kick runs it in the
@@ -164,11 +165,11 @@ func (s *BinlogShipper) ship(ctx context.Context, m MySQL) (failed string, err e
 			return failed, err
 		}
 	}
-	info, err := m.binlogs(ctx)
+	files, err := m.binlogs(ctx)
 	if err != nil {
 		return failed, err
 	}
-	closed, current := info.files[:len(info.files)-1], info.files[len(info.files)-1]
+	closed, current := files[:len(files)-1], files[len(files)-1]
 	ready := 0
 	for _, name := range closed {
 		if !s.shipped[name] {
@@ -180,7 +181,7 @@ func (s *BinlogShipper) ship(ctx context.Context, m MySQL) (failed string, err e
 		if s.shipped[name] {
 			continue
 		}
-		path := filepath.Join(info.dir, name)
+		path := filepath.Join(s.dir, name)
 		if !s.from.IsZero() {
 			if span, err := spanOf(path); err == nil && span.Last.Before(s.from) {
 				// Older than the archive's end: the former primary
@@ -202,7 +203,7 @@ func (s *BinlogShipper) ship(ctx context.Context, m MySQL) (failed string, err e
 		s.report.LastArchivedWAL, s.report.LastArchivedTime, s.report.Ready = name, s.now().UTC(), ready
 		s.mu.Unlock()
 	}
-	return current, s.closeWhenDue(ctx, m, filepath.Join(info.dir, current))
+	return current, s.closeWhenDue(ctx, m, filepath.Join(s.dir, current))
 }
 
 func (s *BinlogShipper) setReady(n int) {
@@ -220,6 +221,12 @@ func (s *BinlogShipper) start(ctx context.Context, m MySQL) error {
 		}
 		s.Server = id
 	}
+	// The directory is the server's configuration: asked once, not every
+	// round.
+	dir, err := m.binlogDir(ctx)
+	if err != nil {
+		return err
+	}
 	if err := s.Archive.Claim(ctx, s.Owner); err != nil {
 		return err
 	}
@@ -227,6 +234,7 @@ func (s *BinlogShipper) start(ctx context.Context, m MySQL) error {
 	if err != nil {
 		return err
 	}
+	s.dir = dir
 	s.shipped, s.from = shippingFrom(files, s.Server)
 	return nil
 }

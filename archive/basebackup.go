@@ -3,6 +3,7 @@ package archive
 import (
 	"archive/tar"
 	"bufio"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -181,14 +182,32 @@ func (a *Archive) TakeBaseBackup(ctx context.Context, cmd *exec.Cmd, now func() 
 		return b, fmt.Errorf("base backup %s: %w", b.ID, err)
 	}
 	b.EndTime = now().UTC()
+	return b, a.putBackupRecord(ctx, b)
+}
+
+// putBackupRecord writes b's backup.json, the last step of a backup: only
+// a backup with a record is listed.
+func (a *Archive) putBackupRecord(ctx context.Context, b BaseBackup) error {
 	data, err := json.MarshalIndent(b, "", "  ")
 	if err != nil {
-		return b, err
+		return err
 	}
-	if err := a.store.Put(ctx, backupKey(b.ID, "backup.json"), data); err != nil {
-		return b, err
-	}
-	return b, nil
+	return a.store.Put(ctx, backupKey(b.ID, "backup.json"), data)
+}
+
+// gzipPipe compresses what r yields, in a goroutine, for a streamed
+// upload; closing the returned reader stops it.
+func gzipPipe(r io.Reader) *io.PipeReader {
+	pr, pw := io.Pipe()
+	go func() {
+		zw, _ := gzip.NewWriterLevel(pw, gzip.BestSpeed)
+		_, err := io.Copy(zw, r)
+		if err == nil {
+			err = zw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr
 }
 
 func (a *Archive) waitArchived(ctx context.Context, name string, limit time.Duration) error {

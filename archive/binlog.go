@@ -203,15 +203,7 @@ func (a *Archive) PushBinlog(ctx context.Context, server, path string) (BinlogFi
 		return BinlogFile{}, fmt.Errorf("binary log %s of server %s: %w: archived as %s with other content; refusing a second copy",
 			name, server, objectstore.ErrConflict, o.Key)
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		zw, _ := gzip.NewWriterLevel(pw, gzip.BestSpeed)
-		_, err := io.Copy(zw, io.NewSectionReader(f, 0, st.Size()))
-		if err == nil {
-			err = zw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
+	pr := gzipPipe(io.NewSectionReader(f, 0, st.Size()))
 	info, err := a.store.PutStream(ctx, key, pr, 0)
 	pr.CloseWithError(err) // unblocks the compressor if the upload stopped reading
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -111,15 +110,7 @@ func (a *Archive) TakeMySQLDump(ctx context.Context, cmd *exec.Cmd, server func(
 		return b, fmt.Errorf("starting mysqldump: %w", err)
 	}
 	head := &headCapture{}
-	pr, pw := io.Pipe()
-	go func() {
-		zw, _ := gzip.NewWriterLevel(pw, gzip.BestSpeed)
-		_, err := io.Copy(zw, io.TeeReader(stdout, head))
-		if err == nil {
-			err = zw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
+	pr := gzipPipe(io.TeeReader(stdout, head))
 	key := backupKey(b.ID, mysqlDumpObject)
 	info, upErr := a.store.PutStream(ctx, key, pr, 0)
 	if upErr != nil {
@@ -149,14 +140,7 @@ func (a *Archive) TakeMySQLDump(ctx context.Context, cmd *exec.Cmd, server func(
 	}
 	b.BinlogServer = before
 	b.EndTime = now().UTC()
-	data, err := json.MarshalIndent(b, "", "  ")
-	if err != nil {
-		return b, err
-	}
-	if err := a.store.Put(ctx, backupKey(b.ID, "backup.json"), data); err != nil {
-		return b, err
-	}
-	return b, nil
+	return b, a.putBackupRecord(ctx, b)
 }
 
 // MySQLRestore is how WriteMySQLRestore replays binary logs.

@@ -93,14 +93,7 @@ func (w *mysqlWriter) count() int {
 
 func (w *mysqlWriter) waitMore(t testing.TB, n int) {
 	t.Helper()
-	want := w.count() + n
-	deadline := time.Now().Add(time.Minute)
-	for w.count() < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %d more rows within a minute", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForMore(t, w.count, n)
 }
 
 func (w *mysqlWriter) stop() []mysqlWrite {

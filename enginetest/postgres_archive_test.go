@@ -218,9 +218,16 @@ func (w *pacedWriter) count() int {
 
 func (w *pacedWriter) waitMore(t testing.TB, n int) {
 	t.Helper()
-	want := w.count() + n
+	waitForMore(t, w.count, n)
+}
+
+// waitForMore waits up to a minute for count to grow by n (a writer's
+// acknowledged rows).
+func waitForMore(t testing.TB, count func() int, n int) {
+	t.Helper()
+	want := count() + n
 	deadline := time.Now().Add(time.Minute)
-	for w.count() < want {
+	for count() < want {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %d more rows within a minute", n)
 		}

@@ -199,13 +199,9 @@ func ArchiveFolder(store *databasev1.ObjectStoreSpec, database string) string {
 // directory before the database container starts; a data directory that
 // exists (the restore finished) is left alone.
 func restoreInitContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
-	p := s.pointInTime()
 	env := append(s.eng.env(s), valueEnv("REPLICATION_USER", ReplicationUser))
-	env = append(env, objectStoreEnv("RESTORE_", s.pointInTimeStore(), s.restore.FromDatabase, restoreCAPath)...)
-	if p.TargetTime != "" {
-		env = append(env, valueEnv("RESTORE_TARGET_TIME", p.TargetTime))
-	}
-	c := corev1ac.Container().
+	env = append(env, restoreSourceEnv(s)...)
+	return corev1ac.Container().
 		WithName(RestoreInitContainerName).
 		WithImage(s.image).
 		WithImagePullPolicy(corev1.PullIfNotPresent).
@@ -215,11 +211,26 @@ func restoreInitContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
 		WithSecurityContext(containerSecurityContext()).
 		WithVolumeMounts(
 			corev1ac.VolumeMount().WithName(dataVolumeName).WithMountPath(s.eng.dataPath()),
-			corev1ac.VolumeMount().WithName(agentVolumeName).WithMountPath(agentMountPath))
-	if s.pointInTimeStore().CASecret != "" {
-		c.WithVolumeMounts(corev1ac.VolumeMount().WithName(restoreCAVolume).WithMountPath(restoreCAPath).WithReadOnly(true))
+			corev1ac.VolumeMount().WithName(agentVolumeName).WithMountPath(agentMountPath)).
+		WithVolumeMounts(restoreCAMounts(s)...)
+}
+
+// restoreSourceEnv is what the agent's restore reads: the source's archive
+// (RESTORE_S3_*) and the target time.
+func restoreSourceEnv(s *spec) []*corev1ac.EnvVarApplyConfiguration {
+	env := objectStoreEnv("RESTORE_", s.pointInTimeStore(), s.restore.FromDatabase, restoreCAPath)
+	if t := s.pointInTime().TargetTime; t != "" {
+		env = append(env, valueEnv("RESTORE_TARGET_TIME", t))
 	}
-	return c
+	return env
+}
+
+// restoreCAMounts mounts the source store's CA, when it has one.
+func restoreCAMounts(s *spec) []*corev1ac.VolumeMountApplyConfiguration {
+	if s.pointInTimeStore().CASecret == "" {
+		return nil
+	}
+	return []*corev1ac.VolumeMountApplyConfiguration{corev1ac.VolumeMount().WithName(restoreCAVolume).WithMountPath(restoreCAPath).WithReadOnly(true)}
 }
 
 // agentCopyContainer copies the agent from the operator's image into a

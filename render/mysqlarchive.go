@@ -66,20 +66,8 @@ else
 fi
 `)
 
-// mysqlArchiveRestoreEnv is what restore-mysql reads in the database
-// container while restoring: the source's archive and the target.
+// mysqlArchiveRestoreEnv is what the restore script and restore-mysql read
+// in the database container while restoring.
 func mysqlArchiveRestoreEnv(s *spec) []*corev1ac.EnvVarApplyConfiguration {
-	env := append([]*corev1ac.EnvVarApplyConfiguration{valueEnv("RESTORE_FROM", s.restore.FromDatabase)},
-		objectStoreEnv("RESTORE_", s.pointInTimeStore(), s.restore.FromDatabase, restoreCAPath)...)
-	if t := s.pointInTime().TargetTime; t != "" {
-		env = append(env, valueEnv("RESTORE_TARGET_TIME", t))
-	}
-	return env
-}
-
-func mysqlArchiveRestoreMounts(s *spec) []*corev1ac.VolumeMountApplyConfiguration {
-	if s.pointInTimeStore().CASecret == "" {
-		return nil
-	}
-	return []*corev1ac.VolumeMountApplyConfiguration{corev1ac.VolumeMount().WithName(restoreCAVolume).WithMountPath(restoreCAPath).WithReadOnly(true)}
+	return append([]*corev1ac.EnvVarApplyConfiguration{valueEnv("RESTORE_FROM", s.restore.FromDatabase)}, restoreSourceEnv(s)...)
 }

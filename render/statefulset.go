@@ -198,7 +198,7 @@ func databaseContainer(s *spec) *corev1ac.ContainerApplyConfiguration {
 		c.WithEnv(restoreEnv(s)...).WithVolumeMounts(restoreVolumeMount())
 	}
 	if s.restoresMySQLArchive() {
-		c.WithEnv(mysqlArchiveRestoreEnv(s)...).WithVolumeMounts(mysqlArchiveRestoreMounts(s)...)
+		c.WithEnv(mysqlArchiveRestoreEnv(s)...).WithVolumeMounts(restoreCAMounts(s)...)
 	}
 	if ArchivingOf(s.db) != nil {
 		c.WithEnv(archiveEnv(s)...).WithVolumeMounts(archiveCAMounts(s)...)

@@ -331,13 +331,9 @@ func checkRestore(ctx context.Context, report *instance.RestoreCheckReport, time
 		return errors.New("PGDATA is unset")
 	}
 	query := envOr("CHECK_QUERY", DefaultCheckQuery)
-	a, _, err := archive.FromEnv(archive.RestorePrefix, os.Getenv)
+	a, owner, err := sourceArchive(ctx)
 	if err != nil {
 		return err
-	}
-	owner, err := a.Owner(ctx)
-	if err != nil {
-		return fmt.Errorf("reading who archives to %s: %w", a.Location(), err)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -353,6 +349,20 @@ func checkRestore(ctx context.Context, report *instance.RestoreCheckReport, time
 	answer, err := archive.VerifyRestore(ctx, pgdata, owner.AppDatabase, query, timeout)
 	report.Answer = answer
 	return err
+}
+
+// sourceArchive is the archive a restore or restore check reads
+// (RESTORE_S3_*) and who archives there: the application names.
+func sourceArchive(ctx context.Context) (*archive.Archive, archive.Owner, error) {
+	a, _, err := archive.FromEnv(archive.RestorePrefix, os.Getenv)
+	if err != nil {
+		return nil, archive.Owner{}, err
+	}
+	owner, err := a.Owner(ctx)
+	if err != nil {
+		return nil, owner, fmt.Errorf("reading who archives to %s: %w", a.Location(), err)
+	}
+	return a, owner, nil
 }
 
 func envOr(name, fallback string) string {

@@ -83,13 +83,9 @@ func writeMySQLRestore(ctx context.Context, scratch, mysqlbinlog string) error {
 	if database == "" {
 		return errors.New("MYSQL_DATABASE is unset")
 	}
-	a, _, err := archive.FromEnv(archive.RestorePrefix, os.Getenv)
+	a, source, err := sourceArchive(ctx)
 	if err != nil {
 		return err
-	}
-	source, err := a.Owner(ctx)
-	if err != nil {
-		return fmt.Errorf("reading who archives to %s: %w", a.Location(), err)
 	}
 	if source.AppDatabase == "" {
 		return fmt.Errorf("%s: the archive's owner names no application database", a.Location())
@@ -171,13 +167,9 @@ func checkMySQLRestore(ctx context.Context, report *instance.RestoreCheckReport,
 		return errors.New("MYSQL_DATADIR is unset")
 	}
 	query := envOr("CHECK_QUERY", DefaultMySQLCheckQuery)
-	a, _, err := archive.FromEnv(archive.RestorePrefix, os.Getenv)
+	a, owner, err := sourceArchive(ctx)
 	if err != nil {
 		return err
-	}
-	owner, err := a.Owner(ctx)
-	if err != nil {
-		return fmt.Errorf("reading who archives to %s: %w", a.Location(), err)
 	}
 	server, err := startScratchMySQL(ctx, datadir)
 	if err != nil {
