@@ -125,6 +125,10 @@ verify-chart: $(HELM3) $(HELM4) ## helm lint --strict (Helm 3 and 4); the chart 
 	$(HELM4) lint --strict $(CHART)
 	$(HELM3) lint --strict $(CHART) --set dashboards.enabled=true,dashboards.namespace=monitoring
 	$(HELM4) lint --strict $(CHART) --set dashboards.enabled=true,dashboards.namespace=monitoring
+	out=$$($(HELM3) template ci $(CHART) -n ci --kube-version $(KUBE_VERSION) --set rbac.namespaced=true,watchNamespaces={a}); \
+	if grep -q 'kind: ClusterRole$$' <<<"$$out"; then echo "rbac.namespaced renders a ClusterRole" >&2; exit 1; fi; \
+	if $(HELM3) template ci $(CHART) -n ci --kube-version $(KUBE_VERSION) --set rbac.namespaced=true >/dev/null 2>&1; then \
+		echo "rbac.namespaced without watchNamespaces must fail" >&2; exit 1; fi
 	$(HELM3) template ci $(CHART) -n ci --kube-version $(KUBE_VERSION) --set dashboards.enabled=true \
 		--show-only templates/dashboards.yaml | grep -q 'grafana_dashboard: "1"'
 	a=$$($(HELM3) template ci $(CHART) -n ci --kube-version $(KUBE_VERSION) --set replicaCount=2,metrics.serviceMonitor.enabled=true,dashboards.enabled=true | sha256sum); \
@@ -145,9 +149,27 @@ verify-render-pure: ## Fail when render/ depends on a client package (see the sc
 test: verify-generate vet verify-render-pure verify-scripts verify-chart test-rules envtest-assets test-e2e-deps $(WEED) ## Run every check and test: unit, envtest and e2e (the CI entry point).
 	$(call with_s3,KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e '/e2e$$' -e /e2e/realpods -e /enginetest))
 	cd test/dockerfile && go vet ./... && go test $(GO_TEST_FLAGS) ./...
+	$(MAKE) test-fuzz
 	$(MAKE) test-engines
 	$(MAKE) test-e2e
 	$(MAKE) test-e2e-real
+
+# FUZZTIME bounds the fuzzing run of make test; make fuzz runs FUZZ_LONG.
+# FUZZ_DEADLINE ends a run whose workers stall: go test's -fuzztime does
+# not bound the minimisation of a crasher.
+FUZZTIME ?= 60s
+FUZZ_DEADLINE ?= 5m
+FUZZ_LONG ?= 10m
+FUZZ_LONG_DEADLINE ?= 20m
+
+.PHONY: test-fuzz
+test-fuzz: envtest-assets ## Fuzz Database specs for FUZZTIME (60s) on envtest: render never panics, admitted specs render children the API server accepts, pods pass restricted Pod Security, no spec value is pasted into a script. Crashers land in fuzz/testdata.
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) timeout --kill-after=30s $(FUZZ_DEADLINE) \
+		go test -count=1 -timeout 0 -run '^$$' -fuzz '^FuzzDatabaseSpec$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10s -parallel 2 ./fuzz/
+
+.PHONY: fuzz
+fuzz: ## Fuzz Database specs for FUZZ_LONG (10m; make fuzz FUZZ_LONG=2h FUZZ_LONG_DEADLINE=3h for longer).
+	$(MAKE) --no-print-directory test-fuzz FUZZTIME=$(FUZZ_LONG) FUZZ_DEADLINE=$(FUZZ_LONG_DEADLINE)
 
 ENGINE_PACKAGES := postgresql-15 mariadb-server mariadb-client shellcheck
 

@@ -492,3 +492,66 @@ func TestDeletionProtection(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred(), "kubectl delete db %s once unprotected: %s", protected.Name, out)
 	expectGone(t, ns, &databasev1.Database{ObjectMeta: metav1.ObjectMeta{Name: protected.Name}})
 }
+
+// TestHelmNamespacedInstall: with rbac.namespaced the chart grants the
+// operator its rules by a Role in each watched namespace and creates no
+// ClusterRole; the operator, as the chart's ServiceAccount and watching
+// that namespace, brings a Database to Ready, and holds no right on
+// Secrets anywhere else.
+func TestHelmNamespacedInstall(t *testing.T) {
+	pauseSharedOperator(t)
+	h := helm4.forTest(t)
+	g := NewWithT(t)
+	relNS := newNamespace(t)
+	dbNS := newNamespace(t)
+	otherNS := newNamespace(t)
+	release := "database-operator-namespaced"
+	cleanupRelease(t, h, release, relNS)
+
+	out := h.must(t, append([]string{"install", release, chartDir(), "-n", relNS, h.noWait,
+		"--set", "rbac.namespaced=true", "--set", "watchNamespaces={" + dbNS + "}", "--set", "crds.install=false"},
+		h.installFlags...)...)
+	g.Expect(out).To(ContainSubstring("STATUS: deployed"))
+	gvk := func(kind string) schema.GroupVersionKind {
+		return schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: kind}
+	}
+	_, err := objRef{gvk("ClusterRole"), "", release}.meta()
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no ClusterRole with rbac.namespaced: %v", err)
+	_, err = objRef{gvk("Role"), dbNS, release}.meta()
+	g.Expect(err).NotTo(HaveOccurred(), "the Role in the watched namespace")
+	_, err = objRef{gvk("RoleBinding"), dbNS, release}.meta()
+	g.Expect(err).NotTo(HaveOccurred(), "the RoleBinding in the watched namespace")
+
+	asSA := impersonatingKubeconfig(t, "system:serviceaccount:"+relNS+":"+release)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"list", "secrets", "-n", dbNS}, "yes"},
+		{[]string{"create", "statefulsets.apps", "-n", dbNS}, "yes"},
+		{[]string{"list", "secrets", "-n", otherNS}, "no"},
+		{[]string{"get", "secrets", "-n", otherNS}, "no"},
+		{[]string{"list", "secrets", "--all-namespaces"}, "no"},
+		{[]string{"list", "databases.database.example.com", "--all-namespaces"}, "no"},
+	} {
+		got, _ := kubectlWith(asSA, append([]string{"auth", "can-i"}, c.args...)...)
+		g.Expect(strings.TrimSpace(got)).To(Equal(c.want), "kubectl auth can-i %v", c.args)
+	}
+
+	op := ownOperatorWith(t, "namespaced", asSA, []string{"POD_NAMESPACE=" + relNS}, "--leader-elect", "--namespaces="+dbNS)
+	g.Expect(waitForLog(t.Context(), op, 0, logWorkersStarted, leaseDuration+30*time.Second)).To(Succeed())
+	db := newDatabase(dbNS, "orders", databasev1.PostgreSQL, 1)
+	g.Expect(k8s.Create(ctx(), db)).To(Succeed())
+	expectPermitted := func(Gomega) {
+		if forbidden := forbiddenLines(op.logText()); len(forbidden) > 0 {
+			StopTrying(fmt.Sprintf("the operator was refused requests with the namespaced RBAC (missing: %v):\n%s",
+				missingPermissions(forbidden), tail(strings.Join(forbidden, "\n"), 10))).Now()
+		}
+	}
+	g.Eventually(func(g Gomega) {
+		expectPermitted(g)
+		expectReady(g, getDatabase(g, dbNS, db.Name), 1)
+	}).WithTimeout(readyTimeout).WithPolling(poll).Should(Succeed(), "Database %s/%s never became Ready", dbNS, db.Name)
+	g.Consistently(expectPermitted).WithTimeout(settle).WithPolling(poll).Should(Succeed())
+	g.Expect(op.terminate(35 * time.Second)).To(Succeed())
+}

@@ -231,19 +231,27 @@ func (r *rendered) writeInitScripts(t testing.TB, dir string) []string {
 }
 
 // secret is the credentials Secret's data as the reconciler would create it.
-// The passwords carry quotes, spaces, backslashes and a line break on purpose: the scripts
-// must pass them through without interpolating them into SQL or shell text.
+// The passwords carry quotes, spaces, backslashes, a line break, SQL
+// comment and statement syntax, and command substitutions on purpose: the
+// scripts must pass them through without interpolating them into SQL or
+// shell text. A substitution that runs touches injectedCanary, which
+// TestMain checks after every test.
 type secret map[string]string
+
+// injectedCanary is the file the passwords' command substitutions would
+// create if any script evaluated them.
+const injectedCanary = "/tmp/dbop-inj"
 
 func newSecret(database, username string) secret {
 	return secret{
-		render.SecretKeyRootPassword: `r00t pw'with"quotes\`,
+		render.SecretKeyRootPassword: `r00t pw'with"quotes\ $(touch /tmp/dbop-inj) ` + "`touch /tmp/dbop-inj`",
 		render.SecretKeyUsername:     username,
-		render.SecretKeyPassword:     `app pw'"` + username,
+		render.SecretKeyPassword:     `app pw'"` + username + `';--$(touch /tmp/dbop-inj)`,
 		render.SecretKeyDatabase:     database,
 		// A trailing line break, as kubectl create secret --from-file
-		// leaves it: it must survive the configuration files too.
-		render.SecretKeyReplicationPassword: "repl 'pw\"\\x\n",
+		// leaves it: it must survive the configuration files too. Within
+		// MySQL's 32 characters for a replication password.
+		render.SecretKeyReplicationPassword: "repl 'pw\"\\x$(touch /tmp/dbop-inj)`\n",
 	}
 }
 

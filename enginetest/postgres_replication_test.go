@@ -206,7 +206,7 @@ func TestPostgresBootstrapReplicaIsNoOp(t *testing.T) {
 	t.Logf("%s", lines[0])
 	g.Expect(lines[0]).To(Equal(`primary_conninfo = 'host=''127.0.0.1'' port=''`+fmt.Sprint(closed)+`'' sslmode=''prefer''`+
 		` connect_timeout=5 tcp_user_timeout=5000 keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3`+
-		` user=''replicator'' password=''repl \\''pw"\\\\x\n'' application_name=''orders-1'''`), "without TLS: sslmode=prefer, no sslrootcert")
+		` user=''replicator'' password=''repl \\''pw"\\\\x$(touch /tmp/dbop-inj)`+"`"+`\n'' application_name=''orders-1'''`), "without TLS: sslmode=prefer, no sslrootcert")
 	info, err := os.Stat(autoConf)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o600)))

@@ -62,6 +62,46 @@ func TestMySQLReplicationPasswordTooLong(t *testing.T) {
 	get(ctx, g, ns, "my", &appsv1.StatefulSet{})
 }
 
+// A user-supplied Secret whose values the official images would paste into
+// SQL (the MySQL entrypoint writes MYSQL_USER into CREATE USER '...'
+// unescaped) makes the Database Degraded, naming the Secret and the key,
+// and no database pod is created; fixing the Secret lets it go on.
+func TestHostileCredentialsRefused(t *testing.T) {
+	g, ctx := newG(t), ctxFor(t)
+	ns := env.Namespace(t)
+	hostileUser := "x'@'%'; GRANT ALL ON *.* TO 'x'@'%'; -- "
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "my-credentials"},
+		StringData: map[string]string{
+			render.SecretKeyRootPassword:        "root-password-0123456789",
+			render.SecretKeyUsername:            hostileUser,
+			render.SecretKeyPassword:            "app-password-0123456789",
+			render.SecretKeyDatabase:            "app",
+			render.SecretKeyReplicationPassword: "replication-pw",
+		},
+	}
+	g.Expect(env.Client.Create(ctx, secret)).To(Succeed())
+	db := createDatabase(ctx, g, newDatabase(ns, "my", func(db *databasev1.Database) {
+		db.Spec.Type, db.Spec.Version = databasev1.MySQL, "8.4"
+	}))
+	key := client.ObjectKeyFromObject(db)
+	db = waitObserved(ctx, g, key, conditionIs(databasev1.ConditionDegraded, metav1.ConditionTrue, "CredentialsInvalid"))
+	msg := condition(g, db, databasev1.ConditionDegraded).Message
+	g.Expect(msg).To(ContainSubstring("Secret my-credentials: key username must be"))
+	g.Expect(msg).NotTo(ContainSubstring("GRANT"), "the hostile value is not repeated")
+	err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "my"}, &appsv1.StatefulSet{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no StatefulSet while the Secret is unsafe: %v", err)
+
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(secret), secret)).To(Succeed())
+	secret.Data[render.SecretKeyUsername] = []byte("shop_owner")
+	g.Expect(env.Client.Update(ctx, secret)).To(Succeed())
+	updateDatabase(ctx, g, key, func(db *databasev1.Database) {
+		db.Annotations = map[string]string{"touch": time.Now().String()}
+	})
+	waitObserved(ctx, g, key, conditionIs(databasev1.ConditionDegraded, metav1.ConditionFalse))
+	get(ctx, g, ns, "my", &appsv1.StatefulSet{})
+}
+
 // While a namespace is being deleted, the API server refuses to create
 // anything in it. That is not an error to retry (and log) for ever: the
 // Database goes with the namespace. (envtest runs no namespace controller,

@@ -118,6 +118,9 @@ func RenderObserved(db *databasev1.Database, opts Options, observed Observed) (*
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRenderable(db); err != nil {
+		return nil, err
+	}
 	s := newSpec(db, eng, opts)
 	if s.tlsSecret != "" {
 		s.tlsCertificate = observed.TLSCertificate
@@ -175,6 +178,17 @@ func engineFor(db *databasev1.Database) (engine, error) {
 	default:
 		return nil, fmt.Errorf("spec.type: unsupported database type %q (want %q or %q)", db.Spec.Type, databasev1.MySQL, databasev1.PostgreSQL)
 	}
+}
+
+// checkRenderable refuses what the CRD refuses and render could not build
+// at all, so a spec that bypassed admission (render is a library) gets an
+// error naming the field instead of a panic.
+func checkRenderable(db *databasev1.Database) error {
+	if r := db.Spec.Restore; r != nil && r.PointInTime != nil && r.PointInTime.S3 == nil &&
+		(db.Spec.Backup == nil || db.Spec.Backup.S3 == nil) {
+		return fmt.Errorf("spec.restore.pointInTime.s3: required when spec.backup.s3 is unset (the archive to restore from)")
+	}
+	return nil
 }
 
 // ownerReference makes the Database the controller of a child, so the garbage

@@ -22,6 +22,9 @@ const (
 	MsgSchedule         = "spec.backup.schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week) or one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly"
 	MsgRetention        = "spec.backup.retention must be a number of days such as 7d"
 	MsgBackupSize       = "spec.backup.size must be a positive quantity such as 20Gi"
+	MsgName             = "metadata.name must be at most 45 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit: the operator names Services (<name>-headless, DNS labels of at most 63) and backup CronJobs (<name>-backup, at most 52) after it"
+	MsgNameRestoreCheck = "metadata.name must be at most 38 characters with spec.backup.restoreCheck: the check's CronJob is <name>-restore-check, and a CronJob's name holds at most 52"
+	MsgStorageClass     = "spec.storage.class must be a StorageClass name: a DNS-1123 subdomain of lowercase letters, digits, '-' and '.'"
 )
 
 // The spec.tls rules' messages.

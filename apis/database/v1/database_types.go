@@ -238,6 +238,7 @@ type StorageSpec struct {
 	// default StorageClass is used.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="spec.storage.class must be a StorageClass name: a DNS-1123 subdomain of lowercase letters, digits, '-' and '.'"
 	Class string `json:"class,omitempty"`
 }
 
@@ -714,6 +715,8 @@ const SwitchoverAnnotation = "database.example.com/switchover-to"
 // metrics.
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 45 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be at most 45 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit: the operator names Services (<name>-headless, DNS labels of at most 63) and backup CronJobs (<name>-backup, at most 52) after it"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.backup) || !has(self.spec.backup.restoreCheck) || size(self.metadata.name) <= 38",message="metadata.name must be at most 38 characters with spec.backup.restoreCheck: the check's CronJob is <name>-restore-check, and a CronJob's name holds at most 52",fieldPath=".spec.backup.restoreCheck"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.tls) || !has(self.spec.tls.secretName) || self.spec.tls.secretName != self.metadata.name + '-credentials'",message="spec.tls.secretName must not be the credentials Secret <database>-credentials",fieldPath=".spec.tls.secretName"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.restore) || !has(self.spec.restore.pointInTime) || self.spec.restore.fromDatabase != self.metadata.name || !has(self.spec.backup) || !has(self.spec.backup.s3) || (has(self.spec.restore.pointInTime.s3) && (self.spec.restore.pointInTime.s3.bucket != self.spec.backup.s3.bucket || (has(self.spec.restore.pointInTime.s3.path) ? self.spec.restore.pointInTime.s3.path : '/') != (has(self.spec.backup.s3.path) ? self.spec.backup.s3.path : '/') || (has(self.spec.restore.pointInTime.s3.endpoint) ? self.spec.restore.pointInTime.s3.endpoint : '/') != (has(self.spec.backup.s3.endpoint) ? self.spec.backup.s3.endpoint : '/')))",message="spec.backup.s3: this Database restores the archive of a Database of the same name and would archive into it (<path>/<name>/), mixing two histories; give spec.backup.s3 another path or bucket (the source's archive is kept as it is)",fieldPath=".spec.backup.s3"
 // +kubebuilder:resource:shortName=db,categories=all
