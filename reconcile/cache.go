@@ -26,18 +26,20 @@ import (
 // a cluster with many unrelated Secrets, ConfigMaps or StatefulSets does not
 // inflate its memory: every kind it creates is cached only with the
 // app.kubernetes.io/managed-by=database-operator label, and managed fields
-// are stripped. namespaces limits the cache (and so the operator) to those
+// are stripped (but for StatefulSets). namespaces limits the cache (and so the operator) to those
 // namespaces; empty means all. served says which monitoring.coreos.com kinds
 // exist, and so may be cached.
 func CacheOptions(namespaces []string, served MonitoringAPIs) cache.Options {
 	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: FieldManager})}
 	byObject := map[client.Object]cache.ByObject{
 		// The database pods: their roles, readiness and agents' reports.
-		&corev1.Pod{}:                            managed,
-		&corev1.ServiceAccount{}:                 managed,
-		&rbacv1.Role{}:                           managed,
-		&rbacv1.RoleBinding{}:                    managed,
-		&appsv1.StatefulSet{}:                    managed,
+		&corev1.Pod{}:            managed,
+		&corev1.ServiceAccount{}: managed,
+		&rbacv1.Role{}:           managed,
+		&rbacv1.RoleBinding{}:    managed,
+		// With its managed fields: they tell another writer of the
+		// operator's fields (see conflicts.go).
+		&appsv1.StatefulSet{}:                    {Label: managed.Label, Transform: keepManagedFields},
 		&corev1.Service{}:                        managed,
 		&corev1.ConfigMap{}:                      managed,
 		&corev1.Secret{}:                         managed,
@@ -63,6 +65,10 @@ func CacheOptions(namespaces []string, served MonitoringAPIs) cache.Options {
 	}
 	return opts
 }
+
+// keepManagedFields is a cache transform that changes nothing, for the
+// kinds whose managed fields the reconciler reads.
+func keepManagedFields(obj any) (any, error) { return obj, nil }
 
 // ClientOptions makes the manager's client read unstructured objects (the
 // ServiceMonitors and PrometheusRules) from the cache too, not from the API

@@ -74,6 +74,9 @@ type Reconciler struct {
 	// echoes tells the watch events of the operator's own writes from
 	// changes made by anyone else.
 	echoes echoes
+	// conflicts remembers other writers of the StatefulSets' fields, to
+	// back off instead of fighting them.
+	conflicts conflicts
 
 	// unavailable remembers since when each Database's primary has been
 	// unavailable, for the failover delay.
@@ -199,8 +202,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	// Not a polling interval: the one moment an unavailable primary's
-	// failover delay runs out, when nothing else may happen to wake the
-	// reconciler.
+	// failover delay runs out, or a backed-off field conflict may be
+	// taken back, when nothing else may happen to wake the reconciler.
 	var at time.Time
 	if retryAfter > 0 {
 		at = r.now().Add(retryAfter)
@@ -234,6 +237,9 @@ func (r *Reconciler) reconcile(ctx context.Context, db *databasev1.Database) (bo
 	var retryAfter time.Duration
 	if o.primary != nil {
 		retryAfter = o.primary.decision.retryAfter
+	}
+	if c := o.conflictRetry; c > 0 && (retryAfter == 0 || c < retryAfter) {
+		retryAfter = c
 	}
 	return o.degraded != nil || o.primaryProblem() != nil, retryAfter, r.applyStatus(ctx, db, *o)
 }
@@ -329,6 +335,21 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, db *databasev1.Datab
 		}
 		o.degraded = &degradation{reason: "ApplyFailed", message: err.Error()}
 	}
+	conflict := conflictDecision{apply: true}
+	if sts != nil && o.degraded == nil && !resizing {
+		found, err := foreignOwners(sts.ManagedFields, rendered.StatefulSet)
+		if err != nil {
+			return nil, fmt.Errorf("managed fields of StatefulSet %s: %w", sts.Name, err)
+		}
+		conflict = r.conflicts.decide(sts.UID, found, r.now(), "StatefulSet "+sts.Name)
+		o.conflictRetry = conflict.retryAfter
+		if conflict.started {
+			r.event(db, corev1.EventTypeWarning, conflict.problem.reason, "Apply", conflict.problem.message)
+		}
+		if !conflict.apply {
+			o.degraded = conflict.problem
+		}
+	}
 	if o.degraded == nil && !resizing {
 		if err := r.apply(ctx, db, kindStatefulSet.kind, *rendered.StatefulSet.Name, rendered.StatefulSet); err != nil {
 			if !needsHuman(err) {
@@ -346,6 +367,9 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, db *databasev1.Datab
 				r.event(db, corev1.EventTypeNormal, "Scaled", "Scale",
 					fmt.Sprintf("StatefulSet %s scaled from %d to %d replicas", sts.Name, *sts.Spec.Replicas, *o.statefulSet.Spec.Replicas))
 			}
+		}
+		if conflict.problem != nil {
+			o.degraded = conflict.problem
 		}
 	} else {
 		o.statefulSet = sts

@@ -48,6 +48,9 @@ type observed struct {
 	prometheusRuleSkipped bool
 	// restore is the Restored condition to report; nil leaves it as it is.
 	restore *restoreOutcome
+	// conflictRetry is when to take a StatefulSet's fields back from
+	// another writer; 0 for no wait.
+	conflictRetry time.Duration
 	// primary is who holds the primary role and what each pod reported;
 	// nil until decided (the status keeps what it said).
 	primary *primaryOutcome
