@@ -558,8 +558,22 @@ node-start)
 	node_up "${2:?node number}"
 	log "node-$2 started"
 	;;
+restart)
+	# A control-plane process stopped (SIGKILL, as a crash would) and
+	# started again; returns once the API server answers /readyz.
+	case "${2:-}" in
+	etcd | kube-apiserver) ;;
+	*)
+		echo "usage: $0 restart etcd|kube-apiserver" >&2
+		exit 2
+		;;
+	esac
+	stop "$2" KILL
+	control_plane
+	log "$2 restarted"
+	;;
 *)
-	echo "usage: $0 up|down|node-stop N|node-start N" >&2
+	echo "usage: $0 up|down|node-stop N|node-start N|restart etcd|kube-apiserver" >&2
 	exit 2
 	;;
 esac
