@@ -205,7 +205,7 @@ func killOperatorLeader(t *testing.T) {
 		var l coordinationv1.Lease
 		g.Expect(k8s.Get(ctx, leaseKey, &l)).To(Succeed())
 		g.Expect(ptr.Deref(l.Spec.HolderIdentity, "")).NotTo(Or(BeEmpty(), Equal(holder)))
-	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed(), "another replica takes the Lease")
+	}).WithTimeout(time.Minute).WithPolling(200*time.Millisecond).Should(Succeed(), "another replica takes the Lease")
 }
 
 // waitConverged waits until every Database in ns is Ready for its
