@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -183,19 +184,20 @@ func checkSpec(t *testing.T, name string, spec []byte) {
 	if err != nil {
 		t.Fatalf("the CRD admits a spec render refuses: %v\nname %q\nspec %s", err, name, spec)
 	}
-	for _, ch := range childrenOf(t, children) {
+	list := childrenOf(t, children)
+	for _, ch := range list {
 		if err := c.Apply(ctx, ch.ac, client.FieldOwner(reconcile.FieldManager), client.ForceOwnership, client.DryRunAll); err != nil {
 			t.Fatalf("the API server refuses rendered %s: %v\nname %q\nspec %s", ch.what, err, name, spec)
 		}
 	}
-	checkNoInterpolation(t, fields, children, spec)
 	pods := podsOf(t, children)
+	checkNoInterpolation(t, fields, children.ConfigMap, pods, spec)
 	for _, p := range pods {
 		if err := c.Create(ctx, p.pod, client.DryRunAll); err != nil {
 			t.Fatalf("the pod of %s is refused in a namespace enforcing restricted Pod Security: %v\nname %q\nspec %s", p.what, err, name, spec)
 		}
 	}
-	t.Logf("admitted; the API server accepts its %d children and %d pods", len(childrenOf(t, children)), len(pods))
+	t.Logf("admitted; the API server accepts its %d children and %d pods", len(list), len(pods))
 }
 
 // child is one rendered object, named for messages.
@@ -369,7 +371,7 @@ const shellOrConfigMeta = "$`'\"\\\n;"
 // metacharacter appears inside a script or a configuration file: in the
 // ConfigMap's data, or in the command or arguments of a container that
 // runs a shell. Environment variables are where such values belong.
-func checkNoInterpolation(t *testing.T, fields map[string]any, c *render.Children, spec []byte) {
+func checkNoInterpolation(t *testing.T, fields map[string]any, cm *corev1ac.ConfigMapApplyConfiguration, pods []pod, spec []byte) {
 	t.Helper()
 	var hostile []string
 	var walk func(any)
@@ -394,12 +396,12 @@ func checkNoInterpolation(t *testing.T, fields map[string]any, c *render.Childre
 		return
 	}
 	texts := map[string]string{}
-	if c.ConfigMap != nil {
-		for k, v := range c.ConfigMap.Data {
+	if cm != nil {
+		for k, v := range cm.Data {
 			texts["ConfigMap key "+k] = v
 		}
 	}
-	for _, p := range podsOf(t, c) {
+	for _, p := range pods {
 		for _, ct := range append(append([]corev1.Container{}, p.pod.Spec.InitContainers...), p.pod.Spec.Containers...) {
 			if len(ct.Command) == 0 || !strings.HasSuffix(ct.Command[0], "sh") {
 				continue

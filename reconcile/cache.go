@@ -26,8 +26,8 @@ import (
 // a cluster with many unrelated Secrets, ConfigMaps or StatefulSets does not
 // inflate its memory: every kind it creates is cached only with the
 // app.kubernetes.io/managed-by=database-operator label, and managed fields
-// are stripped (but for StatefulSets). namespaces limits the cache (and so the operator) to those
-// namespaces; empty means all. served says which monitoring.coreos.com kinds
+// are stripped (but for StatefulSets). namespaces limits the cache (and so
+// the operator) to those namespaces; empty means all. served says which monitoring.coreos.com kinds
 // exist, and so may be cached.
 func CacheOptions(namespaces []string, served MonitoringAPIs) cache.Options {
 	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: FieldManager})}

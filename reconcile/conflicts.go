@@ -36,17 +36,19 @@ type fieldConflict struct {
 // inside a list of keyed items is not seen: this finds conflicts on scalar
 // fields and maps, such as spec.replicas or a label.
 func foreignOwners(managed []metav1.ManagedFieldsEntry, desired any) ([]fieldConflict, error) {
-	if len(managed) == 0 {
-		return nil, nil
-	}
-	want, err := fieldSetOf(desired)
-	if err != nil {
-		return nil, err
-	}
+	// The desired field set is built only when someone else writes the
+	// main resource: on most reconciles nobody does.
+	var want *fieldpath.Set
 	var out []fieldConflict
 	for _, e := range managed {
 		if e.Manager == FieldManager || e.Subresource != "" || e.FieldsV1 == nil {
 			continue
+		}
+		if want == nil {
+			var err error
+			if want, err = fieldSetOf(desired); err != nil {
+				return nil, err
+			}
 		}
 		theirs := &fieldpath.Set{}
 		if err := theirs.FromJSON(bytes.NewReader(e.FieldsV1.Raw)); err != nil {

@@ -346,11 +346,8 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, db *databasev1.Datab
 		if conflict.started {
 			r.event(db, corev1.EventTypeWarning, conflict.problem.reason, "Apply", conflict.problem.message)
 		}
-		if !conflict.apply {
-			o.degraded = conflict.problem
-		}
 	}
-	if o.degraded == nil && !resizing {
+	if o.degraded == nil && !resizing && conflict.apply {
 		if err := r.apply(ctx, db, kindStatefulSet.kind, *rendered.StatefulSet.Name, rendered.StatefulSet); err != nil {
 			if !needsHuman(err) {
 				return nil, fmt.Errorf("apply StatefulSet %s: %w", *rendered.StatefulSet.Name, err)
@@ -368,11 +365,11 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, db *databasev1.Datab
 					fmt.Sprintf("StatefulSet %s scaled from %d to %d replicas", sts.Name, *sts.Spec.Replicas, *o.statefulSet.Spec.Replicas))
 			}
 		}
-		if conflict.problem != nil {
-			o.degraded = conflict.problem
-		}
 	} else {
 		o.statefulSet = sts
+	}
+	if o.degraded == nil {
+		o.degraded = conflict.problem
 	}
 
 	if rendered.BackupCronJob != nil && o.degraded == nil {

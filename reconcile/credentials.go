@@ -82,8 +82,9 @@ func (r *Reconciler) ensureCredentials(ctx context.Context, db *databasev1.Datab
 const mysqlReplicationPasswordLimit = 32
 
 // credentialsProblem is what an existing credentials Secret holds that the
-// engine cannot use: values credentialValuesProblem refuses, or, with MySQL, a replication password longer than the
-// limit, which would fail every replica's set-up. The operator generates
+// engine cannot use: values credentialValuesProblem refuses, or, with
+// MySQL, a replication password longer than the limit, which would fail
+// every replica's set-up. The operator generates
 // passwords within it; a Secret the user supplies may not. A Database
 // that can only ever run one server is left alone.
 func credentialsProblem(db *databasev1.Database, secret *corev1.Secret) *degradation {
