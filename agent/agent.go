@@ -76,6 +76,14 @@ type Config struct {
 	// terminates and the kubelet never reads it: the agent does, after a
 	// failure, and reports it until the server answers. Empty: none.
 	TerminationLog string
+	// RoleFile is where the agent keeps the role the operator gives the
+	// pod, rewritten on every change, and its path is ROLE_FILE in the
+	// prepare script's environment: a replica's prepare script that waits
+	// for a primary reads it, and ends with PrepareRoleChanged once the
+	// role is another, so that the agent prepares for the new one. Without
+	// it a pod given the primary role while it waits for a primary would
+	// wait for itself. Empty: none.
+	RoleFile string
 	// Upstream is the primary's address (host:port) a replica streams from;
 	// a replica that is not streaming dials it to tell a lost primary from
 	// a slow one (instance.Report.PrimaryUnreachable).
@@ -87,6 +95,11 @@ type Config struct {
 	Backoff time.Duration
 	Log     *slog.Logger
 }
+
+// PrepareRoleChanged is the prepare script's exit status when it stopped
+// waiting because the pod's role changed (EX_TEMPFAIL): not a failure, and
+// the agent prepares again at once for the new role.
+const PrepareRoleChanged = 75
 
 // Run runs the server until ctx is done or the server stops after a stop
 // signal; it returns the server's exit status.
@@ -109,12 +122,14 @@ type runner struct {
 	api   PodAPI
 	procs *processes
 
-	phase    phase
-	pid      int
-	exits    <-chan exit
-	desired  instance.Role
-	deleting bool
-	stopping bool
+	phase   phase
+	pid     int
+	exits   <-chan exit
+	desired instance.Role
+	// preparingAs is the role the running prepare script prepares for.
+	preparingAs instance.Role
+	deleting    bool
+	stopping    bool
 
 	failures     int
 	backoffUntil time.Time
@@ -202,6 +217,7 @@ func (a *runner) observePod(p Pod) {
 	if role := p.Role; role != a.desired {
 		a.cfg.Log.Info("role assigned", "role", string(role), "was", string(a.desired))
 		a.desired = role
+		a.writeRoleFile()
 	}
 	a.deleting = p.Deleting
 }
@@ -304,7 +320,7 @@ func (a *runner) prepare(ctx context.Context) {
 		a.backOff()
 		return
 	}
-	a.phase, a.pid, a.exits = preparing, pid, exits
+	a.phase, a.pid, a.exits, a.preparingAs = preparing, pid, exits, a.desired
 }
 
 // exited handles the end of the prepare script or the server; done when
@@ -318,6 +334,8 @@ func (a *runner) exited(e exit) (done bool, status int) {
 		return true, e.status.ExitStatus()
 	case was == preparing && e.status.Exited() && e.status.ExitStatus() == 0:
 		a.start()
+	case was == preparing && e.status.Exited() && e.status.ExitStatus() == PrepareRoleChanged:
+		a.cfg.Log.Info("prepare stopped waiting: the role changed", "role", string(a.desired))
 	case was == preparing:
 		a.cfg.Log.Error("prepare failed; retrying", "how", e.String())
 		a.readTerminationLog()
@@ -345,7 +363,27 @@ func (a *runner) start() {
 
 // childEnv is what the agent adds to its environment for its children.
 func (a *runner) childEnv() []string {
-	return append(append([]string{}, a.cfg.Env...), "ROLE="+string(a.desired))
+	env := append(append([]string{}, a.cfg.Env...), "ROLE="+string(a.desired))
+	if a.cfg.RoleFile != "" {
+		env = append(env, "ROLE_FILE="+a.cfg.RoleFile)
+	}
+	return env
+}
+
+// writeRoleFile replaces RoleFile's content with the desired role, by a
+// rename, so that a script never reads half a word.
+func (a *runner) writeRoleFile() {
+	if a.cfg.RoleFile == "" {
+		return
+	}
+	tmp := a.cfg.RoleFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte(a.desired), 0o644); err != nil {
+		a.cfg.Log.Error("writing the role file", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, a.cfg.RoleFile); err != nil {
+		a.cfg.Log.Error("writing the role file", "err", err)
+	}
 }
 
 func (a *runner) backOff() {
@@ -411,7 +449,7 @@ func (a *runner) describe() string {
 		}
 		return "starting"
 	case preparing:
-		return "preparing the data directory as " + string(a.desired)
+		return "preparing the data directory as " + string(a.preparingAs)
 	case stopping:
 		return "stopping the server"
 	default:

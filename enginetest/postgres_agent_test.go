@@ -255,6 +255,7 @@ func startAgentPod(t testing.TB, in *pgInstance, role instance.Role, svc *servic
 		SysProcAttr:  &syscall.SysProcAttr{Setpgid: true, Credential: &syscall.Credential{Uid: in.p.user.uid, Gid: in.p.user.gid}},
 		StopSignal:   syscall.SIGINT,
 		StartingFile: filepath.Join(in.dir, "starting"),
+		RoleFile:     filepath.Join(in.dir, "role"),
 		Upstream:     fmt.Sprintf("127.0.0.1:%d", svc.port()),
 		Tick:         200 * time.Millisecond,
 		Backoff:      200 * time.Millisecond,
@@ -391,6 +392,22 @@ func TestPostgresAgentFailoverRewindAndSwitchover(t *testing.T) {
 	a1.reportsEventually(t, 2*time.Minute, "streams from the new primary", streams)
 	pod0.mustApp(t, "INSERT INTO t VALUES (400, 'back')")
 	g.Eventually(func() (string, error) { return pod1.asApp(t, "SELECT count(*) FROM t") }, 20*time.Second, 200*time.Millisecond).Should(Equal("171"))
+
+	// An abandoned switchover: pod 0 is demoted, and nobody is promoted (the
+	// target could not take over). Its prepare script waits for a primary;
+	// given the role back, it must stop waiting and serve again, with every
+	// row, rather than wait for itself.
+	a0.api.setRole(instance.Replica)
+	svc.retarget(0)
+	g.Eventually(a0.logs, 30*time.Second, 200*time.Millisecond).Should(ContainSubstring("waiting for the primary"))
+	a0.api.setRole(instance.Primary)
+	a0.reportsEventually(t, 30*time.Second, "serves as primary again", servesAsPrimary)
+	g.Expect(a0.logs()).To(ContainSubstring("no longer waiting for a primary"))
+	svc.retarget(pod0.port)
+	g.Expect(pod0.mustApp(t, "SELECT count(*) FROM t")).To(Equal("171"), "the old primary kept every row")
+	pod0.mustApp(t, "INSERT INTO t VALUES (401, 'handed back')")
+	a1.reportsEventually(t, 2*time.Minute, "streams from the old primary again", streams)
+	g.Eventually(func() (string, error) { return pod1.asApp(t, "SELECT count(*) FROM t") }, 20*time.Second, 200*time.Millisecond).Should(Equal("172"))
 }
 
 // TestPostgresAgentSyncModeLosesNoAcknowledgedCommit runs three pods in

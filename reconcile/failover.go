@@ -403,6 +403,17 @@ func continueSwitchover(v primaryView, old *member) primaryDecision {
 	if target == nil || target.replicaReport() == nil {
 		var why string
 		if target, why = bestReplica(v, sw.From, false); target == nil {
+			// Nobody was promoted, so the old primary holds every write:
+			// it takes the role back. Waiting for the target instead can
+			// wait for ever: a replica whose server restarted meanwhile
+			// prepares by waiting for a primary (seen when a
+			// kube-apiserver restart cut a switchover), and so does the
+			// old primary, now labelled a replica.
+			if old != nil && old.exists && !old.deleting {
+				return primaryDecision{primary: sw.From, switchoverDone: true, refusedSwitchover: fmt.Sprintf(
+					"switchover from %s to %s abandoned: %s stopped, and no replica can take over (%s); %s is the primary again",
+					sw.From, sw.To, sw.From, why, sw.From)}
+			}
 			return primaryDecision{switchover: sw, problem: &degradation{reason: reasonFailoverRefused,
 				message: fmt.Sprintf("switchover from %s to %s: %s stopped, and no replica can take over: %s", sw.From, sw.To, sw.From, why)}}
 		}

@@ -227,6 +227,17 @@ func TestDecidePrimary(t *testing.T) {
 		{name: "a switchover promotes the target once the old primary stopped",
 			view:    switching(base("db-0", notAnswering(primaryAt(0, "0/9")), replicaAt(1, 1, "0/9", false)), "db-0", "db-1"),
 			primary: "db-1", switchedTo: "db-1"},
+		{name: "a switchover whose target went back to preparing, with no other replica, gives the role back to the old primary",
+			view: func() primaryView {
+				v := switching(base("db-0", notAnswering(primaryAt(0, "0/9")), replicaAt(1, 1, "0/9", false)), "db-0", "db-1")
+				v.members[0].report.Message = "preparing the data directory as replica"
+				v.members[1].report = &instance.Report{Message: "preparing the data directory as replica"}
+				return v
+			}(),
+			primary: "db-0", refused: "db-0 is the primary again"},
+		{name: "a switchover whose old primary and target are both gone waits, Degraded",
+			view:    switching(base("db-0", gone(0), gone(1), notAnswering(replicaAt(2, 1, "0/9", false))), "db-0", "db-1"),
+			primary: "", switchingTo: "db-1", problem: "no replica can take over"},
 		{name: "a switchover whose target failed promotes the best other replica",
 			view:    switching(base("db-0", notAnswering(primaryAt(0, "0/9")), gone(1), replicaAt(2, 1, "0/9", false)), "db-0", "db-1"),
 			primary: "db-2", switchedTo: "db-2"},

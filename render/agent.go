@@ -26,6 +26,9 @@ const (
 	// agentStartingFile exists while the agent prepares or starts the
 	// server: the startup and liveness probes pass meanwhile.
 	agentStartingFile = agentMountPath + "/starting"
+	// agentRoleFile holds the pod's role as the agent last read it; a
+	// prepare script waiting for a primary stops once it changes.
+	agentRoleFile = agentMountPath + "/role"
 	// agentTokenVolumeName holds the pod's ServiceAccount token, CA and
 	// namespace, mounted in the database container only.
 	agentTokenVolumeName = "agent-token"
@@ -58,6 +61,7 @@ func agentCommand(s *spec, run *agentRun) []string {
 		"--engine=" + run.engine,
 		"--stop-signal=" + run.stopSignal,
 		"--starting-file=" + agentStartingFile,
+		"--role-file=" + agentRoleFile,
 		"--termination-log=" + corev1.TerminationMessagePathDefault,
 		fmt.Sprintf("--upstream=%s:%d", PrimaryServiceHost(s.name, s.namespace), s.eng.port()),
 	}

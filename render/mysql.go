@@ -383,7 +383,17 @@ ask_primary() {
   MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysql --no-defaults --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --user=root \
     --connect-timeout=5 "${primary_tls[@]}" --batch --raw --skip-column-names --execute="$1"
 }
+# give_up_if_role_changed ends the script with status 75 once the pod's role
+# is no longer $ROLE (the agent keeps it in $ROLE_FILE, and prepares again):
+# a pod given the primary role while it waits here would wait for itself.
+give_up_if_role_changed() {
+  if [ -n "${ROLE_FILE:-}" ] && [ -s "$ROLE_FILE" ] && [ "$(<"$ROLE_FILE")" != "$ROLE" ]; then
+    echo "database-operator: the pod's role is now $(<"$ROLE_FILE"); no longer waiting for a primary"
+    exit 75
+  fi
+}
 until mysqladmin --no-defaults ping --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --connect-timeout=2 --silent; do
+  give_up_if_role_changed
   echo "database-operator: waiting for the primary at $PRIMARY_HOST:$PRIMARY_PORT"
   sleep 1
 done

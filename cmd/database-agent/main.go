@@ -116,6 +116,7 @@ func run(args []string) (int, error) {
 	prepare := fs.String("prepare", "", "bash script run before every start of the server, with ROLE=primary|replica")
 	stopSignal := fs.String("stop-signal", "SIGINT", "the signal that stops the server cleanly: SIGINT or SIGTERM")
 	startingFile := fs.String("starting-file", "", "file that exists while the server is prepared or started")
+	roleFile := fs.String("role-file", "", "file the agent keeps the pod's role in; the prepare script reads it (ROLE_FILE) to stop waiting for a primary once the role changed")
 	terminationLog := fs.String("termination-log", "", "file a failed start writes its reason to (the container's termination message file), reported until the server answers")
 	upstream := fs.String("upstream", "", "host:port of the primary, which a replica that is not streaming dials")
 	syncNames := fs.String("synchronous-standby-names", "", "PostgreSQL: the primary's synchronous_standby_names (empty: asynchronous)")
@@ -132,6 +133,7 @@ func run(args []string) (int, error) {
 		Server:         server,
 		Prepare:        []string{"bash", "-c", *prepare},
 		StartingFile:   *startingFile,
+		RoleFile:       *roleFile,
 		TerminationLog: *terminationLog,
 		Upstream:       *upstream,
 		Log:            slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "database-agent"),
