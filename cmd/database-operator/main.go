@@ -21,8 +21,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -33,6 +36,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	databasev1 "github.com/example/database-operator/apis/database/v1"
+	"github.com/example/database-operator/internal/fence"
 	"github.com/example/database-operator/reconcile"
 	"github.com/example/database-operator/render"
 )
@@ -243,22 +247,24 @@ func newScheme() (*runtime.Scheme, error) {
 }
 
 // managerOptions are the manager's settings for the given options.
-func managerOptions(o options, scheme *runtime.Scheme, leaseNamespace string, monitoring reconcile.MonitoringAPIs) ctrl.Options {
+// lock, when not nil, is the leader election's Lease (a fence.Lease).
+func managerOptions(o options, scheme *runtime.Scheme, leaseNamespace string, monitoring reconcile.MonitoringAPIs, lock resourcelock.Interface) ctrl.Options {
 	shutdown := gracefulShutdownTimeout
 	return ctrl.Options{
-		Scheme:                        scheme,
-		Cache:                         reconcile.CacheOptions(o.Namespaces, monitoring),
-		Client:                        reconcile.ClientOptions(),
-		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
-		HealthProbeBindAddress:        o.ProbeAddr,
-		LeaderElection:                o.LeaderElect,
-		LeaderElectionID:              leaderElectionID,
-		LeaderElectionNamespace:       leaseNamespace,
-		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 ptr.To(leaseDuration),
-		RenewDeadline:                 ptr.To(renewDeadline),
-		RetryPeriod:                   ptr.To(retryPeriod),
-		GracefulShutdownTimeout:       &shutdown,
+		LeaderElectionResourceLockInterface: lock,
+		Scheme:                              scheme,
+		Cache:                               reconcile.CacheOptions(o.Namespaces, monitoring),
+		Client:                              reconcile.ClientOptions(),
+		Metrics:                             metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:              o.ProbeAddr,
+		LeaderElection:                      o.LeaderElect,
+		LeaderElectionID:                    leaderElectionID,
+		LeaderElectionNamespace:             leaseNamespace,
+		LeaderElectionReleaseOnCancel:       true,
+		LeaseDuration:                       ptr.To(leaseDuration),
+		RenewDeadline:                       ptr.To(renewDeadline),
+		RetryPeriod:                         ptr.To(retryPeriod),
+		GracefulShutdownTimeout:             &shutdown,
 		// The reconciler's builder sets no controller options, so this
 		// manager-wide default applies to it.
 		Controller: config.Controller{MaxConcurrentReconciles: o.MaxConcurrentReconciles},
@@ -329,7 +335,27 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := ctrl.NewManager(cfg, managerOptions(o, scheme, leaseNamespace, monitoring))
+	// Every request names this process: an audit log tells two replicas
+	// of one ServiceAccount apart (the fault matrix checks that a replica
+	// that lost the Lease wrote nothing).
+	identity := processIdentity()
+	cfg.UserAgent = "database-operator (" + identity + ")"
+	var lock resourcelock.Interface
+	if o.LeaderElect {
+		// The fence refuses this replica's writes once its last renewal is
+		// older than the renew deadline, when client-go would give the
+		// leadership up: a replica frozen past its Lease wakes up with
+		// reconciles in flight, and they must not write while another
+		// replica leads.
+		lease, err := fence.NewLease(cfg, leaseNamespace, leaderElectionID, identity, renewDeadline, log.WithName("fence"))
+		if err != nil {
+			return err
+		}
+		cfg = rest.CopyConfig(cfg)
+		cfg.Wrap(lease.Transport)
+		lock = lease
+	}
+	mgr, err := ctrl.NewManager(cfg, managerOptions(o, scheme, leaseNamespace, monitoring, lock))
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
@@ -357,6 +383,16 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// processIdentity is the leader election identity: the host (the pod's
+// name) and a fresh UUID, so that a restarted process is another holder.
+func processIdentity() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "database-operator"
+	}
+	return host + "_" + string(uuid.NewUUID())
 }
 
 func main() {

@@ -189,7 +189,7 @@ func TestManagerOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := managerOptions(o, scheme, "operators", reconcile.MonitoringAPIs{})
+	m := managerOptions(o, scheme, "operators", reconcile.MonitoringAPIs{}, nil)
 	if !m.LeaderElection || m.LeaderElectionID != leaderElectionID || m.LeaderElectionNamespace != "operators" || !m.LeaderElectionReleaseOnCancel {
 		t.Errorf("leader election: %v %q %q release=%v", m.LeaderElection, m.LeaderElectionID, m.LeaderElectionNamespace, m.LeaderElectionReleaseOnCancel)
 	}

@@ -174,8 +174,27 @@ pki() {
 
 # --- control plane -----------------------------------------------------------
 
+# audit_policy records who changed what (metadata only: no object bodies,
+# so no Secret value) for the ServiceAccounts' requests: the fault matrix
+# reads it to prove that an operator replica that lost its Lease wrote
+# nothing after (the replicas share one ServiceAccount; each names its
+# process in its User-Agent).
+audit_policy() {
+	cat >"$STATE/audit-policy.yaml" <<-EOF
+		apiVersion: audit.k8s.io/v1
+		kind: Policy
+		omitStages: ["RequestReceived"]
+		rules:
+		- level: Metadata
+		  userGroups: ["system:serviceaccounts"]
+		  verbs: ["create", "update", "patch", "delete", "deletecollection"]
+		- level: None
+	EOF
+}
+
 control_plane() {
 	local p="$STATE/pki"
+	audit_policy
 	running etcd || start etcd "$ETCD" --name real --data-dir "$STATE/etcd" \
 		--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
 		--listen-peer-urls http://127.0.0.1:17380 --initial-advertise-peer-urls http://127.0.0.1:17380 \
@@ -189,7 +208,9 @@ control_plane() {
 		--kubelet-client-certificate "$p/apiserver-kubelet-client.crt" --kubelet-client-key "$p/apiserver-kubelet-client.key" \
 		--kubelet-certificate-authority "$p/ca.crt" --kubelet-preferred-address-types InternalIP \
 		--authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
-		--service-cluster-ip-range "$SERVICE_CIDR" --endpoint-reconciler-type lease
+		--service-cluster-ip-range "$SERVICE_CIDR" --endpoint-reconciler-type lease \
+		--audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$STATE/audit.log" --audit-log-format json \
+		--audit-log-maxsize 500 --audit-log-maxbackup 1
 	cp "$p/admin.kubeconfig" "$KUBECONFIG_OUT"
 	wait_for "the API server" 90 kubectl get --raw /readyz
 	# Node loss is noticed after 20 s without a heartbeat (the default is 50 s).

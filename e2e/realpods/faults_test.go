@@ -1,11 +1,14 @@
 package realpods
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -37,39 +41,75 @@ const faultConvergeLimit = 30 * time.Second
 // full size (FAULT_DATABASES=20, FAULT_ROUNDS=20), make test a short run.
 //
 // Faults: the operator's leader SIGKILLed (its replica takes the Lease
-// over), kube-apiserver SIGKILLed and restarted, etcd SIGKILLed and
-// restarted. The fault clears when the new leader holds the Lease, or the
-// API server answers /readyz again.
+// over); the leader SIGSTOPped past its Lease and resumed, which must
+// write nothing after it was taken over; kube-apiserver SIGKILLed and
+// restarted; etcd SIGKILLed and restarted; another field manager fighting
+// the operator over a StatefulSet's replicas. The fault clears when the
+// new leader holds the Lease (the resumed one has exited), the API server
+// answers /readyz again, or the other writer stops.
 func TestFaultMatrix(t *testing.T) {
 	dbs := envInt(t, "FAULT_DATABASES", 2)
 	rounds := envInt(t, "FAULT_ROUNDS", 2)
-	// A switchover cut by a control-plane restart can leave both pods
-	// waiting for a primary (found by this matrix, see README
-	// Reliability); make test-faults runs it, the short run in make test
-	// leaves switchovers out of the control-plane faults until it is fixed.
-	switchoverUnderRestarts := os.Getenv("FAULT_SWITCHOVER_UNDER_RESTARTS") != "no"
 	ns := newNamespace(t, "faults")
 	var names []string
 	for i := range dbs {
 		names = append(names, fmt.Sprintf("f%d", i))
 		createDatabase(t, faultDatabase(ns, names[i], 1))
 	}
+	// A writer per replication mode, on Databases the churn leaves alone:
+	// the faults hit the control plane, and a database must not lose an
+	// acknowledged row to one (a failover the operator should not have
+	// made would).
+	modes := []databasev1.ReplicationMode{databasev1.ReplicationAsync, databasev1.ReplicationSync}
+	writerDB := map[databasev1.ReplicationMode]string{}
+	for _, mode := range modes {
+		db := faultDatabase(ns, "w"+string(mode)[:1], 2)
+		db.Spec.Replication = &databasev1.ReplicationSpec{Mode: mode}
+		createDatabase(t, db)
+		writerDB[mode] = db.Name
+	}
 	for _, n := range names {
 		waitDatabaseReady(t, ns, n, createTimeout)
+	}
+	writers := map[databasev1.ReplicationMode]*writer{}
+	clients := map[databasev1.ReplicationMode]*dbClient{}
+	for _, mode := range modes {
+		waitDatabaseReady(t, ns, writerDB[mode], createTimeout)
+		clients[mode] = newClient(t, ns, writerDB[mode], false)
+		_, err := clients[mode].viaURI("CREATE TABLE ticks (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())")
+		NewWithT(t).Expect(err).NotTo(HaveOccurred())
+		writers[mode] = startWriter(t, ns, writerDB[mode])
+	}
+	lostSoFar := map[databasev1.ReplicationMode]int{}
+	// rowsLost measures each writer's acknowledged rows missing from its
+	// primary, and returns the increase since the last measurement.
+	rowsLost := func() map[databasev1.ReplicationMode]int {
+		out := map[databasev1.ReplicationMode]int{}
+		for _, mode := range modes {
+			_, lost := writers[mode].lost(t, clients[mode])
+			out[mode] = lost - lostSoFar[mode]
+			lostSoFar[mode] = lost
+		}
+		return out
 	}
 
 	type result struct {
 		runs, violations int
 		converge         []time.Duration
+		lost             map[databasev1.ReplicationMode]int
 	}
 	results := map[string]*result{}
+	// inject returns once the fault has cleared, with what it broke that
+	// only it can see.
 	faults := []struct {
 		name   string
-		inject func(t *testing.T) // returns once the fault has cleared
+		inject func(t *testing.T) []string
 	}{
 		{"operator leader SIGKILL", killOperatorLeader},
-		{"kube-apiserver restart", func(t *testing.T) { clusterScript(t, "restart", "kube-apiserver") }},
-		{"etcd restart", func(t *testing.T) { clusterScript(t, "restart", "etcd") }},
+		{"operator leader SIGSTOP", stopOperatorLeader},
+		{"kube-apiserver restart", func(t *testing.T) []string { clusterScript(t, "restart", "kube-apiserver"); return nil }},
+		{"etcd restart", func(t *testing.T) []string { clusterScript(t, "restart", "etcd"); return nil }},
+		{"field conflict", fightOverReplicas(ns, names[0])},
 	}
 	defer func() {
 		lines := []string{fmt.Sprintf("%-26s %5s %11s %9s %9s %s", "fault", "runs", "violations", "p50", "p95", "rows lost")}
@@ -79,10 +119,10 @@ func TestFaultMatrix(t *testing.T) {
 				continue
 			}
 			p50, p95 := percentiles(r.converge)
-			lines = append(lines, fmt.Sprintf("%-26s %5d %11d %9s %9s %s", f.name, r.runs, r.violations,
-				p50.Round(100*time.Millisecond), p95.Round(100*time.Millisecond), "n/a (no writer)"))
+			lines = append(lines, fmt.Sprintf("%-26s %5d %11d %9s %9s async %d, sync %d", f.name, r.runs, r.violations,
+				p50.Round(100*time.Millisecond), p95.Round(100*time.Millisecond), r.lost[databasev1.ReplicationAsync], r.lost[databasev1.ReplicationSync]))
 		}
-		t.Logf("fault matrix (%d Databases, converge = all Ready for their generation after the fault cleared):\n%s", dbs, strings.Join(lines, "\n"))
+		t.Logf("fault matrix (%d Databases under churn and 2 with a writer each; converge = all Ready for their generation after the fault cleared; rows lost = acknowledged rows missing from the primary):\n%s", dbs, strings.Join(lines, "\n"))
 	}()
 
 	round := 0
@@ -91,24 +131,31 @@ func TestFaultMatrix(t *testing.T) {
 		if f.name != "operator leader SIGKILL" {
 			runs = max(1, rounds/4)
 		}
-		r := &result{}
+		r := &result{lost: map[databasev1.ReplicationMode]int{}}
 		results[f.name] = r
 		for range runs {
 			round++
 			before := takeInventory(t, ns)
-			churn := churnRound(t, ns, names, round, f.name == "operator leader SIGKILL" || switchoverUnderRestarts)
+			churn := churnRound(t, ns, names, round)
 			// The fault lands at a random moment of the churn's reconciles.
 			time.Sleep(time.Duration(rand.IntN(3000)) * time.Millisecond)
-			f.inject(t)
+			problems := f.inject(t)
 			cleared := time.Now()
 			converged, err := waitConverged(ns, 2*faultConvergeLimit+time.Minute)
 			r.runs++
 			r.converge = append(r.converge, converged.Sub(cleared))
-			problems := faultInvariants(t, ns, before, churn)
+			problems = append(problems, faultInvariants(t, ns, before, churn)...)
 			if err != nil {
 				problems = append(problems, err.Error())
 			} else if d := converged.Sub(cleared); d > faultConvergeLimit {
 				problems = append(problems, fmt.Sprintf("converged %s after the fault cleared (limit %s)", d.Round(time.Second), faultConvergeLimit))
+			}
+			for mode, n := range rowsLost() {
+				r.lost[mode] += n
+				// No fault here loses a node, so neither mode may lose a row.
+				if n > 0 {
+					problems = append(problems, fmt.Sprintf("%d acknowledged rows lost in %s mode", n, mode))
+				}
 			}
 			for _, p := range problems {
 				t.Errorf("%s, round %d: %s", f.name, round, p)
@@ -138,10 +185,9 @@ type churn struct {
 
 // churnRound starts the round's changes without waiting for them: one
 // Database created, one changed (backups switched on or off), one scaled
-// between 1 and 2 pods, a switchover where a Database has two (if
-// switchover), and the
+// between 1 and 2 pods (or switched over when it has two), and the
 // Database created two rounds before deleted.
-func churnRound(t *testing.T, ns string, names []string, round int, switchover bool) churn {
+func churnRound(t *testing.T, ns string, names []string, round int) churn {
 	t.Helper()
 	ctx := context.Background()
 	g := NewWithT(t)
@@ -161,7 +207,7 @@ func churnRound(t *testing.T, ns string, names []string, round int, switchover b
 	})
 	scale := names[(round+1)%len(names)]
 	update(t, ns, scale, func(db *databasev1.Database) {
-		if switchover && db.Status.Replicas == 2 && *db.Spec.Replicas == 2 && db.Annotations[databasev1.SwitchoverAnnotation] == "" {
+		if db.Status.Replicas == 2 && *db.Spec.Replicas == 2 && db.Annotations[databasev1.SwitchoverAnnotation] == "" {
 			db.Annotations = map[string]string{databasev1.SwitchoverAnnotation: "any"}
 			return
 		}
@@ -187,31 +233,169 @@ func update(t *testing.T, ns, name string, change func(*databasev1.Database)) {
 	}).WithTimeout(time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
 }
 
-// killOperatorLeader SIGKILLs the process of the operator replica holding
-// the Lease and returns once another holder renewed it.
-func killOperatorLeader(t *testing.T) {
+var leaseKey = client.ObjectKey{Namespace: operatorNamespace, Name: "database-operator.database.example.com"}
+
+// operatorLeader is the Lease's holder identity and the host PID of its
+// process.
+func operatorLeader(t *testing.T) (string, int) {
 	t.Helper()
 	g := NewWithT(t)
 	ctx := context.Background()
 	var lease coordinationv1.Lease
-	leaseKey := client.ObjectKey{Namespace: operatorNamespace, Name: "database-operator.database.example.com"}
 	g.Expect(k8s.Get(ctx, leaseKey, &lease)).To(Succeed())
 	holder := ptr.Deref(lease.Spec.HolderIdentity, "")
 	var pods corev1.PodList
 	g.Expect(k8s.List(ctx, &pods, client.InNamespace(operatorNamespace), client.MatchingLabels{"app.kubernetes.io/name": "database-operator"})).To(Succeed())
 	pid := 0
 	for _, p := range pods.Items {
-		if strings.HasPrefix(holder, p.Name) && len(p.Status.ContainerStatuses) > 0 {
+		if strings.HasPrefix(holder, p.Name+"_") && len(p.Status.ContainerStatuses) > 0 {
 			pid = hostProcessOf(p.Status.ContainerStatuses[0].ContainerID)
 		}
 	}
 	g.Expect(pid).NotTo(BeZero(), "the leader %s's process", holder)
-	g.Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
-	g.Eventually(func(g Gomega) {
-		var l coordinationv1.Lease
-		g.Expect(k8s.Get(ctx, leaseKey, &l)).To(Succeed())
-		g.Expect(ptr.Deref(l.Spec.HolderIdentity, "")).NotTo(Or(BeEmpty(), Equal(holder)))
+	return holder, pid
+}
+
+// awaitNewLeader waits until a holder other than old renewed the Lease,
+// and returns the Lease.
+func awaitNewLeader(t *testing.T, old string) coordinationv1.Lease {
+	t.Helper()
+	var l coordinationv1.Lease
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(context.Background(), leaseKey, &l)).To(Succeed())
+		g.Expect(ptr.Deref(l.Spec.HolderIdentity, "")).NotTo(Or(BeEmpty(), Equal(old)))
 	}).WithTimeout(time.Minute).WithPolling(200*time.Millisecond).Should(Succeed(), "another replica takes the Lease")
+	return l
+}
+
+// killOperatorLeader SIGKILLs the process of the operator replica holding
+// the Lease and returns once another holder renewed it.
+func killOperatorLeader(t *testing.T) []string {
+	t.Helper()
+	holder, pid := operatorLeader(t)
+	NewWithT(t).Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
+	awaitNewLeader(t, holder)
+	return nil
+}
+
+// stopOperatorLeader freezes the leader (SIGSTOP) until another replica
+// has taken the Lease and the churn has queued events for the frozen one,
+// then resumes it (SIGCONT): it wakes with reconciles to run, and must
+// write nothing, for another replica leads. What it sent is read from the
+// API server's audit log (each replica names its process in its
+// User-Agent). The fault clears when the resumed process has exited (it
+// lost the leadership; its container starts again as a standby).
+func stopOperatorLeader(t *testing.T) []string {
+	t.Helper()
+	g := NewWithT(t)
+	holder, pid := operatorLeader(t)
+	g.Expect(syscall.Kill(pid, syscall.SIGSTOP)).To(Succeed())
+	lease := awaitNewLeader(t, holder)
+	taken := lease.Spec.AcquireTime.Time
+	// Events for the frozen replica pile up meanwhile.
+	time.Sleep(3 * time.Second)
+	g.Expect(syscall.Kill(pid, syscall.SIGCONT)).To(Succeed())
+	g.Eventually(func() bool { return syscall.Kill(pid, 0) != nil }).WithTimeout(time.Minute).WithPolling(200*time.Millisecond).
+		Should(BeTrue(), "the resumed leader %s exits: it lost the Lease", holder)
+	var problems []string
+	writes, refused := auditedWritesSince(t, holder, taken)
+	for _, w := range writes {
+		problems = append(problems, "the replica that lost the Lease wrote after it was taken over: "+w)
+	}
+	t.Logf("operator leader SIGSTOP: %s frozen; %s took the Lease at %s; after SIGCONT it sent %d writes, %d failed-over Lease writes",
+		holder, ptr.Deref(lease.Spec.HolderIdentity, ""), taken.Format("15:04:05.000"), len(writes), refused)
+	return problems
+}
+
+// auditedWritesSince lists the writes the API server's audit log records
+// from the process identity at or after since, other than its attempts
+// on the Lease that failed (a standby's and a deposed leader's are
+// refused by the Lease's resourceVersion); failedLease counts those.
+func auditedWritesSince(t *testing.T, identity string, since time.Time) (writes []string, failedLease int) {
+	t.Helper()
+	path := filepath.Join(os.Getenv("STATE"), "audit.log")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("the API server's audit log: %v", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	seen := 0
+	for sc.Scan() {
+		var e struct {
+			Verb      string `json:"verb"`
+			UserAgent string `json:"userAgent"`
+			ObjectRef struct {
+				Resource, Namespace, Name string
+			} `json:"objectRef"`
+			ResponseStatus struct {
+				Code int `json:"code"`
+			} `json:"responseStatus"`
+			RequestReceived time.Time `json:"requestReceivedTimestamp"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) != nil || !strings.Contains(e.UserAgent, identity) {
+			continue
+		}
+		seen++
+		if e.RequestReceived.Before(since) {
+			continue
+		}
+		if e.ObjectRef.Resource == "leases" && e.ResponseStatus.Code >= 300 {
+			failedLease++
+			continue
+		}
+		writes = append(writes, fmt.Sprintf("%s %s %s/%s at %s (HTTP %d)", e.Verb, e.ObjectRef.Resource, e.ObjectRef.Namespace,
+			e.ObjectRef.Name, e.RequestReceived.Format("15:04:05.000000"), e.ResponseStatus.Code))
+	}
+	NewWithT(t).Expect(sc.Err()).NotTo(HaveOccurred())
+	// A log without this process's writes before the fault would prove
+	// nothing about the ones after it.
+	NewWithT(t).Expect(seen).NotTo(BeZero(), "the audit log records the leader %s's writes (User-Agent)", identity)
+	return writes, failedLease
+}
+
+// fightOverReplicas is another field manager force-applying the
+// StatefulSet's replicas of Database name every 100 ms for 12 s. The
+// operator must notice it from managedFields, report Degraded
+// FieldConflict naming the manager, and back off instead of taking the
+// field back on every change. The fault clears when the writer stops.
+func fightOverReplicas(ns, name string) func(t *testing.T) []string {
+	return func(t *testing.T) []string {
+		t.Helper()
+		g := NewWithT(t)
+		ctx := context.Background()
+		const manager, fightFor = "fault-matrix-fighter", 12 * time.Second
+		var sts appsv1.StatefulSet
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &sts)).To(Succeed())
+		theirs := *sts.Spec.Replicas + 1
+		startGeneration := sts.Generation
+		sawDegraded := false
+		for end := time.Now().Add(fightFor); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			ac := appsv1ac.StatefulSet(name, ns).WithSpec(appsv1ac.StatefulSetSpec().WithReplicas(theirs))
+			g.Expect(k8s.Apply(ctx, ac, client.FieldOwner(manager), client.ForceOwnership)).To(Succeed())
+			var db databasev1.Database
+			if k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &db) == nil {
+				c := meta.FindStatusCondition(db.Status.Conditions, databasev1.ConditionDegraded)
+				sawDegraded = sawDegraded || (c != nil && c.Status == metav1.ConditionTrue && c.Reason == "FieldConflict" && strings.Contains(c.Message, manager))
+			}
+		}
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &sts)).To(Succeed())
+		// Each write that changes replicas is a generation: theirs, then
+		// the operator's take-back.
+		takeBacks := int(sts.Generation-startGeneration) / 2
+		t.Logf("field conflict on %s/%s: the operator took spec.replicas back %d times in %s of a writer every 100 ms", ns, name, takeBacks, fightFor)
+		var problems []string
+		if !sawDegraded {
+			problems = append(problems, fmt.Sprintf("%s never reported Degraded FieldConflict naming %q", name, manager))
+		}
+		// Backing off 2, 4, 8 s after the first take-back gives 4 in 12 s;
+		// without it, one per write (about 100).
+		if takeBacks > 8 {
+			problems = append(problems, fmt.Sprintf("the operator took spec.replicas back %d times in %s: it fights", takeBacks, fightFor))
+		}
+		return problems
+	}
 }
 
 // waitConverged waits until every Database in ns is Ready for its
