@@ -88,6 +88,11 @@ type Config struct {
 	// a replica that is not streaming dials it to tell a lost primary from
 	// a slow one (instance.Report.PrimaryUnreachable).
 	Upstream string
+	// IsolationTimeout: a primary that has had a streaming replica, then
+	// has none and cannot read its pod from the API server either, for
+	// this long, stops its server (it starts again once the API answers,
+	// in the role its label gives). 0: it never does.
+	IsolationTimeout time.Duration
 	// Tick is how often the server is observed (1 s when zero).
 	Tick time.Duration
 	// Backoff is the pause after a failed prepare or a crash (1 s when
@@ -141,8 +146,15 @@ type runner struct {
 	// or was promoted.
 	configured bool
 
+	// iso tracks whether the primary is cut off (IsolationTimeout).
+	iso isolation
+
 	written   instance.Report
 	writtenAt time.Time
+	// reports takes the next report to write; the writer goroutine says
+	// on reportFailed that one failed, so that it is written again.
+	reports      chan instance.Report
+	reportFailed chan struct{}
 }
 
 func (a *runner) run(ctx context.Context, stop <-chan os.Signal) (int, error) {
@@ -150,6 +162,11 @@ func (a *runner) run(ctx context.Context, stop <-chan os.Signal) (int, error) {
 	watchCtx, cancelWatch := context.WithCancel(ctx)
 	defer cancelWatch()
 	go a.watchPod(watchCtx, pods)
+	// Reports are written by their own goroutine: an API server that does
+	// not answer must not hold up the loop that runs the server (the
+	// isolation fence acts while it does not).
+	a.reports, a.reportFailed = make(chan instance.Report, 1), make(chan struct{}, 1)
+	go a.writeReports(watchCtx)
 
 	ticker := time.NewTicker(a.cfg.Tick)
 	defer ticker.Stop()
@@ -181,8 +198,9 @@ func (a *runner) run(ctx context.Context, stop <-chan os.Signal) (int, error) {
 		case <-ticker.C:
 		}
 		current = a.observeServer(ctx)
+		a.watchIsolation(ctx, current)
 		a.act(ctx, current)
-		a.publish(ctx, current)
+		a.publish(current)
 	}
 }
 
@@ -292,6 +310,7 @@ func (a *runner) act(ctx context.Context, server *instance.Report) {
 		}
 		a.cfg.Log.Info("promoted")
 		a.configured = false
+		a.iso = isolation{}
 	case demote:
 		a.cfg.Log.Info("demoting: stopping the primary, to start again as a replica")
 		a.signalServer(a.cfg.StopSignal)
@@ -359,6 +378,7 @@ func (a *runner) start() {
 		return
 	}
 	a.phase, a.pid, a.exits, a.answered, a.configured = running, pid, exits, false, false
+	a.iso = isolation{}
 }
 
 // childEnv is what the agent adds to its environment for its children.
@@ -415,7 +435,12 @@ func (a *runner) signalServer(sig syscall.Signal) {
 
 // publish writes the report when it says something new, and while only
 // the positions move at most every instance.PositionInterval.
-func (a *runner) publish(ctx context.Context, server *instance.Report) {
+func (a *runner) publish(server *instance.Report) {
+	select {
+	case <-a.reportFailed:
+		a.written = instance.Report{}
+	default:
+	}
 	r := instance.Report{}
 	if server != nil {
 		r = *server
@@ -428,11 +453,76 @@ func (a *runner) publish(ctx context.Context, server *instance.Report) {
 	if same && (r.SamePositions(a.written) || time.Since(a.writtenAt) < instance.PositionInterval) {
 		return
 	}
-	if err := a.api.Report(ctx, r); err != nil {
-		a.cfg.Log.Error("reporting", "err", err)
+	// The newest report replaces one still waiting to be written.
+	select {
+	case <-a.reports:
+	default:
+	}
+	a.reports <- r
+	a.written, a.writtenAt = r, time.Now()
+}
+
+// writeReports writes each report publish hands over, until ctx ends.
+func (a *runner) writeReports(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-a.reports:
+			if err := a.api.Report(ctx, r); err != nil {
+				a.cfg.Log.Error("reporting", "err", err)
+				select {
+				case a.reportFailed <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// watchIsolation follows a primary's replicas and, once they are all
+// gone, whether the API server answers; when neither has for
+// IsolationTimeout, it stops the server: the operator, which the partition
+// hides from it, may be promoting a replica on the other side, and two
+// primaries taking writes would lose one side's.
+func (a *runner) watchIsolation(ctx context.Context, r *instance.Report) {
+	if a.cfg.IsolationTimeout == 0 || r == nil || r.Role != instance.Primary || a.desired != instance.Primary {
 		return
 	}
-	a.written, a.writtenAt = r, time.Now()
+	now := time.Now()
+	if r.StreamingReplicas > 0 {
+		a.iso = isolation{hadReplica: true}
+		return
+	}
+	if !a.iso.hadReplica {
+		return
+	}
+	if a.iso.replicasLostAt.IsZero() {
+		a.iso.replicasLostAt = now
+		a.cfg.Log.Info("no replica streams from the primary any more; checking that the API server answers")
+	}
+	if !a.iso.probing(now) {
+		return
+	}
+	probe, cancel := context.WithTimeout(ctx, time.Second)
+	p, err := a.api.Get(probe)
+	cancel()
+	if err == nil {
+		a.iso.apiFailingSince = time.Time{}
+		a.observePod(p)
+		return
+	}
+	if a.iso.apiFailingSince.IsZero() {
+		a.iso.apiFailingSince = now
+	}
+	if a.iso.fenceDue(now, a.cfg.IsolationTimeout) {
+		a.cfg.Log.Error("isolated: no replica streams from this primary and the API server does not answer; stopping the server (fencing) until it does",
+			"replicasLostFor", now.Sub(a.iso.replicasLostAt).Round(time.Millisecond).String(),
+			"apiFailingFor", now.Sub(a.iso.apiFailingSince).Round(time.Millisecond).String(), "err", err)
+		a.iso = isolation{}
+		a.signalServer(a.cfg.StopSignal)
+		a.phase = stopping
+	}
 }
 
 func (a *runner) describe() string {

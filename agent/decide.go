@@ -1,6 +1,10 @@
 package agent
 
-import "github.com/example/database-operator/instance"
+import (
+	"time"
+
+	"github.com/example/database-operator/instance"
+)
 
 // phase is where the agent is in the server's life.
 type phase int
@@ -78,4 +82,42 @@ func decide(s situation) action {
 		}
 	}
 	return wait
+}
+
+// isolation is what the agent of a primary knows of being cut off from
+// its replicas and from the API server at once: a network partition of its
+// node, on whose far side the operator is about to promote a replica that
+// the old primary cannot hear about (its label cannot reach it).
+type isolation struct {
+	// hadReplica: a replica streamed from the server since it last
+	// started or was promoted. A primary that never had one (a Database
+	// of one pod) has nobody to be replaced by, and never fences.
+	hadReplica bool
+	// replicasLostAt is when the last streaming replica went; zero while
+	// one streams.
+	replicasLostAt time.Time
+	// apiFailingSince is when the first of the failed API reads in a row
+	// was; zero after one succeeds.
+	apiFailingSince time.Time
+}
+
+// isolationWindow bounds how long after losing its replicas the agent
+// reads the API to find out whether it is isolated: an API outage that
+// begins long after the replicas went is not a partition with them, and
+// stopping the primary for it would only add an outage.
+const isolationWindow = time.Minute
+
+// probing says the agent should read the API now to tell a partition
+// from replicas that merely went.
+func (i isolation) probing(now time.Time) bool {
+	return i.hadReplica && !i.replicasLostAt.IsZero() && now.Sub(i.replicasLostAt) <= isolationWindow
+}
+
+// fenceDue says the primary has been without a streaming replica and
+// without the API server for timeout: it stops its server, so that a
+// replica promoted on the other side of a partition is the only primary
+// that takes writes. 0 never fences.
+func (i isolation) fenceDue(now time.Time, timeout time.Duration) bool {
+	return timeout > 0 && i.probing(now) && !i.apiFailingSince.IsZero() &&
+		now.Sub(i.replicasLostAt) >= timeout && now.Sub(i.apiFailingSince) >= timeout
 }

@@ -103,7 +103,8 @@ const postgresObserve = `SELECT pg_is_in_recovery(),
   current_setting('archive_mode') <> 'off',
   COALESCE(a.last_archived_wal, ''), COALESCE(extract(epoch FROM a.last_archived_time)::text, ''),
   COALESCE(a.last_failed_wal, ''), COALESCE(extract(epoch FROM a.last_failed_time)::text, ''),
-  (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready')
+  (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'),
+  (SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming')
 FROM pg_stat_archiver a`
 
 func (p Postgres) psql(ctx context.Context, timeout time.Duration, sql string) (string, error) {
@@ -140,7 +141,7 @@ func (p Postgres) Observe(ctx context.Context) (instance.Report, error) {
 
 func parsePostgresObserve(out string) (instance.Report, error) {
 	f := strings.Split(out, "|")
-	if len(f) != 11 {
+	if len(f) != 12 {
 		return instance.Report{}, fmt.Errorf("unexpected answer %q", out)
 	}
 	tli, err := strconv.ParseInt(f[1], 10, 64)
@@ -150,6 +151,8 @@ func parsePostgresObserve(out string) (instance.Report, error) {
 	r := instance.Report{Role: instance.Primary, Timeline: tli, Position: f[2]}
 	if f[0] == "t" {
 		r.Role, r.ReplayPosition, r.Streaming = instance.Replica, f[3], f[4] == "t"
+	} else if r.StreamingReplicas, err = strconv.Atoi(f[11]); err != nil {
+		return instance.Report{}, fmt.Errorf("streaming replicas %q: %w", f[11], err)
 	}
 	if f[5] == "t" {
 		a := &instance.ArchiverReport{LastArchivedWAL: f[6], LastFailedWAL: f[8]}

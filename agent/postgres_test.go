@@ -17,19 +17,22 @@ func TestParsePostgresObserve(t *testing.T) {
 		want      instance.Report
 		err       string
 	}{
-		{name: "primary without archiving", out: "f|3|0/3000060||f|f|||||0",
+		{name: "primary without archiving", out: "f|3|0/3000060||f|f|||||0|0",
 			want: instance.Report{Role: instance.Primary, Timeline: 3, Position: "0/3000060"}},
-		{name: "streaming replica", out: "t|2|0/5000000|0/4FFFFF0|t|f|||||0",
+		{name: "primary with two streaming replicas", out: "f|3|0/3000060||f|f|||||0|2",
+			want: instance.Report{Role: instance.Primary, Timeline: 3, Position: "0/3000060", StreamingReplicas: 2}},
+		{name: "streaming replica", out: "t|2|0/5000000|0/4FFFFF0|t|f|||||0|0",
 			want: instance.Report{Role: instance.Replica, Timeline: 2, Position: "0/5000000", ReplayPosition: "0/4FFFFF0", Streaming: true}},
-		{name: "archiving, never archived yet", out: "f|1|0/1000000||f|t|||||0",
+		{name: "archiving, never archived yet", out: "f|1|0/1000000||f|t|||||0|0",
 			want: instance.Report{Role: instance.Primary, Timeline: 1, Position: "0/1000000", Archive: &instance.ArchiverReport{}}},
-		{name: "archiving with a failure after the last success", out: "f|1|0/9000000||f|t|000000010000000000000007|1796280001.123456|000000010000000000000008|1796280060|2",
+		{name: "archiving with a failure after the last success", out: "f|1|0/9000000||f|t|000000010000000000000007|1796280001.123456|000000010000000000000008|1796280060|2|0",
 			want: instance.Report{Role: instance.Primary, Timeline: 1, Position: "0/9000000", Archive: &instance.ArchiverReport{
 				LastArchivedWAL: "000000010000000000000007", LastArchivedTime: archived,
 				LastFailedWAL: "000000010000000000000008", LastFailedTime: failed, Ready: 2}}},
 		{name: "too few fields", out: "f|1|0/1000000|||f", err: "unexpected answer"},
-		{name: "bad epoch", out: "f|1|0/1000000||f|t|000000010000000000000001|1e9|||0", err: "last_archived_time"},
-		{name: "too many decimals", out: "f|1|0/1000000||f|t|000000010000000000000001|1.1234567890|||0", err: "nine decimals"},
+		{name: "a replica count that is not a number", out: "f|3|0/3000060||f|f|||||0|x", err: "streaming replicas"},
+		{name: "bad epoch", out: "f|1|0/1000000||f|t|000000010000000000000001|1e9|||0|0", err: "last_archived_time"},
+		{name: "too many decimals", out: "f|1|0/1000000||f|t|000000010000000000000001|1.1234567890|||0|0", err: "nine decimals"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g := NewWithT(t)

@@ -60,6 +60,12 @@ type Report struct {
 	// open a TCP connection to the primary's address: the primary, or its
 	// node, is gone, not merely slow to accept the replica back.
 	PrimaryUnreachable bool `json:"primaryUnreachable,omitempty"`
+	// StreamingReplicas is, on a PostgreSQL primary, how many replicas
+	// stream from it (pg_stat_replication in state streaming; a lost
+	// replica leaves it after wal_sender_timeout). The agent of a primary
+	// that loses them all and cannot reach the API server either fences
+	// itself. Not reported for MySQL.
+	StreamingReplicas int `json:"streamingReplicas,omitempty"`
 	// Stopping says the agent asked the server to stop and it has not
 	// exited yet: a primary shutting down still sends its last WAL to the
 	// replicas, so none may be promoted before it has exited.

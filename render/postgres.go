@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
@@ -402,13 +403,14 @@ func (postgres) agent(s *spec) *agentRun {
 	if s.tlsSecret != "" {
 		env = append(env, valueEnv("PGSSLMODE", "verify-full"), valueEnv("PGSSLROOTCERT", tlsFile(TLSCAKey)))
 	}
-	run := &agentRun{engine: "postgresql", stopSignal: "SIGINT", prepare: postgresPrepare, env: env,
-		flags: []string{"--synchronous-standby-names="}}
+	syncNames := ""
 	if s.syncReplication {
 		// Any one standby's flush acknowledges a commit, whichever pods
 		// exist: no list of names to keep in step with scaling.
-		run.flags = []string{"--synchronous-standby-names=" + postgresSyncStandbys}
+		syncNames = postgresSyncStandbys
 	}
+	run := &agentRun{engine: "postgresql", stopSignal: "SIGINT", prepare: postgresPrepare, env: env,
+		flags: []string{"--synchronous-standby-names=" + syncNames, "--isolation-timeout=" + postgresIsolationTimeout.String()}}
 	if ArchivingOf(s.db) != nil {
 		run.flags = append(run.flags, "--archive-timeout="+s.archiveTimeout())
 	}
@@ -416,6 +418,16 @@ func (postgres) agent(s *spec) *agentRun {
 }
 
 func (postgres) initContainers(*spec) []*corev1ac.ContainerApplyConfiguration { return nil }
+
+// postgresIsolationTimeout is how long a primary that had replicas may be
+// without any streaming from it and without the API server before its
+// agent stops it (agent.Config.IsolationTimeout). The primary sees its
+// replicas go after wal_sender_timeout (5s), so it is fenced about 7-9s
+// into a partition; the replicas see it go after as long, and the operator
+// promotes one a failover delay after that: with the default 5s, the old
+// primary stops before the new one starts. A constant, not derived from
+// the delay: a change of the delay must not restart every pod.
+const postgresIsolationTimeout = 2 * time.Second
 
 // postgresSyncStandbys is synchronous_standby_names in sync mode.
 const postgresSyncStandbys = "ANY 1 (*)"
