@@ -88,6 +88,9 @@ type Config struct {
 	// a replica that is not streaming dials it to tell a lost primary from
 	// a slow one (instance.Report.PrimaryUnreachable).
 	Upstream string
+	// DataVolume is the data volume's mount point, whose size and free
+	// space every report carries; empty: none.
+	DataVolume string
 	// IsolationTimeout: a primary that has had a streaming replica, then
 	// has none and cannot read its pod from the API server either, for
 	// this long, stops its server (it starts again once the API answers,
@@ -324,7 +327,10 @@ func (a *runner) prepare(ctx context.Context) {
 	p, err := a.api.Get(ctx)
 	if err != nil {
 		a.cfg.Log.Error("not starting: cannot confirm the pod's role", "err", err)
-		a.backOff()
+		// Retried at the first pause, not a growing one: the API server
+		// away (a partition healing, a restart) says nothing about the
+		// server, which should start as soon as it answers again.
+		a.backoffUntil = time.Now().Add(a.cfg.Backoff)
 		return
 	}
 	a.observePod(p)
@@ -449,6 +455,12 @@ func (a *runner) publish(server *instance.Report) {
 	}
 	r.Stopping = a.phase == stopping
 	r.ObservedAt = time.Now().UTC()
+	if a.cfg.DataVolume != "" {
+		var fs syscall.Statfs_t
+		if err := syscall.Statfs(a.cfg.DataVolume, &fs); err == nil {
+			r.VolumeBytes, r.VolumeFreeBytes = int64(fs.Blocks)*fs.Bsize, int64(fs.Bavail)*fs.Bsize
+		}
+	}
 	same := r.SameExceptPositions(a.written)
 	if same && (r.SamePositions(a.written) || time.Since(a.writtenAt) < instance.PositionInterval) {
 		return

@@ -66,6 +66,12 @@ type Report struct {
 	// that loses them all and cannot reach the API server either fences
 	// itself. Not reported for MySQL.
 	StreamingReplicas int `json:"streamingReplicas,omitempty"`
+	// VolumeBytes is the size of the filesystem of the pod's data volume,
+	// and VolumeFreeBytes what of it is free for the server (statfs); 0
+	// when not measured. Reported whether the server runs or not: a full
+	// volume is often why it does not.
+	VolumeBytes     int64 `json:"volumeBytes,omitempty"`
+	VolumeFreeBytes int64 `json:"volumeFreeBytes,omitempty"`
 	// Stopping says the agent asked the server to stop and it has not
 	// exited yet: a primary shutting down still sends its last WAL to the
 	// replicas, so none may be promoted before it has exited.
@@ -79,6 +85,18 @@ type Report struct {
 	// ObservedAt is when the agent observed this, RFC 3339 with
 	// nanoseconds.
 	ObservedAt time.Time `json:"observedAt"`
+}
+
+// VolumeNearlyFullMinFree is the free space under which a data volume is
+// nearly full whatever its size: a PostgreSQL server needs a 16 MiB WAL
+// segment at a time.
+const VolumeNearlyFullMinFree = 32 << 20
+
+// VolumeNearlyFull says the data volume has less than 5% of it or less
+// than VolumeNearlyFullMinFree free: writes are about to fail (PostgreSQL
+// stops when it cannot write WAL).
+func (r Report) VolumeNearlyFull() bool {
+	return r.VolumeBytes > 0 && (r.VolumeFreeBytes*20 < r.VolumeBytes || r.VolumeFreeBytes < VolumeNearlyFullMinFree)
 }
 
 // PositionInterval bounds how often a report is written while only the
@@ -136,17 +154,24 @@ func (r Report) SameExceptPositions(o Report) bool {
 // SamePositions says two reports have the same positions and archiver
 // state.
 func (r Report) SamePositions(o Report) bool {
-	return r.Position == o.Position && r.ReplayPosition == o.ReplayPosition && r.archiveValue() == o.archiveValue()
+	return r.Position == o.Position && r.ReplayPosition == o.ReplayPosition && r.archiveValue() == o.archiveValue() &&
+		r.VolumeBytes == o.VolumeBytes && r.VolumeFreeBytes == o.VolumeFreeBytes
 }
 
 // withoutPositions is the report without what moves with the WAL, as a
 // comparable value; whether the archiver fails is kept, it is news.
 func (r Report) withoutPositions() Report {
-	failing := r.Archive.Failing()
+	failing, full := r.Archive.Failing(), r.VolumeNearlyFull()
 	r.Position, r.ReplayPosition, r.ObservedAt = "", "", time.Time{}
 	r.Archive = nil
 	if failing {
 		r.Archive = failingArchiver
+	}
+	// The free space moves like a position; a volume becoming nearly full
+	// (or no longer) is news, written at once.
+	r.VolumeBytes, r.VolumeFreeBytes = 0, 0
+	if full {
+		r.VolumeBytes = -1
 	}
 	return r
 }

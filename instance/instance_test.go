@@ -77,3 +77,33 @@ func TestBackupReportFitsTheTerminationMessage(t *testing.T) {
 	g.Expect(back).To(Equal(ok))
 	g.Expect(ok.String()).NotTo(ContainSubstring("error"))
 }
+
+func TestVolumeNearlyFull(t *testing.T) {
+	const gib = int64(1) << 30
+	for _, c := range []struct {
+		name       string
+		size, free int64
+		nearlyFull bool
+	}{
+		{name: "not measured", size: 0, free: 0},
+		{name: "half free", size: gib, free: gib / 2},
+		{name: "5% free of 1 GiB is 51 MiB", size: gib, free: gib/20 + 1},
+		{name: "under 5% free", size: gib, free: gib/20 - 1, nearlyFull: true},
+		{name: "20% of a small volume is under 32 MiB", size: 100 << 20, free: 20 << 20, nearlyFull: true},
+		{name: "full", size: gib, free: 0, nearlyFull: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := NewWithT(t)
+			r := instance.Report{VolumeBytes: c.size, VolumeFreeBytes: c.free}
+			g.Expect(r.VolumeNearlyFull()).To(Equal(c.nearlyFull))
+		})
+	}
+	g := NewWithT(t)
+	a := instance.Report{Role: instance.Primary, VolumeBytes: gib, VolumeFreeBytes: gib / 2}
+	b := a
+	b.VolumeFreeBytes = gib / 3
+	g.Expect(a.SameExceptPositions(b)).To(BeTrue(), "free space moves like a position")
+	g.Expect(a.SamePositions(b)).To(BeFalse())
+	b.VolumeFreeBytes = 0
+	g.Expect(a.SameExceptPositions(b)).To(BeFalse(), "becoming nearly full is news")
+}

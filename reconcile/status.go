@@ -97,6 +97,9 @@ func computeStatus(db *databasev1.Database, o observed, now metav1.Time) databas
 	if degraded == nil {
 		degraded = o.primaryProblem()
 	}
+	if degraded == nil && o.primary != nil {
+		degraded = volumeProblem(o.primary.members)
+	}
 	s.CurrentPrimary = db.Status.CurrentPrimary
 	s.Instances = db.Status.Instances
 	s.LastPrimaryChange = db.Status.LastPrimaryChange

@@ -62,6 +62,7 @@ func agentCommand(s *spec, run *agentRun) []string {
 		"--stop-signal=" + run.stopSignal,
 		"--starting-file=" + agentStartingFile,
 		"--role-file=" + agentRoleFile,
+		"--data-volume=" + s.eng.dataPath(),
 		"--termination-log=" + corev1.TerminationMessagePathDefault,
 		fmt.Sprintf("--upstream=%s:%d", PrimaryServiceHost(s.name, s.namespace), s.eng.port()),
 	}

@@ -121,6 +121,7 @@ func run(args []string) (int, error) {
 	upstream := fs.String("upstream", "", "host:port of the primary, which a replica that is not streaming dials")
 	syncNames := fs.String("synchronous-standby-names", "", "PostgreSQL: the primary's synchronous_standby_names (empty: asynchronous)")
 	archiveTimeout := fs.Duration("archive-timeout", 0, "PostgreSQL: close the primary's current WAL segment once it has been current this long plus 5s (archive_timeout's backstop); MySQL: ship the primary's binary logs to the archive (ARCHIVE_S3_*), closing the current file once it has transactions and has been current this long; 0: never")
+	dataVolume := fs.String("data-volume", "", "the data volume's mount point, whose size and free space the reports carry")
 	isolationTimeout := fs.Duration("isolation-timeout", 0, "stop a primary that had replicas once none streams from it and the API server does not answer for this long (fencing it in a network partition); 0: never")
 	semiSync := fs.Bool("semi-sync", false, "MySQL: semi-synchronous replication at the primary (a commit waits for a replica to receive it)")
 	if err := fs.Parse(args); err != nil {
@@ -136,6 +137,7 @@ func run(args []string) (int, error) {
 		StartingFile:     *startingFile,
 		RoleFile:         *roleFile,
 		IsolationTimeout: *isolationTimeout,
+		DataVolume:       *dataVolume,
 		TerminationLog:   *terminationLog,
 		Upstream:         *upstream,
 		Log:              slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "database-agent"),

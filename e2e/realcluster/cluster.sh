@@ -9,6 +9,8 @@
 #   cluster.sh status         exit 0 when it answers with every node Ready
 #   cluster.sh node-stop N    lose node N: kubelet, containers and containerd killed at once
 #   cluster.sh node-start N   bring node N back
+#   cluster.sh partition N    cut node N's pods and kubelet off from the rest (iptables)
+#   cluster.sh heal           remove every partition
 #
 # The Makefile passes the binaries and archives it built: KUBE_BIN (a folder
 # with kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
@@ -125,14 +127,16 @@ extendedKeyUsage=$usage"
 	rm -f "$name.csr"
 }
 
-# kubeconfig NAME: a kubeconfig for the client certificate NAME.crt.
+# kubeconfig NAME [ADDRESS]: a kubeconfig for the client certificate
+# NAME.crt, reaching the API server at ADDRESS (a loopback address, 127.0.0.1
+# unless given; the certificate is checked for the name localhost).
 kubeconfig() {
 	cat >"$1.kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
 - name: real
-  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", certificate-authority: "$PWD/ca.crt"}
+  cluster: {server: "https://${2:-127.0.0.1}:$APISERVER_PORT", tls-server-name: localhost, certificate-authority: "$PWD/ca.crt"}
 users:
 - name: $1
   user: {client-certificate: "$PWD/$1.crt", client-key: "$PWD/$1.key"}
@@ -142,6 +146,11 @@ contexts:
 current-context: real
 EOF
 }
+
+# kubelet_api_address N: the loopback address node N's kubelet reaches the
+# API server at (127.0.0.2 for node 0, ...): its own, so that a partition
+# can cut that one kubelet off (partition N).
+kubelet_api_address() { echo "127.0.0.$(($1 + 2))"; }
 
 pki() {
 	local dir="$STATE/pki" ip
@@ -162,7 +171,7 @@ pki() {
 		for n in $(seq 0 $((NODES - 1))); do
 			sign "node-$n" "/O=system:nodes/CN=system:node:node-$n" clientAuth
 			sign "node-$n-serving" "/CN=node-$n" serverAuth "DNS:node-$n,IP:127.0.0.1,IP:$ip"
-			kubeconfig "node-$n"
+			kubeconfig "node-$n" "$(kubelet_api_address "$n")"
 		done
 		openssl genrsa -out sa.key 2048 2>/dev/null
 		openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
@@ -398,6 +407,41 @@ egress_guard() {
 		iptables -t mangle -I POSTROUTING 1 -s "$POD_CIDR" -j "$EGRESS_CHAIN"
 }
 
+# partition N cuts node N off from the rest of the cluster: its pods from
+# the other nodes' pods (both ways) and from the API server, and its kubelet
+# from the API server. Its pods stay reachable from the host itself (the
+# tests' clients, which play a client on the node's side of the split).
+# heal removes every partition.
+PARTITION_CHAINS="DBOP-REAL-PART-FWD:FORWARD DBOP-REAL-PART-IN:INPUT DBOP-REAL-PART-OUT:OUTPUT"
+partition_chains() {
+	local pair
+	for pair in $PARTITION_CHAINS; do
+		iptables -N "${pair%%:*}" 2>/dev/null || true
+		iptables -C "${pair#*:}" -j "${pair%%:*}" 2>/dev/null || iptables -I "${pair#*:}" 1 -j "${pair%%:*}"
+	done
+}
+
+partition() {
+	local n=$1 c
+	partition_chains
+	c=(-m comment --comment "database-operator real-pod cluster: node-$n partitioned")
+	iptables -A DBOP-REAL-PART-FWD -i "dbr$n" ! -o "dbr$n" "${c[@]}" -j DROP
+	iptables -A DBOP-REAL-PART-FWD -o "dbr$n" ! -i "dbr$n" "${c[@]}" -j DROP
+	# Connections already open to the API server go too (the agents' watches).
+	iptables -A DBOP-REAL-PART-IN -i "dbr$n" -p tcp --dport "$APISERVER_PORT" "${c[@]}" -j DROP
+	iptables -A DBOP-REAL-PART-IN -i "dbr$n" -m conntrack --ctstate NEW "${c[@]}" -j DROP
+	iptables -A DBOP-REAL-PART-OUT -d "$(kubelet_api_address "$n")" -p tcp --dport "$APISERVER_PORT" "${c[@]}" -j DROP
+}
+
+heal() {
+	local pair
+	for pair in $PARTITION_CHAINS; do
+		iptables -D "${pair#*:}" -j "${pair%%:*}" 2>/dev/null || true
+		iptables -F "${pair%%:*}" 2>/dev/null || true
+		iptables -X "${pair%%:*}" 2>/dev/null || true
+	done
+}
+
 kube_proxy() {
 	running kube-proxy && return 0
 	cat >"$STATE/kube-proxy.yaml" <<EOF
@@ -516,6 +560,7 @@ down() {
 	iptables -t mangle -D POSTROUTING -s "$POD_CIDR" -j "$EGRESS_CHAIN" 2>/dev/null || true
 	iptables -t mangle -F "$EGRESS_CHAIN" 2>/dev/null || true
 	iptables -t mangle -X "$EGRESS_CHAIN" 2>/dev/null || true
+	heal
 	remove_chains
 	for n in $(seq 0 $((NODES - 1))); do ip link del "dbr$n" 2>/dev/null || true; done
 	# Network namespaces the CNI plugins left behind (their pods are gone).
@@ -579,6 +624,14 @@ node-start)
 	node_up "${2:?node number}"
 	log "node-$2 started"
 	;;
+partition)
+	partition "${2:?node number}"
+	log "node-$2 partitioned"
+	;;
+heal)
+	heal
+	log "partitions healed"
+	;;
 restart)
 	# A control-plane process stopped (SIGKILL, as a crash would) and
 	# started again; returns once the API server answers /readyz.
@@ -594,7 +647,7 @@ restart)
 	log "$2 restarted"
 	;;
 *)
-	echo "usage: $0 up|down|node-stop N|node-start N|restart etcd|kube-apiserver" >&2
+	echo "usage: $0 up|down|node-stop N|node-start N|partition N|heal|restart etcd|kube-apiserver" >&2
 	exit 2
 	;;
 esac

@@ -12,10 +12,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -103,6 +105,7 @@ func TestFaultMatrix(t *testing.T) {
 		lost             map[databasev1.ReplicationMode]int
 	}
 	results := map[string]*result{}
+	partitions := 0
 	// inject returns once the fault has cleared, with what it broke that
 	// only it can see.
 	faults := []struct {
@@ -114,6 +117,11 @@ func TestFaultMatrix(t *testing.T) {
 		{"kube-apiserver restart", func(t *testing.T) []string { clusterScript(t, "restart", "kube-apiserver"); return nil }},
 		{"etcd restart", func(t *testing.T) []string { clusterScript(t, "restart", "etcd"); return nil }},
 		{"field conflict", fightOverReplicas(ns, conflictDB)},
+		{faultPartition, func(t *testing.T) []string {
+			partitions++
+			// The runs alternate between the two writers' primaries.
+			return partitionPrimaryNode(t, ns, writerDB[modes[(partitions-1)%len(modes)]], []string{writerDB[modes[0]], writerDB[modes[1]]})
+		}},
 	}
 	defer func() {
 		lines := []string{fmt.Sprintf("%-26s %5s %11s %9s %9s %s", "fault", "runs", "violations", "p50", "p95", "rows lost")}
@@ -138,7 +146,12 @@ func TestFaultMatrix(t *testing.T) {
 			continue
 		}
 		runs := rounds
-		if f.name != "operator leader SIGKILL" {
+		switch f.name {
+		case "operator leader SIGKILL":
+		case faultPartition:
+			// One per writer, so both modes are cut off.
+			runs = max(2, rounds/4)
+		default:
 			runs = max(1, rounds/4)
 		}
 		r := &result{lost: map[databasev1.ReplicationMode]int{}}
@@ -162,8 +175,10 @@ func TestFaultMatrix(t *testing.T) {
 			}
 			for mode, n := range rowsLost() {
 				r.lost[mode] += n
-				// No fault here loses a node, so neither mode may lose a row.
-				if n > 0 {
+				// No other fault cuts a primary off, so neither mode may
+				// lose a row to it; a partition may cost an asynchronous
+				// primary what it acknowledged before it fenced itself.
+				if n > 0 && (mode == databasev1.ReplicationSync || f.name != faultPartition) {
 					problems = append(problems, fmt.Sprintf("%d acknowledged rows lost in %s mode", n, mode))
 				}
 			}
@@ -363,6 +378,181 @@ func auditedWritesSince(t *testing.T, identity string, since time.Time) (writes 
 	// nothing about the ones after it.
 	NewWithT(t).Expect(seen).NotTo(BeZero(), "the audit log records the leader %s's writes (User-Agent)", identity)
 	return writes, failedLease
+}
+
+// faultPartition names the network partition fault.
+const faultPartition = "partition of a primary's node"
+
+// partitionPrimaryNode cuts the node of target's primary off from the
+// rest (cluster.sh partition: its pods from the other nodes' pods and
+// from the API server, its kubelet from the API server) until the
+// operator has promoted another pod of target and 5 s more, at most 60 s,
+// then heals it. Meanwhile every pod of the Databases watched is asked
+// from the host, every 300 ms, whether it is a primary
+// (pg_is_in_recovery() false): once the failover delay has passed since
+// the partition began, two at once is a split brain. The isolated primary
+// must fence itself: it cannot hear that it was replaced. The fault clears
+// when the partition heals.
+func partitionPrimaryNode(t *testing.T, ns, target string, watched []string) []string {
+	t.Helper()
+	g := NewWithT(t)
+	old := currentPrimary(t, ns, target)
+	node := nodeOrdinal(t, ns, old)
+	mon := startPrimaryMonitor(t, ns, watched)
+	start := time.Now()
+	clusterScript(t, "partition", node)
+	healed := false
+	heal := func() {
+		if !healed {
+			clusterScript(t, "heal")
+			healed = true
+		}
+	}
+	defer heal()
+	var problems []string
+	var promoted time.Duration
+	err := wait(60*time.Second, func() bool {
+		var d databasev1.Database
+		if k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: target}, &d) != nil {
+			return false
+		}
+		return d.Status.CurrentPrimary != "" && d.Status.CurrentPrimary != old
+	})
+	if err != nil {
+		problems = append(problems, fmt.Sprintf("%s: no other pod promoted within 60 s of partitioning node-%s (the primary %s's)", target, node, old))
+	} else {
+		promoted = time.Since(start)
+		time.Sleep(5 * time.Second)
+	}
+	heal()
+	samples := mon.stop()
+	delay := render.DefaultFailoverDelay
+	problems = append(problems, splitBrains(samples, start.Add(delay))...)
+	t.Logf("partition of node-%s (%s's primary %s): promoted %s after %s; %d samples of the pods' roles, healed after %s",
+		node, target, old, currentPrimaryOr(ns, target), promoted.Round(100*time.Millisecond), len(samples), time.Since(start).Round(time.Second))
+	g.Expect(healed).To(BeTrue())
+	return problems
+}
+
+// wait polls cond every 200 ms for at most timeout.
+func wait(timeout time.Duration, cond func() bool) error {
+	for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if cond() {
+			return nil
+		}
+	}
+	return fmt.Errorf("not within %s", timeout)
+}
+
+func currentPrimaryOr(ns, db string) string {
+	var d databasev1.Database
+	if k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: db}, &d) != nil {
+		return "?"
+	}
+	return d.Status.CurrentPrimary
+}
+
+// roleSample is which pods of one Database answered as a primary at one
+// moment.
+type roleSample struct {
+	db        string
+	at        time.Time
+	primaries []string
+}
+
+// splitBrains lists the samples from after on where two pods of one
+// Database were primaries at once.
+func splitBrains(samples []roleSample, after time.Time) []string {
+	var out []string
+	for _, s := range samples {
+		if len(s.primaries) > 1 && !s.at.Before(after) {
+			out = append(out, fmt.Sprintf("%s: %s were all primaries at %s", s.db, strings.Join(s.primaries, " and "), s.at.Format("15:04:05.000")))
+		}
+	}
+	return out
+}
+
+type primaryMonitor struct {
+	cancel  context.CancelFunc
+	done    chan struct{}
+	samples []roleSample
+}
+
+// startPrimaryMonitor asks every pod of the Databases, by its IP from the
+// host, every 300 ms, whether it is a primary (the application user's
+// connection, 1 s to answer; a pod that does not answer is not one).
+func startPrimaryMonitor(t *testing.T, ns string, dbs []string) *primaryMonitor {
+	t.Helper()
+	type target struct {
+		db, pod string
+		cfg     *pgx.ConnConfig
+	}
+	var targets []target
+	for _, db := range dbs {
+		var secret corev1.Secret
+		NewWithT(t).Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: render.CredentialsSecretName(db)}, &secret)).To(Succeed())
+		var pods corev1.PodList
+		NewWithT(t).Expect(k8s.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{render.LabelInstance: db})).To(Succeed())
+		for _, p := range pods.Items {
+			cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=5432 dbname=%s sslmode=prefer connect_timeout=1",
+				p.Status.PodIP, secret.Data[render.SecretKeyDatabase]))
+			NewWithT(t).Expect(err).NotTo(HaveOccurred())
+			cfg.User, cfg.Password = string(secret.Data[render.SecretKeyUsername]), string(secret.Data[render.SecretKeyPassword])
+			targets = append(targets, target{db: db, pod: p.Name, cfg: cfg})
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &primaryMonitor{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		for ctx.Err() == nil {
+			at := time.Now()
+			byDB := map[string][]string{}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for _, tg := range targets {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if isPrimary(ctx, tg.cfg) {
+						mu.Lock()
+						byDB[tg.db] = append(byDB[tg.db], tg.pod)
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			for _, db := range dbs {
+				sort.Strings(byDB[db])
+				m.samples = append(m.samples, roleSample{db: db, at: at, primaries: byDB[db]})
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	}()
+	return m
+}
+
+func (m *primaryMonitor) stop() []roleSample {
+	m.cancel()
+	<-m.done
+	return m.samples
+}
+
+// isPrimary says the server at cfg answers, within 1 s, that it is not in
+// recovery.
+func isPrimary(ctx context.Context, cfg *pgx.ConnConfig) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false
+	}
+	defer conn.Close(context.Background())
+	var inRecovery bool
+	return conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery) == nil && !inRecovery
 }
 
 // fightOverReplicas is another field manager force-applying the
