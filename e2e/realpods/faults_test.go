@@ -428,8 +428,24 @@ func partitionPrimaryNode(t *testing.T, ns, target string, watched []string) []s
 	samples := mon.stop()
 	delay := render.DefaultFailoverDelay
 	problems = append(problems, splitBrains(samples, start.Add(delay))...)
-	t.Logf("partition of node-%s (%s's primary %s): promoted %s after %s; %d samples of the pods' roles, healed after %s",
-		node, target, old, currentPrimaryOr(ns, target), promoted.Round(100*time.Millisecond), len(samples), time.Since(start).Round(time.Second))
+	newPrimary := currentPrimaryOr(ns, target)
+	lastOld, firstNew := time.Duration(-1), time.Duration(-1)
+	for _, smp := range samples {
+		if smp.db != target {
+			continue
+		}
+		for _, p := range smp.primaries {
+			if p == old {
+				lastOld = smp.at.Sub(start)
+			}
+			if p == newPrimary && p != old && firstNew < 0 {
+				firstNew = smp.at.Sub(start)
+			}
+		}
+	}
+	t.Logf("partition of node-%s (%s's primary %s): the old primary last answered as one %s in, %s was promoted after %s and first answered as primary %s in; %d samples, healed after %s",
+		node, target, old, lastOld.Round(100*time.Millisecond), newPrimary, promoted.Round(100*time.Millisecond),
+		firstNew.Round(100*time.Millisecond), len(samples), time.Since(start).Round(time.Second))
 	g.Expect(healed).To(BeTrue())
 	return problems
 }
