@@ -103,6 +103,21 @@ pg_archive:
         description: "WAL files complete and waiting for archive_command"
 `
 
+// walBudget is the WAL a PostgreSQL server keeps, in MB, scaled to the
+// data volume: wal_keep_size (what a replica or a rewind may still need)
+// an eighth of it and max_wal_size (the WAL between checkpoints) a
+// quarter, up to 1 GB each, and min_wal_size half of max_wal_size, up to
+// the server's 80 MB. A fixed 1 GB of kept WAL, with the server's default
+// 1 GB between checkpoints, filled a 1 GiB volume by WAL alone.
+func (s *spec) walBudget() (keep, maxWAL, minWAL int64) {
+	mib := s.db.Spec.Storage.Size.Value() >> 20
+	clamp := func(v, lo, hi int64) int64 { return min(max(v, lo), hi) }
+	keep = clamp(mib/8, 16, 1024)
+	maxWAL = clamp(mib/4, 64, 1024)
+	minWAL = clamp(maxWAL/2, 32, 80)
+	return keep, maxWAL, minWAL
+}
+
 func postgresConf(s *spec) string {
 	var b strings.Builder
 	line := func(k, v string) { fmt.Fprintf(&b, "%s = %s\n", k, v) }
@@ -119,7 +134,11 @@ func postgresConf(s *spec) string {
 	line("wal_level", "replica")
 	line("max_wal_senders", "10")
 	line("max_replication_slots", "10")
-	line("wal_keep_size", "'1GB'")
+	keep, maxWAL, minWAL := s.walBudget()
+	line("wal_keep_size", fmt.Sprintf("'%dMB'", keep))
+	b.WriteString("# WAL sized to the data volume (spec.storage.size), which it must not fill.\n")
+	line("max_wal_size", fmt.Sprintf("'%dMB'", maxWAL))
+	line("min_wal_size", fmt.Sprintf("'%dMB'", minWAL))
 	line("hot_standby", "on")
 	b.WriteString("# A former primary rejoins with pg_rewind, which needs hint-bit changes in the WAL.\n")
 	line("wal_log_hints", "on")

@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -62,12 +63,22 @@ func (c claims) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, e
 	if err := c.Get(ctx, req.NamespacedName, &pvc); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if pvc.Spec.VolumeName != "" || pvc.DeletionTimestamp != nil {
+	if pvc.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil
 	}
 	class := ""
 	if pvc.Spec.StorageClassName != nil {
 		class = *pvc.Spec.StorageClassName
+	}
+	sized, err := c.sizedClass(ctx, class)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if pvc.Spec.VolumeName != "" {
+		if sized && c.nodeVolumes != "" {
+			return ctrl.Result{}, c.expand(ctx, &pvc)
+		}
+		return ctrl.Result{}, nil
 	}
 	source := corev1.PersistentVolumeSource{
 		HostPath: &corev1.HostPathVolumeSource{Path: "/tmp/local-provisioner/" + string(pvc.UID)},
@@ -83,6 +94,12 @@ func (c claims) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, e
 		dir := filepath.Join(c.nodeVolumes, node, name)
 		if err := freshFilesystemRoot(dir); err != nil {
 			return ctrl.Result{}, fmt.Errorf("volume folder for %s/%s: %w", pvc.Namespace, pvc.Name, err)
+		}
+		if sized {
+			size := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
+			if err := mountImage(ctx, dir, size.Value()); err != nil {
+				return ctrl.Result{}, fmt.Errorf("sized volume for %s/%s: %w", pvc.Namespace, pvc.Name, err)
+			}
 		}
 		source = corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: dir}}
 		affinity = &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
@@ -195,6 +212,123 @@ func freshFilesystemRoot(dir string) error {
 	return os.Mkdir(filepath.Join(dir, "lost+found"), 0o700)
 }
 
+// sizedParameter in a StorageClass's parameters ("true") makes its
+// volumes sized: each is an ext4 filesystem of exactly the claimed size in
+// an image file, loop-mounted on the volume's folder, so that a volume
+// fills up as real block storage does; growing the claim grows it (the
+// class then says allowVolumeExpansion).
+const sizedParameter = "sized"
+
+func (c claims) sizedClass(ctx context.Context, name string) (bool, error) {
+	if name == "" {
+		return false, nil
+	}
+	var class storagev1.StorageClass
+	if err := c.Get(ctx, client.ObjectKey{Name: name}, &class); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return class.Parameters[sizedParameter] == "true", nil
+}
+
+// imageOf is the image file of the sized volume in folder dir.
+func imageOf(dir string) string { return dir + ".img" }
+
+// mountImage makes dir a sized volume of size bytes (see sizedParameter),
+// or leaves it if it already is one.
+func mountImage(ctx context.Context, dir string, size int64) error {
+	if mounted(ctx, dir) {
+		return nil
+	}
+	img := imageOf(dir)
+	if _, err := os.Stat(img); errors.Is(err, os.ErrNotExist) {
+		// -m 0: no blocks reserved for root, so the server sees all of it
+		// as free, and a full volume is full for it.
+		if err := run(ctx, "truncate", "-s", fmt.Sprint(size), img+".new"); err != nil {
+			return err
+		}
+		if err := run(ctx, "mkfs.ext4", "-q", "-F", "-m", "0", img+".new"); err != nil {
+			return err
+		}
+		if err := os.Rename(img+".new", img); err != nil {
+			return err
+		}
+	}
+	return run(ctx, "mount", "-o", "loop", img, dir)
+}
+
+// unmountImage undoes mountImage (nothing for a plain folder).
+func unmountImage(ctx context.Context, dir string) error {
+	if mounted(ctx, dir) {
+		if err := run(ctx, "umount", dir); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(imageOf(dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func mounted(ctx context.Context, dir string) bool {
+	return exec.CommandContext(ctx, "mountpoint", "-q", dir).Run() == nil
+}
+
+func run(ctx context.Context, name string, args ...string) error {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// expand grows a bound sized volume to its claim's request, online, as a
+// CSI driver's resizer and node plugin would together: the image file,
+// the loop device and the filesystem, then the PersistentVolume's capacity
+// and the claim's status.
+func (c claims) expand(ctx context.Context, pvc *corev1.PersistentVolumeClaim) error {
+	want := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
+	var pv corev1.PersistentVolume
+	if err := c.Get(ctx, client.ObjectKey{Name: pvc.Spec.VolumeName}, &pv); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if pv.Annotations["pv.kubernetes.io/provisioned-by"] != provisionedBy || pv.Spec.Local == nil {
+		return nil
+	}
+	have := pv.Spec.Capacity[corev1.ResourceStorage]
+	if want.Cmp(have) > 0 {
+		dir := pv.Spec.Local.Path
+		out, err := exec.CommandContext(ctx, "findmnt", "-n", "-o", "SOURCE", "--mountpoint", dir).Output()
+		if err != nil {
+			return fmt.Errorf("the loop device of %s: %w", pv.Name, err)
+		}
+		dev := strings.TrimSpace(string(out))
+		if err := run(ctx, "truncate", "-s", fmt.Sprint(want.Value()), imageOf(dir)); err != nil {
+			return err
+		}
+		if err := run(ctx, "losetup", "-c", dev); err != nil {
+			return err
+		}
+		if err := run(ctx, "resize2fs", dev); err != nil {
+			return err
+		}
+		pv.Spec.Capacity = corev1.ResourceList{corev1.ResourceStorage: want}
+		if err := c.Update(ctx, &pv); err != nil {
+			return fmt.Errorf("capacity of %s: %w", pv.Name, err)
+		}
+	}
+	if got := pvc.Status.Capacity[corev1.ResourceStorage]; got.Cmp(want) >= 0 {
+		return nil
+	}
+	pvc.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: want}
+	pvc.Status.AllocatedResources = corev1.ResourceList{corev1.ResourceStorage: want}
+	pvc.Status.AllocatedResourceStatuses = nil
+	pvc.Status.Conditions = nil
+	if err := c.Status().Update(ctx, pvc); err != nil {
+		return fmt.Errorf("status of %s/%s: %w", pvc.Namespace, pvc.Name, err)
+	}
+	return nil
+}
+
 // volumes deletes the volumes this program made once their claim is gone
 // (and, for node-local volumes, their folder).
 type volumes struct {
@@ -211,6 +345,9 @@ func (v volumes) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		return ctrl.Result{}, nil
 	}
 	if local := pv.Spec.Local; local != nil && v.nodeVolumes != "" && strings.HasPrefix(local.Path, v.nodeVolumes+string(filepath.Separator)) {
+		if err := unmountImage(ctx, local.Path); err != nil {
+			return ctrl.Result{}, fmt.Errorf("unmount %s: %w", pv.Name, err)
+		}
 		if err := os.RemoveAll(local.Path); err != nil {
 			return ctrl.Result{}, fmt.Errorf("remove the folder of %s: %w", pv.Name, err)
 		}

@@ -74,7 +74,12 @@ func TestFaultMatrix(t *testing.T) {
 	// hide its condition behind theirs.
 	const conflictDB = "fc"
 	createDatabase(t, faultDatabase(ns, conflictDB, 1))
-	for _, n := range append(names, conflictDB) {
+	// The full-volume fault's: a volume of exactly its size.
+	const fullDB = "fv"
+	fv := faultDatabase(ns, fullDB, 1)
+	fv.Spec.Storage = databasev1.StorageSpec{Size: resource.MustParse("512Mi"), Class: "sized"}
+	createDatabase(t, fv)
+	for _, n := range append(names, conflictDB, fullDB) {
 		waitDatabaseReady(t, ns, n, createTimeout)
 	}
 	writers := map[databasev1.ReplicationMode]*writer{}
@@ -117,6 +122,7 @@ func TestFaultMatrix(t *testing.T) {
 		{"kube-apiserver restart", func(t *testing.T) []string { clusterScript(t, "restart", "kube-apiserver"); return nil }},
 		{"etcd restart", func(t *testing.T) []string { clusterScript(t, "restart", "etcd"); return nil }},
 		{"field conflict", fightOverReplicas(ns, conflictDB)},
+		{faultFullVolume, fillDataVolume(ns, fullDB)},
 		{faultPartition, func(t *testing.T) []string {
 			partitions++
 			// The runs alternate between the two writers' primaries.
@@ -151,6 +157,9 @@ func TestFaultMatrix(t *testing.T) {
 		case faultPartition:
 			// One per writer, so both modes are cut off.
 			runs = max(2, rounds/4)
+		case faultFullVolume:
+			// Each run grows the volume: a second would fill a larger one.
+			runs = 1
 		default:
 			runs = max(1, rounds/4)
 		}
@@ -378,6 +387,118 @@ func auditedWritesSince(t *testing.T, identity string, since time.Time) (writes 
 	// nothing about the ones after it.
 	NewWithT(t).Expect(seen).NotTo(BeZero(), "the audit log records the leader %s's writes (User-Agent)", identity)
 	return writes, failedLease
+}
+
+// faultFullVolume names the full data volume fault.
+const faultFullVolume = "full data volume"
+
+// fillDataVolume fills the data volume of Database name (one pod on a
+// sized volume) through its Service, 20 MB per statement, until the
+// server refuses. Then the Database must say so (Degraded VolumeNearlyFull
+// and a Warning Event of that reason), the kubelet's volume statistics
+// must make the DatabaseVolumeNearlyFull alert's expression true (the
+// alert itself needs a Prometheus this cluster does not run), and
+// growing spec.storage.size must recover it with every acknowledged
+// statement's rows. The fault clears when the size is grown.
+func fillDataVolume(ns, name string) func(t *testing.T) []string {
+	return func(t *testing.T) []string {
+		t.Helper()
+		g := NewWithT(t)
+		c := newClient(t, ns, name, false)
+		_, err := c.viaURI("CREATE TABLE IF NOT EXISTS filler (id int, pad text)")
+		g.Expect(err).NotTo(HaveOccurred())
+		const perStatement = 20000 // rows of about 1 kB
+		acked, lastErr := 0, ""
+		for i := 0; i < 200; i++ {
+			_, err := c.viaURIWithin(fmt.Sprintf("INSERT INTO filler SELECT %d, repeat(md5(g::text), 32) FROM generate_series(1, %d) g", i, perStatement), 2*time.Minute)
+			if err != nil {
+				lastErr = err.Error()
+				break
+			}
+			acked++
+		}
+		g.Expect(lastErr).NotTo(BeEmpty(), "the volume never filled")
+		t.Logf("full data volume: %d statements of %d rows acknowledged, then: %s", acked, perStatement, firstLine(lastErr))
+		var problems []string
+		var sawDegraded bool
+		var degradedMsg string
+		waitErr := wait(90*time.Second, func() bool {
+			var db databasev1.Database
+			if k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &db) != nil {
+				return false
+			}
+			c := meta.FindStatusCondition(db.Status.Conditions, databasev1.ConditionDegraded)
+			sawDegraded = c != nil && c.Status == metav1.ConditionTrue && c.Reason == "VolumeNearlyFull"
+			if sawDegraded {
+				degradedMsg = c.Message
+			}
+			return sawDegraded
+		})
+		if waitErr != nil {
+			problems = append(problems, name+": no Degraded VolumeNearlyFull within 90 s of the volume filling")
+		}
+		var events corev1.EventList
+		g.Expect(k8s.List(context.Background(), &events, client.InNamespace(ns))).To(Succeed())
+		event := false
+		for _, e := range events.Items {
+			event = event || (e.InvolvedObject.Name == name && e.Reason == "VolumeNearlyFull" && e.Type == corev1.EventTypeWarning)
+		}
+		if !event {
+			problems = append(problems, name+": no VolumeNearlyFull Warning Event")
+		}
+		free, capacity := kubeletVolumeStats(t, ns, "data-"+name+"-0")
+		if capacity == 0 || free/capacity >= 0.05 {
+			problems = append(problems, fmt.Sprintf("the kubelet reports %.0f of %.0f bytes free on data-%s-0: the alert's critical expression (under 5%% free) is not true", free, capacity, name))
+		}
+		t.Logf("full data volume: %s; the kubelet says %.1f MiB free of %.1f MiB", degradedMsg, free/(1<<20), capacity/(1<<20))
+
+		update(t, ns, name, func(db *databasev1.Database) { db.Spec.Storage.Size = resource.MustParse("1Gi") })
+		waitDatabaseReady(t, ns, name, 3*time.Minute)
+		out, err := c.viaURI("SELECT count(DISTINCT id) FROM filler")
+		g.Expect(err).NotTo(HaveOccurred())
+		if n, _ := strconv.Atoi(out); n < acked {
+			problems = append(problems, fmt.Sprintf("%s: %d of the %d acknowledged statements' rows are left after the volume grew", name, n, acked))
+		}
+		if _, err := c.viaURI("INSERT INTO filler VALUES (-1, 'after')"); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: no write after the volume grew: %v", name, err))
+		}
+		return problems
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}
+
+// kubeletVolumeStats is what the kubelet of the claim's node reports of
+// the volume (kubelet_volume_stats_available_bytes and _capacity_bytes,
+// the alert's inputs), read through the API server's node proxy.
+func kubeletVolumeStats(t *testing.T, ns, pvc string) (available, capacity float64) {
+	t.Helper()
+	var claim corev1.PersistentVolumeClaim
+	NewWithT(t).Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: pvc}, &claim)).To(Succeed())
+	node := claim.Annotations["volume.kubernetes.io/selected-node"]
+	out, _, err := kubectl(context.Background(), "", "get", "--raw", "/api/v1/nodes/"+node+"/proxy/metrics")
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	labels := fmt.Sprintf(`namespace="%s",persistentvolumeclaim="%s"`, ns, pvc)
+	for _, line := range strings.Split(out, "\n") {
+		name, rest, ok := strings.Cut(line, "{")
+		if !ok || !strings.Contains(rest, labels) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "kubelet_volume_stats_available_bytes":
+			available = v
+		case "kubelet_volume_stats_capacity_bytes":
+			capacity = v
+		}
+	}
+	return available, capacity
 }
 
 // faultPartition names the network partition fault.
