@@ -331,7 +331,7 @@ provisioner:
 ##@ Real-pod cluster
 
 # Debian packages the real-pod cluster's nodes run, and debootstrap for the images.
-REAL_PACKAGES := containerd runc containernetworking-plugins iptables conntrack debootstrap
+REAL_PACKAGES := containerd runc containernetworking-plugins iptables conntrack debootstrap xfsprogs
 # What e2e/realcluster/cluster.sh needs to know.
 REAL_ENV := KUBE_BIN=$(BIN)/k8s-$(KUBE_VERSION) ETCD=$(ETCD) CRICTL=$(CRICTL) PROVISIONER=$(PROVISIONER) \
 	IMAGES=$(REAL_IMAGES) STATE=$(REAL_STATE) KUBECONFIG_OUT=$(REAL_KUBECONFIG)

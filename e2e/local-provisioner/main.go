@@ -213,10 +213,12 @@ func freshFilesystemRoot(dir string) error {
 }
 
 // sizedParameter in a StorageClass's parameters ("true") makes its
-// volumes sized: each is an ext4 filesystem of exactly the claimed size in
+// volumes sized: each is an XFS filesystem of exactly the claimed size in
 // an image file, loop-mounted on the volume's folder, so that a volume
-// fills up as real block storage does; growing the claim grows it (the
-// class then says allowVolumeExpansion).
+// fills up as real block storage does; growing the claim grows it online
+// (the class then says allowVolumeExpansion). XFS, not ext4: growing a
+// mounted ext4 needs CAP_SYS_RESOURCE, which this machine's root lacks;
+// xfs_growfs needs CAP_SYS_ADMIN only.
 const sizedParameter = "sized"
 
 func (c claims) sizedClass(ctx context.Context, name string) (bool, error) {
@@ -241,12 +243,10 @@ func mountImage(ctx context.Context, dir string, size int64) error {
 	}
 	img := imageOf(dir)
 	if _, err := os.Stat(img); errors.Is(err, os.ErrNotExist) {
-		// -m 0: no blocks reserved for root, so the server sees all of it
-		// as free, and a full volume is full for it.
 		if err := run(ctx, "truncate", "-s", fmt.Sprint(size), img+".new"); err != nil {
 			return err
 		}
-		if err := run(ctx, "mkfs.ext4", "-q", "-F", "-m", "0", img+".new"); err != nil {
+		if err := run(ctx, "mkfs.xfs", "-q", "-f", img+".new"); err != nil {
 			return err
 		}
 		if err := os.Rename(img+".new", img); err != nil {
@@ -308,7 +308,7 @@ func (c claims) expand(ctx context.Context, pvc *corev1.PersistentVolumeClaim) e
 		if err := run(ctx, "losetup", "-c", dev); err != nil {
 			return err
 		}
-		if err := run(ctx, "resize2fs", dev); err != nil {
+		if err := run(ctx, "xfs_growfs", dir); err != nil {
 			return err
 		}
 		pv.Spec.Capacity = corev1.ResourceList{corev1.ResourceStorage: want}

@@ -571,6 +571,10 @@ down() {
 	done
 	# Mounts under the state folder (volumes, secrets, overlay snapshots), deepest first.
 	for m in $(awk -v s="$STATE/" 'index($5, s) == 1 {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null || true; done
+	# Loop devices of the sized volumes' images (detached once released).
+	losetup -n -l -O NAME,BACK-FILE 2>/dev/null | awk -v s="$STATE/" 'index($2, s) == 1 {print $1}' | while read -r dev; do
+		losetup -d "$dev" 2>/dev/null || true
+	done
 	for n in $(seq 0 $((NODES - 1))); do
 		name=$(node_cgroup "$n")
 		for h in $(cgroup_hierarchies); do
