@@ -237,10 +237,10 @@ bench-failover: ## Failover benchmark on the real-pod cluster: 10 runs of each f
 	@awk '/failover results/{p=1} p{sub(/^ *(failover_test.go:[0-9]+: )?/, ""); print} /^ *sync +acknowledged rows lost/{p=0}' $(LOCAL)/realpods.log
 
 .PHONY: test-faults
-test-faults: ## Fault matrix on the real-pod cluster: 20 Databases under churn and 2 with writers; operator leader SIGKILL (20 rounds) and SIGSTOP, API server and etcd restarts, a field conflict (5 each); prints one table (make test runs a short version).
+test-faults: ## Fault matrix on the real-pod cluster: 20 Databases under churn and 2 with writers; operator leader SIGKILL (20 rounds) and SIGSTOP, API server and etcd restarts, a field conflict, partitions of a primary's node (5 each), a full data volume (1); prints one table (make test runs a short version).
 	$(MAKE) --no-print-directory test-e2e-real GO_TEST_FLAGS="-run TestFaultMatrix" REAL_TEST_TIMEOUT=150m \
 		FAULT_DATABASES=$${FAULT_DATABASES:-20} FAULT_ROUNDS=$${FAULT_ROUNDS:-20}
-	@awk '/fault matrix \(/{p=1} p{sub(/^ *(faults_test.go:[0-9]+: )?/, ""); print} /^ *field conflict/{p=0}' $(LOCAL)/realpods.log
+	@awk '/fault matrix \(/{p=1} p{sub(/^ *(faults_test.go:[0-9]+: )?/, ""); print} /^ *partition of/{p=0}' $(LOCAL)/realpods.log
 
 .PHONY: bench-archive
 bench-archive: engines build $(WEED) ## Archive benchmarks on PostgreSQL 15, MariaDB and SeaweedFS: recovery point over 10 losses per engine, base backup and restore throughput against pg_basebackup and tar (~20 min).

@@ -456,8 +456,10 @@ func fillDataVolume(ns, name string) func(t *testing.T) []string {
 		}
 		t.Logf("full data volume: %s; the kubelet says %.1f MiB free of %.1f MiB", degradedMsg, free/(1<<20), capacity/(1<<20))
 
+		grown := time.Now()
 		update(t, ns, name, func(db *databasev1.Database) { db.Spec.Storage.Size = resource.MustParse("1Gi") })
 		waitDatabaseReady(t, ns, name, 3*time.Minute)
+		t.Logf("full data volume: spec.storage.size grown to 1Gi; Ready again %s later", time.Since(grown).Round(100*time.Millisecond))
 		out, err := c.viaURI("SELECT count(DISTINCT id) FROM filler")
 		g.Expect(err).NotTo(HaveOccurred())
 		if n, _ := strconv.Atoi(out); n < acked {
