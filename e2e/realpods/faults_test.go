@@ -130,14 +130,14 @@ func TestFaultMatrix(t *testing.T) {
 		}},
 	}
 	defer func() {
-		lines := []string{fmt.Sprintf("%-26s %5s %11s %9s %9s %s", "fault", "runs", "violations", "p50", "p95", "rows lost")}
+		lines := []string{fmt.Sprintf("%-30s %5s %11s %9s %9s %s", "fault", "runs", "violations", "p50", "p95", "rows lost")}
 		for _, f := range faults {
 			r := results[f.name]
 			if r == nil {
 				continue
 			}
 			p50, p95 := percentiles(r.converge)
-			lines = append(lines, fmt.Sprintf("%-26s %5d %11d %9s %9s async %d, sync %d", f.name, r.runs, r.violations,
+			lines = append(lines, fmt.Sprintf("%-30s %5d %11d %9s %9s async %d, sync %d", f.name, r.runs, r.violations,
 				p50.Round(100*time.Millisecond), p95.Round(100*time.Millisecond), r.lost[databasev1.ReplicationAsync], r.lost[databasev1.ReplicationSync]))
 		}
 		t.Logf("fault matrix (%d Databases under churn and 2 with a writer each; converge = all Ready for their generation after the fault cleared; rows lost = acknowledged rows missing from the primary):\n%s", dbs, strings.Join(lines, "\n"))
