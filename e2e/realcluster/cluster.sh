@@ -427,10 +427,18 @@ partition() {
 	c=(-m comment --comment "database-operator real-pod cluster: node-$n partitioned")
 	iptables -A DBOP-REAL-PART-FWD -i "dbr$n" ! -o "dbr$n" "${c[@]}" -j DROP
 	iptables -A DBOP-REAL-PART-FWD -o "dbr$n" ! -i "dbr$n" "${c[@]}" -j DROP
-	# Connections already open to the API server go too (the agents' watches).
+	# Connections already open to the API server go too, both ways: a
+	# watch's events flow from the API server without the client sending
+	# anything (an agent on a node cut off one way only still learned of
+	# its new role). The reply tuple's source port is the API server's,
+	# whether the pod dialled it or the kubernetes Service's address.
 	iptables -A DBOP-REAL-PART-IN -i "dbr$n" -p tcp --dport "$APISERVER_PORT" "${c[@]}" -j DROP
+	iptables -A DBOP-REAL-PART-OUT -o "dbr$n" -p tcp -m conntrack --ctreplsrcport "$APISERVER_PORT" "${c[@]}" -j DROP
 	iptables -A DBOP-REAL-PART-IN -i "dbr$n" -m conntrack --ctstate NEW "${c[@]}" -j DROP
-	iptables -A DBOP-REAL-PART-OUT -d "$(kubelet_api_address "$n")" -p tcp --dport "$APISERVER_PORT" "${c[@]}" -j DROP
+	local kubelet
+	kubelet=$(kubelet_api_address "$n")
+	iptables -A DBOP-REAL-PART-OUT -d "$kubelet" -p tcp --dport "$APISERVER_PORT" "${c[@]}" -j DROP
+	iptables -A DBOP-REAL-PART-OUT -s "$kubelet" -p tcp --sport "$APISERVER_PORT" "${c[@]}" -j DROP
 }
 
 heal() {

@@ -553,6 +553,16 @@ func partitionPrimaryNode(t *testing.T, ns, target string, watched []string) []s
 	}
 	heal()
 	samples := mon.stop()
+	t.Logf("partition of node-%s: the pods' roles as seen from the host:\n%s", node, strings.Join(mon.changes, "\n"))
+	agentLog, _, _ := kubectl(context.Background(), "", "-n", ns, "logs", old, "-c", "database", "--since=2m")
+	var agentLines []string
+	for _, l := range strings.Split(agentLog, "\n") {
+		if strings.Contains(l, "database-agent") && (strings.Contains(l, "role") || strings.Contains(l, "isolat") || strings.Contains(l, "demot") ||
+			strings.Contains(l, "replica streams") || strings.Contains(l, "reading the pod") || strings.Contains(l, "stopp")) {
+			agentLines = append(agentLines, l)
+		}
+	}
+	t.Logf("partition of node-%s: the old primary %s's agent said:\n%s", node, old, strings.Join(agentLines, "\n"))
 	delay := render.DefaultFailoverDelay
 	problems = append(problems, splitBrains(samples, start.Add(delay))...)
 	newPrimary := currentPrimaryOr(ns, target)
@@ -619,6 +629,11 @@ type primaryMonitor struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	samples []roleSample
+	// changes says when each pod stopped or started answering as a
+	// primary, and why not, for the log.
+	mu      sync.Mutex
+	changes []string
+	was     map[string]bool
 }
 
 // startPrimaryMonitor asks every pod of the Databases, by its IP from the
@@ -645,7 +660,8 @@ func startPrimaryMonitor(t *testing.T, ns string, dbs []string) *primaryMonitor 
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &primaryMonitor{cancel: cancel, done: make(chan struct{})}
+	m := &primaryMonitor{cancel: cancel, done: make(chan struct{}), was: map[string]bool{}}
+	begin := time.Now()
 	go func() {
 		defer close(m.done)
 		for ctx.Err() == nil {
@@ -657,11 +673,18 @@ func startPrimaryMonitor(t *testing.T, ns string, dbs []string) *primaryMonitor 
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					if isPrimary(ctx, tg.cfg) {
+					ok, why := isPrimary(ctx, tg.cfg)
+					if ok {
 						mu.Lock()
 						byDB[tg.db] = append(byDB[tg.db], tg.pod)
 						mu.Unlock()
 					}
+					m.mu.Lock()
+					if ok != m.was[tg.pod] && ctx.Err() == nil {
+						m.changes = append(m.changes, fmt.Sprintf("%.1fs %s primary=%v %s", at.Sub(begin).Seconds(), tg.pod, ok, why))
+						m.was[tg.pod] = ok
+					}
+					m.mu.Unlock()
 				}()
 			}
 			wg.Wait()
@@ -685,17 +708,23 @@ func (m *primaryMonitor) stop() []roleSample {
 }
 
 // isPrimary says the server at cfg answers, within 1 s, that it is not in
-// recovery.
-func isPrimary(ctx context.Context, cfg *pgx.ConnConfig) bool {
+// recovery; and if not, why.
+func isPrimary(ctx context.Context, cfg *pgx.ConnConfig) (bool, string) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return false
+		return false, err.Error()
 	}
 	defer conn.Close(context.Background())
 	var inRecovery bool
-	return conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery) == nil && !inRecovery
+	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil {
+		return false, err.Error()
+	}
+	if inRecovery {
+		return false, "in recovery"
+	}
+	return true, ""
 }
 
 // fightOverReplicas is another field manager force-applying the
