@@ -126,6 +126,9 @@ type conflictState struct {
 	last time.Time
 	// until is when the fields may be taken back again.
 	until time.Time
+	// message is the last Degraded report, repeated while the cache shows
+	// no conflict before until.
+	message string
 }
 
 // conflictDecision is what to do with a child this reconcile.
@@ -144,6 +147,17 @@ type conflictDecision struct {
 // the child's fields now, what names the child in messages.
 func decideConflict(prev conflictState, found []fieldConflict, now time.Time, what string) (conflictState, conflictDecision) {
 	if len(found) == 0 {
+		if now.Before(prev.until) {
+			// The cache may show the operator's own take-back, written
+			// before the other manager's next write reached it: a forced
+			// apply now would take the fields back unseen, and a fast
+			// writer would be fought once per echo. Wait out the backoff.
+			d := conflictDecision{retryAfter: prev.until.Sub(now)}
+			if prev.message != "" {
+				d.problem = &degradation{reason: conflictReason, message: prev.message}
+			}
+			return prev, d
+		}
 		if !prev.last.IsZero() && now.Sub(prev.last) > conflictMemory {
 			prev = conflictState{}
 		}
@@ -162,9 +176,13 @@ func decideConflict(prev conflictState, found []fieldConflict, now time.Time, wh
 		d.problem = conflictProblem(what, found, wait)
 		d.started = next.strikes == 2
 		d.retryAfter = wait
+		next.message = d.problem.message
 	}
 	return next, d
 }
+
+// conflictReason is the Degraded reason of a field conflict.
+const conflictReason = "FieldConflict"
 
 func conflictProblem(what string, found []fieldConflict, wait time.Duration) *degradation {
 	var parts []string
@@ -172,7 +190,7 @@ func conflictProblem(what string, found []fieldConflict, wait time.Duration) *de
 		parts = append(parts, fmt.Sprintf("manager %q holds %s", c.manager, strings.Join(c.fields, ", ")))
 	}
 	return &degradation{
-		reason: "FieldConflict",
+		reason: conflictReason,
 		message: fmt.Sprintf("%s: %s, which the operator applies; it takes them back at most every %s instead of fighting "+
 			"(next in %s). Stop the other writer, or remove these fields from what it applies.",
 			what, strings.Join(parts, "; "), conflictBackoffMax, wait.Round(time.Second)),

@@ -75,6 +75,15 @@ func TestDecideConflict(t *testing.T) {
 			{at: 30 * time.Second, found: fight, apply: true, retry: 20 * time.Second, degraded: true},
 			{at: 50 * time.Second, found: fight, apply: true, retry: 20 * time.Second, degraded: true},
 		},
+		"the cache showing the operator's own take-back does not take the fields back again before the backoff ends": {
+			{at: 0, found: fight, apply: true},
+			// The echo of the take-back: no conflict in the cache, but the
+			// other manager may have written since.
+			{at: 50 * time.Millisecond, retry: 1950 * time.Millisecond},
+			{at: 2 * time.Second, found: fight, apply: true, retry: 4 * time.Second, degraded: true, started: true},
+			{at: 2100 * time.Millisecond, retry: 3900 * time.Millisecond, degraded: true},
+			{at: 6 * time.Second, found: fight, apply: true, retry: 8 * time.Second, degraded: true},
+		},
 		"the fight ends: the next reconcile is fine, and the strikes are forgotten later": {
 			{at: 0, found: fight, apply: true},
 			{at: 2 * time.Second, found: fight, apply: true, retry: 4 * time.Second, degraded: true, started: true},

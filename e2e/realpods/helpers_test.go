@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -83,8 +84,11 @@ func execIn(ns, pod, container string, timeout time.Duration, command ...string)
 }
 
 // newNamespace creates a namespace that enforces the restricted Pod
-// Security Standard; it is deleted when the test ends (kept when it failed,
-// to look at).
+// Security Standard; it is deleted when the test ends. When the test
+// failed, what is in it (objects, Events, every container's last log
+// lines) is logged first, and with E2E_KEEP_FAILED set it is kept to look
+// at: a failed test's pods would otherwise run on and slow every later
+// test on this two-core machine into failing too.
 func newNamespace(t *testing.T, prefix string) string {
 	t.Helper()
 	suffix := make([]byte, 3)
@@ -101,16 +105,42 @@ func newNamespace(t *testing.T, prefix string) string {
 	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("namespace %s kept for inspection", name)
-			for _, what := range []string{"databases,pods,pvc,jobs -o wide", "events --sort-by=.lastTimestamp"} {
-				out, errOut, _ := kubectl(context.Background(), "", append([]string{"-n", name, "get"}, strings.Fields(what)...)...)
-				t.Logf("kubectl -n %s get %s:\n%s%s", name, what, out, errOut)
+			logNamespace(t, name)
+			if os.Getenv("E2E_KEEP_FAILED") != "" {
+				t.Logf("namespace %s kept for inspection (E2E_KEEP_FAILED)", name)
+				return
 			}
-			return
 		}
 		_ = k8s.Delete(context.Background(), ns)
 	})
 	return name
+}
+
+// logNamespace logs a failed test's namespace: its objects, its Events and
+// the last lines of every container's log (previous runs' too).
+func logNamespace(t *testing.T, ns string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, what := range []string{"databases,pods,pvc,jobs -o wide", "events --sort-by=.lastTimestamp"} {
+		out, errOut, _ := kubectl(ctx, "", append([]string{"-n", ns, "get"}, strings.Fields(what)...)...)
+		t.Logf("kubectl -n %s get %s:\n%s%s", ns, what, out, errOut)
+	}
+	var pods corev1.PodList
+	if err := k8s.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+		t.Logf("list the pods of %s: %v", ns, err)
+		return
+	}
+	for _, p := range pods.Items {
+		for _, c := range p.Spec.Containers {
+			for _, previous := range []bool{false, true} {
+				out, _, err := kubectl(ctx, "", "-n", ns, "logs", p.Name, "-c", c.Name, "--tail=40", fmt.Sprintf("--previous=%t", previous))
+				if err == nil && strings.TrimSpace(out) != "" {
+					t.Logf("logs of %s/%s (previous=%t):\n%s", p.Name, c.Name, previous, out)
+				}
+			}
+		}
+	}
 }
 
 // restrictedPod returns spec with the security settings the restricted
