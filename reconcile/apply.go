@@ -32,6 +32,13 @@ func apply(ctx context.Context, c client.Client, obj runtime.ApplyConfiguration)
 	return c.Apply(ctx, obj, client.FieldOwner(FieldManager), client.ForceOwnership)
 }
 
+// applyUnforced applies without forcing ownership: the one exception,
+// while the operator backs off a field conflict (conflicts.go), where a
+// conflict error is the answer sought.
+func applyUnforced(ctx context.Context, c client.Client, obj runtime.ApplyConfiguration) error {
+	return c.Apply(ctx, obj, client.FieldOwner(FieldManager))
+}
+
 // applyStatus applies a Database status through the status subresource.
 func applyStatus(ctx context.Context, c client.Client, obj runtime.ApplyConfiguration) error {
 	return c.Status().Apply(ctx, obj, client.FieldOwner(FieldManager), client.ForceOwnership)
@@ -139,7 +146,13 @@ func (r *Reconciler) applyChildren(ctx context.Context, db *databasev1.Database,
 // apply applies a child of db and notes the resourceVersion it answered,
 // so the watch event of this write is known for an echo.
 func (r *Reconciler) apply(ctx context.Context, db *databasev1.Database, kind, name string, ac runtime.ApplyConfiguration) error {
-	if err := apply(ctx, r.Client, ac); err != nil {
+	return r.applyAs(ctx, db, kind, name, ac, apply)
+}
+
+// applyAs is apply with the given way of applying (forced or not).
+func (r *Reconciler) applyAs(ctx context.Context, db *databasev1.Database, kind, name string, ac runtime.ApplyConfiguration,
+	how func(context.Context, client.Client, runtime.ApplyConfiguration) error) error {
+	if err := how(ctx, r.Client, ac); err != nil {
 		return err
 	}
 	r.echoes.wrote(db, kind, name, resourceVersionOf(ac))

@@ -135,6 +135,11 @@ type conflictState struct {
 type conflictDecision struct {
 	// apply is false while the operator waits before taking the fields back.
 	apply bool
+	// unforced is true when the apply must not force ownership: the
+	// fields may have been taken again since the cache's view. The
+	// apply's conflict error then means the wait goes on (retryAfter,
+	// problem); its success means the fight is over (neither applies).
+	unforced bool
 	// retryAfter is when to look again (the end of the wait); 0 for none.
 	retryAfter time.Duration
 	// problem is the Degraded report while the conflict repeats.
@@ -150,9 +155,11 @@ func decideConflict(prev conflictState, found []fieldConflict, now time.Time, wh
 		if now.Before(prev.until) {
 			// The cache may show the operator's own take-back, written
 			// before the other manager's next write reached it: a forced
-			// apply now would take the fields back unseen, and a fast
-			// writer would be fought once per echo. Wait out the backoff.
-			d := conflictDecision{retryAfter: prev.until.Sub(now)}
+			// apply now would take the fields back unseen, once per echo
+			// against a fast writer. An unforced apply asks the server
+			// instead: it fails naming the manager if the fields were taken
+			// again (the wait goes on), and succeeds if the fight is over.
+			d := conflictDecision{apply: true, unforced: true, retryAfter: prev.until.Sub(now)}
 			if prev.message != "" {
 				d.problem = &degradation{reason: conflictReason, message: prev.message}
 			}
@@ -183,6 +190,17 @@ func decideConflict(prev conflictState, found []fieldConflict, now time.Time, wh
 
 // conflictReason is the Degraded reason of a field conflict.
 const conflictReason = "FieldConflict"
+
+// unforcedConflictProblem is the Degraded report when an unforced apply
+// found the fields taken again and no earlier report names the manager:
+// the server's conflict message does.
+func unforcedConflictProblem(what string, err error, wait time.Duration) *degradation {
+	return &degradation{
+		reason: conflictReason,
+		message: fmt.Sprintf("%s: %v; the operator takes the fields back at most every %s instead of fighting (next in %s). "+
+			"Stop the other writer, or remove these fields from what it applies.", what, err, conflictBackoffMax, wait.Round(time.Second)),
+	}
+}
 
 func conflictProblem(what string, found []fieldConflict, wait time.Duration) *degradation {
 	var parts []string

@@ -55,6 +55,7 @@ func TestDecideConflict(t *testing.T) {
 		found []fieldConflict
 		// want
 		apply    bool
+		unforced bool
 		retry    time.Duration
 		degraded bool
 		started  bool
@@ -75,14 +76,15 @@ func TestDecideConflict(t *testing.T) {
 			{at: 30 * time.Second, found: fight, apply: true, retry: 20 * time.Second, degraded: true},
 			{at: 50 * time.Second, found: fight, apply: true, retry: 20 * time.Second, degraded: true},
 		},
-		"the cache showing the operator's own take-back does not take the fields back again before the backoff ends": {
+		"while backing off, a cache that shows no conflict gets an unforced apply, not a take-back": {
 			{at: 0, found: fight, apply: true},
 			// The echo of the take-back: no conflict in the cache, but the
 			// other manager may have written since.
-			{at: 50 * time.Millisecond, retry: 1950 * time.Millisecond},
+			{at: 50 * time.Millisecond, apply: true, unforced: true, retry: 1950 * time.Millisecond},
 			{at: 2 * time.Second, found: fight, apply: true, retry: 4 * time.Second, degraded: true, started: true},
-			{at: 2100 * time.Millisecond, retry: 3900 * time.Millisecond, degraded: true},
+			{at: 2100 * time.Millisecond, apply: true, unforced: true, retry: 3900 * time.Millisecond, degraded: true},
 			{at: 6 * time.Second, found: fight, apply: true, retry: 8 * time.Second, degraded: true},
+			{at: 14 * time.Second, apply: true},
 		},
 		"the fight ends: the next reconcile is fine, and the strikes are forgotten later": {
 			{at: 0, found: fight, apply: true},
@@ -99,6 +101,7 @@ func TestDecideConflict(t *testing.T) {
 				var d conflictDecision
 				state, d = decideConflict(state, s.found, t0.Add(s.at), "StatefulSet orders")
 				g.Expect(d.apply).To(Equal(s.apply), "step %d: apply", i)
+				g.Expect(d.unforced).To(Equal(s.unforced), "step %d: unforced", i)
 				g.Expect(d.retryAfter).To(Equal(s.retry), "step %d: retryAfter", i)
 				g.Expect(d.problem != nil).To(Equal(s.degraded), "step %d: degraded", i)
 				g.Expect(d.started).To(Equal(s.started), "step %d: started", i)

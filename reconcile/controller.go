@@ -348,7 +348,17 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, db *databasev1.Datab
 		}
 	}
 	if o.degraded == nil && !resizing && conflict.apply {
-		if err := r.apply(ctx, db, kindStatefulSet.kind, *rendered.StatefulSet.Name, rendered.StatefulSet); err != nil {
+		how := apply
+		if conflict.unforced {
+			how = applyUnforced
+		}
+		if err := r.applyAs(ctx, db, kindStatefulSet.kind, *rendered.StatefulSet.Name, rendered.StatefulSet, how); conflict.unforced && apierrors.IsConflict(err) {
+			// Taken again: the backoff goes on.
+			if conflict.problem == nil {
+				conflict.problem = unforcedConflictProblem("StatefulSet "+sts.Name, err, conflict.retryAfter)
+			}
+			o.statefulSet = sts
+		} else if err != nil {
 			if !needsHuman(err) {
 				return nil, fmt.Errorf("apply StatefulSet %s: %w", *rendered.StatefulSet.Name, err)
 			}
@@ -363,6 +373,11 @@ func (r *Reconciler) reconcileChildren(ctx context.Context, db *databasev1.Datab
 			if sts != nil && sts.Spec.Replicas != nil && *sts.Spec.Replicas != *o.statefulSet.Spec.Replicas {
 				r.event(db, corev1.EventTypeNormal, "Scaled", "Scale",
 					fmt.Sprintf("StatefulSet %s scaled from %d to %d replicas", sts.Name, *sts.Spec.Replicas, *o.statefulSet.Spec.Replicas))
+			}
+			if conflict.unforced {
+				// Nobody holds the fields any more: the fight is over.
+				conflict.problem = nil
+				o.conflictRetry = 0
 			}
 		}
 	} else {
